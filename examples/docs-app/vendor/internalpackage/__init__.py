@@ -1,0 +1,1 @@
+"""An internal package that is not on any index, shipped through vendor/."""

@@ -1,0 +1,281 @@
+"""The packaging pipeline: config, project, target, resolve, install, archive, report."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+
+from . import __version__
+from .archive import ZipEntry, ZipSummary, entry_for, write_zip
+from .chaliceruntime import installed_runtime, runtime_from_wheel
+from .config import StageConfig, load_stage_config
+from .errors import MissingDependencies, ProjectError
+from .install import InstalledDistribution, fetch_wheels, file_sha256, install_wheels
+from .pip import redact
+from .project import Project, scan_project
+from .report import REPORT_NAME, missing_dependencies_warning, write_json_atomically
+from .requirements import RequirementLine, lines_by_name, read_requirement_lines
+from .resolve import Distribution, Resolution, resolve
+from .target import Target, host_runtime
+
+log = logging.getLogger(__name__)
+
+DEPLOYMENT_ZIP = "deployment.zip"
+LAYER_ZIP = "layer-deployment.zip"
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    project_dir: Path
+    stage: str = "dev"
+    out_dir: Path | None = None  # default: <project>/dist
+    automatic_layer: bool | None = None  # None: as config.json says
+    runtime: str | None = None  # default: the running interpreter's python3.X
+    arch: str | None = None  # default: config.json's lambda_architecture, else x86_64
+    strict: bool = False
+    cache_dir: Path | None = None  # default: $XDG_CACHE_HOME/chalicepack
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    report: dict[str, Any]
+    report_path: Path
+    warnings: list[str] = field(default_factory=list)
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "chalicepack"
+
+
+def build(options: BuildOptions) -> BuildResult:
+    """Package the project; raise a ``ChalicepackError`` subclass on failure."""
+    project_dir = options.project_dir.resolve()
+    config = load_stage_config(project_dir, options.stage)
+    target = Target.parse(
+        options.runtime or host_runtime(), options.arch or config.architecture or "x86_64"
+    )
+    project = scan_project(project_dir)
+    automatic_layer = (
+        config.automatic_layer if options.automatic_layer is None else options.automatic_layer
+    )
+    out_dir = (options.out_dir or project_dir / "dist").resolve()
+    cache_dir = (options.cache_dir or default_cache_dir()).resolve()
+    with tempfile.TemporaryDirectory(prefix="chalicepack-") as scratch:
+        return _build_in(
+            Path(scratch), project, config, target, automatic_layer, out_dir, cache_dir, options
+        )
+
+
+def _build_in(
+    workdir: Path,
+    project: Project,
+    config: StageConfig,
+    target: Target,
+    automatic_layer: bool,
+    out_dir: Path,
+    cache_dir: Path,
+    options: BuildOptions,
+) -> BuildResult:
+    lines: tuple[RequirementLine, ...] = ()
+    resolution = Resolution((), ())
+    if project.requirements is not None:
+        lines = read_requirement_lines(project.requirements)
+        resolution = resolve(
+            project.requirements, lines, target, workdir=workdir, cache_dir=cache_dir / "pip"
+        )
+    warnings = []
+    if resolution.missing:
+        warnings.append(missing_dependencies_warning(resolution.missing))
+        log.warning("%s", warnings[-1])
+
+    chalice = [d for d in resolution.distributions if d.name == "chalice"]
+    shipped = [d for d in resolution.distributions if d.name != "chalice"]
+    wheels = fetch_wheels(
+        resolution.distributions, target, store=cache_dir / "wheels", cache_dir=cache_dir / "pip"
+    )
+    site_packages = workdir / "site-packages"
+    site_packages.mkdir()
+    installed = install_wheels(wheels, shipped, site_packages)
+    if chalice:
+        runtime_version, runtime = (
+            chalice[0].version,
+            runtime_from_wheel(wheels["chalice"], workdir),
+        )
+        runtime_source = f"chalice=={runtime_version} from requirements.txt"
+    else:
+        runtime_version, runtime = installed_runtime(workdir)
+        runtime_source = f"chalice=={runtime_version} installed with chalicepack"
+
+    app_entries = [entry_for(f.arcname, f.path) for f in project.app_files]
+    app_entries += [ZipEntry(arcname, path) for arcname, path in runtime.items()]
+    vendor_entries = [entry_for(f.arcname, f.path) for f in project.vendor_files]
+    dependency_entries = [
+        entry_for(path.relative_to(site_packages).as_posix(), path)
+        for path in sorted(site_packages.rglob("*"))
+        if path.is_file()
+    ]
+    library_entries, overridden = _vendor_over_dependencies(vendor_entries, dependency_entries)
+    for arcname in overridden:
+        log.warning("vendor/%s replaces the file of the same path from a dependency", arcname)
+    _refuse_app_collisions(app_entries, library_entries, project)
+
+    report = _report(
+        project,
+        config,
+        target,
+        automatic_layer,
+        installed,
+        resolution,
+        lines,
+        vendor_entries,
+        overridden,
+        runtime_source,
+    )
+    report_path = out_dir / REPORT_NAME
+    if resolution.missing and options.strict:
+        report["artifacts"] = {}
+        write_json_atomically(report_path, report)
+        raise MissingDependencies(
+            "missing dependencies under --strict: "
+            + ", ".join(f"{m.name}=={m.version}" for m in resolution.missing)
+            + "; vendor them or pin releases that have wheels for the target"
+        )
+
+    artifacts: dict[str, ZipSummary] = {}
+    if automatic_layer:
+        artifacts["deployment"] = write_zip(out_dir / DEPLOYMENT_ZIP, app_entries)
+        if library_entries:
+            layer = [_under(target.site_packages, entry) for entry in library_entries]
+            artifacts["layer"] = write_zip(out_dir / LAYER_ZIP, layer)
+        else:
+            log.info("no layer zip: there are no dependencies or vendor files to put in it")
+    else:
+        artifacts["deployment"] = write_zip(
+            out_dir / DEPLOYMENT_ZIP, [*app_entries, *library_entries]
+        )
+    if "layer" not in artifacts:
+        # A layer zip left by an earlier build would be taken for this build's.
+        (out_dir / LAYER_ZIP).unlink(missing_ok=True)
+    report["artifacts"] = {name: _artifact(summary) for name, summary in artifacts.items()}
+    write_json_atomically(report_path, report)
+    return BuildResult(report, report_path, warnings)
+
+
+def _under(prefix: str, entry: ZipEntry) -> ZipEntry:
+    return ZipEntry(f"{prefix}/{entry.arcname}", entry.source, entry.executable)
+
+
+def _vendor_over_dependencies(
+    vendor: Sequence[ZipEntry], dependencies: Sequence[ZipEntry]
+) -> tuple[list[ZipEntry], list[str]]:
+    """Vendor files and dependency files together; a vendor file wins over a dependency's."""
+    vendored = {entry.arcname for entry in vendor}
+    overridden = sorted(entry.arcname for entry in dependencies if entry.arcname in vendored)
+    kept = [entry for entry in dependencies if entry.arcname not in vendored]
+    return [*vendor, *kept], overridden
+
+
+def _refuse_app_collisions(
+    app: Sequence[ZipEntry], libraries: Sequence[ZipEntry], project: Project
+) -> None:
+    app_paths = {entry.arcname for entry in app}
+    for entry in libraries:
+        if entry.arcname in app_paths:
+            raise ProjectError(
+                f"{entry.source} would replace the app's {entry.arcname} in the package; "
+                f"rename it, or remove it from {project.root / 'vendor'} or requirements.txt"
+            )
+
+
+def _artifact(summary: ZipSummary) -> dict[str, Any]:
+    digest = file_sha256(summary.path)
+    return {
+        "path": str(summary.path),
+        "size": summary.size,
+        "unzipped_size": summary.unzipped_size,
+        "files": summary.entries,
+        "sha256": digest,
+        # What Lambda reports as CodeSha256 and Terraform's source_code_hash expects.
+        "sha256_base64": base64.b64encode(bytes.fromhex(digest)).decode(),
+    }
+
+
+def _report(
+    project: Project,
+    config: StageConfig,
+    target: Target,
+    automatic_layer: bool,
+    installed: Sequence[InstalledDistribution],
+    resolution: Resolution,
+    lines: tuple[RequirementLine, ...],
+    vendor: Sequence[ZipEntry],
+    overridden: Sequence[str],
+    runtime_source: str,
+) -> dict[str, Any]:
+    every = [*resolution.distributions]
+    return {
+        "chalicepack_version": __version__,
+        "project": str(project.root),
+        "app_name": config.app_name,
+        "stage": config.stage,
+        "runtime": target.runtime,
+        "architecture": target.arch,
+        "automatic_layer": automatic_layer,
+        "chalice_runtime": runtime_source,
+        "artifacts": {},
+        "dependencies": [
+            {
+                "name": item.distribution.name,
+                "version": item.distribution.version,
+                "wheel": item.wheel.name,
+                "tag": "-".join(item.wheel.name.removesuffix(".whl").split("-")[-3:]),
+                "unpacked_size": item.unpacked_size,
+                "url": redact(item.distribution.url),
+                **_origin(item.distribution.name, every, lines, project.root),
+            }
+            for item in sorted(installed, key=lambda item: item.distribution.name)
+        ],
+        "vendor_files": [entry.arcname for entry in vendor],
+        "vendor_overrides": list(overridden),
+        "missing_dependencies": [
+            {
+                "name": item.name,
+                "version": item.version,
+                "reason": item.reason,
+                **_origin(item.name, every, lines, project.root),
+            }
+            for item in resolution.missing
+        ],
+    }
+
+
+def _origin(
+    name: str,
+    distributions: Iterable[Distribution],
+    lines: tuple[RequirementLine, ...],
+    root: Path,
+) -> dict[str, Any]:
+    """Where a dependency comes from: its requirements.txt line, and which projects need it."""
+    line = lines_by_name(lines).get(canonicalize_name(name))
+    required_by = sorted(d.name for d in distributions if name in d.requires)
+    return {
+        "requirement": None
+        if line is None
+        else {
+            "file": str(
+                line.path.relative_to(root) if line.path.is_relative_to(root) else line.path
+            ),
+            "line": line.lineno,
+            "text": redact(line.text),
+        },
+        "required_by": required_by,
+    }

@@ -1,0 +1,109 @@
+"""``chalicepack`` on the command line; the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .build import BuildOptions, build
+from .errors import BadInput, ChalicepackError
+from .target import ARCHES, RUNTIME_GLIBC
+
+log = logging.getLogger("chalicepack")
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is our BadInput (exit 2) with argparse's message."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise BadInput(f"{self.prog}: {message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="chalicepack", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"chalicepack {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    command = commands.add_parser("build", help="package a Chalice project into Lambda zips")
+    command.add_argument(
+        "project_dir",
+        nargs="?",
+        default=".",
+        type=Path,
+        help="the Chalice project (holding app.py and .chalice/); default: .",
+    )
+    command.add_argument("--stage", default="dev", help="config.json stage (default: dev)")
+    command.add_argument("--out", type=Path, help="output directory (default: PROJECT_DIR/dist)")
+    command.add_argument(
+        "--automatic-layer",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="put dependencies in a layer zip "
+        "(default: the stage's automatic_layer in config.json)",
+    )
+    command.add_argument(
+        "--runtime",
+        choices=list(RUNTIME_GLIBC),
+        help="Lambda runtime (default: the running interpreter's, as Chalice does)",
+    )
+    command.add_argument(
+        "--arch",
+        choices=list(ARCHES),
+        help="Lambda architecture (default: config.json's lambda_architecture, else x86_64)",
+    )
+    command.add_argument(
+        "--strict", action="store_true", help="exit 1 when a dependency has no build for the target"
+    )
+    command.add_argument(
+        "--cache-dir", type=Path, help="wheel cache (default: $XDG_CACHE_HOME/chalicepack)"
+    )
+    command.add_argument(
+        "--json", action="store_true", help="print build-report.json to stdout instead of the paths"
+    )
+    command.add_argument("-v", "--verbose", action="store_true", help="log pip's output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(stream=sys.stderr, format="chalicepack: %(message)s", force=True)
+    try:
+        args = build_parser().parse_args(argv)
+        log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+        return _build(args)
+    except ChalicepackError as error:
+        log.error("error: %s", error)
+        return error.exit_code
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+
+
+def _build(args: argparse.Namespace) -> int:
+    options = BuildOptions(
+        project_dir=args.project_dir,
+        stage=args.stage,
+        out_dir=args.out,
+        automatic_layer=args.automatic_layer,
+        runtime=args.runtime,
+        arch=args.arch,
+        strict=args.strict,
+        cache_dir=args.cache_dir,
+    )
+    result = build(options)
+    if args.json:
+        print(json.dumps(result.report, indent=2))
+    else:
+        from .report import summary_lines
+
+        print("\n".join(summary_lines(result.report)))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

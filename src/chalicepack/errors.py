@@ -1,0 +1,35 @@
+"""The exception tree; exit codes are assigned from it in exactly one place (``cli``)."""
+
+from __future__ import annotations
+
+
+class ChalicepackError(Exception):
+    """Root of every error chalicepack raises on purpose; the message is for the user."""
+
+    exit_code = 1
+
+
+class BadInput(ChalicepackError):
+    """Input the user must fix (config, requirements line, project tree, CLI input): exit 2."""
+
+    exit_code = 2
+
+
+class ConfigError(BadInput):
+    """``.chalice/config.json`` is missing, malformed or names an unknown stage."""
+
+
+class ProjectError(BadInput):
+    """The project tree cannot be packaged as it is (no app.py, escaping symlink, ...)."""
+
+
+class RequirementsError(BadInput):
+    """A requirements.txt line cannot be parsed or resolved at all."""
+
+
+class BuildFailure(ChalicepackError):
+    """The build failed for a reason outside the project (network, index, disk): exit 1."""
+
+
+class MissingDependencies(ChalicepackError):
+    """Some dependencies have no build usable on the target and ``--strict`` was given."""

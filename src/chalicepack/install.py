@@ -1,0 +1,139 @@
+"""Wheels into a site-packages tree: fetched once into a content-addressed store, then
+installed with ``installer`` (RECORD verified, ``.data`` mapped, paths validated)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from installer import install
+from installer.destinations import SchemeDictionaryDestination
+from installer.exceptions import InstallerError
+from installer.sources import WheelFile
+from installer.utils import SCHEME_NAMES
+
+from .errors import BadInput, BuildFailure
+from .pip import redact, run_pip
+from .resolve import Distribution
+from .target import Target
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InstalledDistribution:
+    distribution: Distribution
+    wheel: Path
+    files: tuple[str, ...]  # paths relative to site-packages
+    unpacked_size: int
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_wheels(
+    distributions: Iterable[Distribution], target: Target, *, store: Path, cache_dir: Path | None
+) -> dict[str, Path]:
+    """The wheel file of each distribution (by name), downloading only what the store lacks."""
+    wheels: dict[str, Path] = {}
+    to_download: list[Distribution] = []
+    for distribution in distributions:
+        cached = _stored(store, distribution)
+        if cached is not None:
+            wheels[distribution.name] = cached
+        else:
+            to_download.append(distribution)
+    if to_download:
+        wheels.update(_download(to_download, target, store, cache_dir))
+    return wheels
+
+
+def _stored(store: Path, distribution: Distribution) -> Path | None:
+    if distribution.sha256 is None:
+        return None
+    path = store / distribution.sha256 / distribution.filename
+    return path if path.is_file() else None
+
+
+def _download(
+    distributions: list[Distribution], target: Target, store: Path, cache_dir: Path | None
+) -> dict[str, Path]:
+    store.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=store, prefix=".download-") as scratch:
+        args = ["download", "--no-deps", "--only-binary", ":all:", *target.pip_options()]
+        args += ["--dest", scratch, *(f"{d.name} @ {d.url}" for d in distributions)]
+        result = run_pip(args, cache_dir=cache_dir)
+        if not result.ok:
+            raise BuildFailure(f"could not download wheels:\n{result.tail()}")
+        return {d.name: _keep(Path(scratch) / d.filename, d, store) for d in distributions}
+
+
+def _keep(downloaded: Path, distribution: Distribution, store: Path) -> Path:
+    if not downloaded.is_file():
+        raise BuildFailure(f"pip did not download {distribution.filename}")
+    digest = file_sha256(downloaded)
+    if distribution.sha256 is not None and digest != distribution.sha256:
+        raise BuildFailure(
+            f"{distribution.filename} from {redact(distribution.url)} has sha256 {digest}, "
+            f"but the index announced {distribution.sha256}; the index or a proxy is corrupt"
+        )
+    final = store / digest / distribution.filename
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(downloaded, final)  # atomic: a concurrent build sees all of the file or none
+    return final
+
+
+def install_wheels(
+    wheels: dict[str, Path], distributions: Iterable[Distribution], site_packages: Path
+) -> list[InstalledDistribution]:
+    """Install each wheel into ``site_packages``; data, scripts and headers are not shipped."""
+    discard = site_packages.parent / "not-shipped"
+    scheme: dict[str, str] = {name: str(discard / name) for name in SCHEME_NAMES}
+    scheme["purelib"] = scheme["platlib"] = str(site_packages)
+    destination = SchemeDictionaryDestination(
+        scheme, interpreter="/var/lang/bin/python", script_kind="posix"
+    )
+    installed = []
+    for distribution in distributions:
+        wheel = wheels[distribution.name]
+        installed.append(_install_one(wheel, distribution, destination, site_packages))
+    return installed
+
+
+def _install_one(
+    wheel: Path,
+    distribution: Distribution,
+    destination: SchemeDictionaryDestination,
+    site_packages: Path,
+) -> InstalledDistribution:
+    before = _tree_files(site_packages)
+    try:
+        with WheelFile.open(wheel) as source:
+            source.validate_record()
+            install(source, destination, additional_metadata={})
+    except FileExistsError as error:
+        raise BadInput(
+            f"{wheel.name} would overwrite {error.filename}, installed by another "
+            "dependency; two requirements ship the same file"
+        ) from error
+    except (InstallerError, ValueError, OSError) as error:
+        raise BadInput(f"{wheel.name} is not a valid wheel: {error}") from error
+    files = sorted(_tree_files(site_packages) - before)
+    size = sum((site_packages / name).stat().st_size for name in files)
+    return InstalledDistribution(distribution, wheel, tuple(files), size)
+
+
+def _tree_files(root: Path) -> set[str]:
+    if not root.exists():
+        return set()
+    return {path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()}

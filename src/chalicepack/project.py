@@ -1,0 +1,111 @@
+"""What a Chalice project holds: the files that ship and where they go in the package.
+
+``app.py`` and ``chalicelib/`` ship as the app; ``vendor/``'s contents ship beside the
+dependencies. Symlinks are followed while they stay inside the project; one that escapes it or
+loops is refused. ``__pycache__`` and ``*.pyc`` never ship.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ProjectError
+
+APP = "app.py"
+CHALICELIB = "chalicelib"
+VENDOR = "vendor"
+REQUIREMENTS = "requirements.txt"
+
+
+@dataclass(frozen=True)
+class ProjectFile:
+    arcname: str  # POSIX path inside the package
+    path: Path  # the real file
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    app_files: tuple[ProjectFile, ...]  # app.py, then chalicelib/...
+    vendor_files: tuple[ProjectFile, ...]  # arcnames relative to vendor/
+    requirements: Path | None
+
+
+def scan_project(root: Path) -> Project:
+    """Read the project tree at ``root``; raise ``ProjectError`` naming what to fix."""
+    root = root.resolve()
+    app = root / APP
+    if not app.is_file():
+        problem = "is a directory" if app.is_dir() else "does not exist"
+        raise ProjectError(
+            f"{app} {problem}: every Chalice project needs app.py at its root "
+            "(point at the project directory, the one holding .chalice/)"
+        )
+    app_files = [ProjectFile(APP, _inside(root, app))]
+    app_files += _walk(root, root / CHALICELIB, prefix=CHALICELIB)
+    vendor_files = _walk(root, root / VENDOR, prefix="")
+    requirements = root / REQUIREMENTS
+    return Project(
+        root=root,
+        app_files=tuple(app_files),
+        vendor_files=tuple(vendor_files),
+        requirements=requirements if requirements.is_file() else None,
+    )
+
+
+def _walk(root: Path, top: Path, prefix: str) -> list[ProjectFile]:
+    if not top.exists() and not top.is_symlink():
+        return []
+    if not top.is_dir():
+        raise ProjectError(f"{top} is not a directory; {top.name}/ must be a folder")
+    return sorted(_files_below(root, top, prefix, seen=()), key=lambda item: item.arcname)
+
+
+def _files_below(
+    root: Path, directory: Path, prefix: str, seen: tuple[Path, ...]
+) -> Iterator[ProjectFile]:
+    real = _inside(root, directory)
+    if real in seen:
+        raise ProjectError(
+            f"{directory} is a symlink loop (it leads back to {real}); remove the link"
+        )
+    try:
+        children = sorted(os.scandir(directory), key=lambda child: child.name)
+    except OSError as error:
+        raise ProjectError(f"{directory}: cannot read directory: {error.strerror}") from error
+    for child in children:
+        if child.name == "__pycache__" or child.name.endswith(".pyc"):
+            continue
+        path = Path(child.path)
+        arcname = f"{prefix}/{child.name}" if prefix else child.name
+        if path.is_dir():
+            yield from _files_below(root, path, arcname, (*seen, real))
+        elif path.is_file():
+            yield ProjectFile(arcname, _inside(root, path))
+        else:
+            _inside(root, path)  # raises for a loop or a broken link
+            raise ProjectError(f"{path} is not a regular file or directory; remove it")
+
+
+def _inside(root: Path, path: Path) -> Path:
+    """``path`` resolved, refused unless it stays inside the project."""
+    try:
+        real = path.resolve(strict=True)
+    except RuntimeError as error:  # raised by resolve() on a symlink loop
+        raise ProjectError(f"{path} is a symlink loop; remove the link") from error
+    except FileNotFoundError as error:
+        raise ProjectError(f"{path} is a broken symlink; remove it or fix its target") from error
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise ProjectError(f"{path} is a symlink loop; remove the link") from error
+        raise ProjectError(f"{path}: {error.strerror}") from error
+    if not real.is_relative_to(root):
+        raise ProjectError(
+            f"{path} links to {real}, outside the project {root}; "
+            "copy the file into the project instead of linking to it"
+        )
+    return real

@@ -1,0 +1,73 @@
+"""What the user is told: the Chalice missing-dependency warning, the build report, the summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .resolve import MissingDistribution
+
+REPORT_NAME = "build-report.json"
+
+# Chalice's own wording (chalice.constants.MISSING_DEPENDENCIES_TEMPLATE), so users and their
+# log searches recognise it.
+_MISSING_TEMPLATE = """\
+Could not install dependencies:
+{pins}
+You will have to build these yourself and vendor them in
+the chalice vendor folder.
+
+Your deployment will continue but may not work correctly
+if missing dependencies are not present. For more information:
+http://aws.github.io/chalice/topics/packaging.html"""
+
+
+def missing_dependencies_warning(missing: Sequence[MissingDistribution]) -> str:
+    pins = "\n".join(f"{item.name}=={item.version}" for item in missing)
+    return _MISSING_TEMPLATE.format(pins=pins)
+
+
+def write_json_atomically(path: Path, document: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(document, stream, indent=2, sort_keys=False)
+            stream.write("\n")
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def summary_lines(report: Mapping[str, Any]) -> list[str]:
+    """The CLI's stdout without ``--json``: one line per artifact, then a size summary."""
+    lines = [artifact["path"] for artifact in report["artifacts"].values()]
+    parts = [
+        f"{name}: {human_size(artifact['size'])} zipped, "
+        f"{human_size(artifact['unzipped_size'])} unzipped"
+        for name, artifact in report["artifacts"].items()
+    ]
+    deps = len(report["dependencies"])
+    missing = len(report["missing_dependencies"])
+    lines.append(
+        f"{report['runtime']} {report['architecture']}: "
+        + "; ".join(parts)
+        + f"; {deps} dependencies"
+        + (f", {missing} missing" if missing else "")
+    )
+    return lines

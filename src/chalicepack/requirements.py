@@ -1,0 +1,153 @@
+"""requirements.txt as the user wrote it: which line names which project.
+
+pip reads the file itself (every option it supports keeps working); this module only maps
+project names back to ``file:line`` so warnings and annotations point at the right line.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from .errors import RequirementsError
+
+_INCLUDE_OPTIONS = ("-r", "--requirement")
+# Lines pip accepts that do not name a project by PEP 508 syntax: paths, URLs, VCS links.
+_LOCATION = re.compile(r"^(\.|/|~|[a-zA-Z][a-zA-Z0-9+.-]*://|[a-zA-Z]:\\)|\.(whl|zip|tar\.gz)$")
+
+
+@dataclass(frozen=True)
+class RequirementLine:
+    path: Path
+    lineno: int
+    text: str
+    name: str | None  # canonical project name; None for a path or URL requirement
+
+    def where(self, root: Path | None = None) -> str:
+        path = self.path
+        if root is not None and path.is_relative_to(root):
+            path = path.relative_to(root)
+        return f"{path}:{self.lineno}"
+
+
+def read_requirement_lines(path: Path) -> tuple[RequirementLine, ...]:
+    """Every requirement in ``path`` and the files it includes with ``-r``."""
+    return tuple(_read(path.resolve(), stack=()))
+
+
+def _read(path: Path, stack: tuple[Path, ...]) -> Iterator[RequirementLine]:
+    if path in stack:
+        raise RequirementsError(
+            f"{stack[-1]}: includes {path}, which includes itself; remove the loop"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        where = f"{stack[-1]}: " if stack else ""
+        raise RequirementsError(f"{where}requirements file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise RequirementsError(f"{path}: cannot read requirements: {error}") from error
+    for lineno, line in _logical_lines(text):
+        if line.startswith("-"):
+            include = _included_file(line)
+            if include is not None:
+                yield from _read((path.parent / include).resolve(), (*stack, path))
+            continue
+        yield RequirementLine(path, lineno, line, _project_name(path, lineno, line))
+
+
+def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
+    """Lines with comments removed and ``\\`` continuations joined, numbered by their first line."""
+    pending: list[str] = []
+    start = 0
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        if not pending:
+            start = lineno
+        line = re.sub(r"(^|\s+)#.*$", "", raw)
+        if line.endswith("\\"):
+            pending.append(line[:-1])
+            continue
+        joined = " ".join([*pending, line]).strip()
+        pending = []
+        if joined:
+            yield start, joined
+    if pending and " ".join(pending).strip():
+        yield start, " ".join(pending).strip()
+
+
+def _included_file(line: str) -> str | None:
+    words = shlex.split(line)
+    for option in _INCLUDE_OPTIONS:
+        if words[0] == option and len(words) > 1:
+            return words[1]
+        if words[0].startswith(option + "="):
+            return words[0].split("=", 1)[1]
+    if words[0].startswith("-r") and len(words[0]) > 2 and not words[0].startswith("--"):
+        return words[0][2:]
+    return None
+
+
+def _project_name(path: Path, lineno: int, line: str) -> str | None:
+    requirement_text = line.split(" --", 1)[0].strip()  # per-requirement options (--hash=...)
+    try:
+        return canonicalize_name(Requirement(requirement_text).name)
+    except InvalidRequirement as error:
+        if _LOCATION.search(requirement_text) or "+" in requirement_text.split(":", 1)[0]:
+            return None
+        raise RequirementsError(
+            f"{path}:{lineno}: cannot parse requirement {line!r}: {error}; "
+            "write it as 'name', 'name==version' or 'name @ url'"
+        ) from error
+
+
+def lines_by_name(lines: tuple[RequirementLine, ...]) -> dict[str, RequirementLine]:
+    """The first line naming each project."""
+    named: dict[str, RequirementLine] = {}
+    for line in lines:
+        if line.name is not None:
+            named.setdefault(line.name, line)
+    return named
+
+
+# Options that tell pip where to look; they must travel with any requirement we resolve alone.
+_INDEX_OPTIONS = {
+    "-i": "--index-url",
+    "--index-url": "--index-url",
+    "--extra-index-url": "--extra-index-url",
+    "-f": "--find-links",
+    "--find-links": "--find-links",
+    "--trusted-host": "--trusted-host",
+    "--no-index": "--no-index",
+    "--pre": "--pre",
+}
+
+
+def index_options(path: Path) -> list[str]:
+    """pip options equal to the index options written in ``path`` (and its -r files)."""
+    return list(_index_options(path.resolve(), stack=()))
+
+
+def _index_options(path: Path, stack: tuple[Path, ...]) -> Iterator[str]:
+    if path in stack or not path.is_file():
+        return
+    for _, line in _logical_lines(path.read_text(encoding="utf-8")):
+        if not line.startswith("-"):
+            continue
+        include = _included_file(line)
+        if include is not None:
+            yield from _index_options((path.parent / include).resolve(), (*stack, path))
+            continue
+        option, _, value = line.replace("=", " ", 1).partition(" ")
+        long = _INDEX_OPTIONS.get(option)
+        if long is None:
+            continue
+        value = value.strip()
+        if long == "--find-links" and (path.parent / value).exists():
+            value = str((path.parent / value).resolve())  # pip reads it relative to the file
+        yield from [long, value] if value else [long]

@@ -1,0 +1,218 @@
+"""Build tiny wheels and sdists on the fly, so tests never depend on what an index happens to hold.
+
+Wheels are written directly (a wheel is a zip with METADATA, WHEEL and RECORD); sdists carry a
+small in-tree PEP 517 backend with no build requirements, so pip can build them with no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import tarfile
+import textwrap
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+Files = Mapping[str, "str | bytes"]
+
+
+def import_name(name: str) -> str:
+    return canonicalize_name(name).replace("-", "_")
+
+
+def _metadata(
+    name: str, version: str, requires: Sequence[str], requires_python: str | None
+) -> str:
+    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    if requires_python:
+        lines.append(f"Requires-Python: {requires_python}")
+    lines += [f"Requires-Dist: {requirement}" for requirement in requires]
+    return "\n".join(lines) + "\n\n"
+
+
+def _record_line(path: str, data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{path},sha256={digest},{len(data)}"
+
+
+def _as_bytes(content: str | bytes) -> bytes:
+    return content.encode() if isinstance(content, str) else content
+
+
+def build_wheel(
+    out_dir: Path,
+    name: str,
+    version: str,
+    *,
+    tag: str = "py3-none-any",
+    files: Files | None = None,
+    requires: Sequence[str] = (),
+    requires_python: str | None = None,
+    data_files: Files | None = None,
+    bad_record: bool = False,
+) -> Path:
+    """Write ``<name>-<version>-<tag>.whl`` and return its path.
+
+    ``files`` default to one module package ``<name>/__init__.py``; ``data_files`` go under
+    ``<name>-<version>.data/`` (e.g. ``{"scripts/tool": "..."}``); ``bad_record`` writes a
+    RECORD whose hash for the first file is wrong.
+    """
+    dist = f"{import_name(name)}-{version}"
+    payload = dict(files or {f"{import_name(name)}/__init__.py": f'__version__ = "{version}"\n'})
+    payload[f"{dist}.dist-info/METADATA"] = _metadata(name, version, requires, requires_python)
+    payload[f"{dist}.dist-info/WHEEL"] = (
+        f"Wheel-Version: 1.0\nGenerator: chalicepack-tests\nRoot-Is-Purelib: "
+        f"{'true' if tag.endswith('-none-any') else 'false'}\nTag: {tag}\n"
+    )
+    for path, content in (data_files or {}).items():
+        payload[f"{dist}.data/{path}"] = content
+    record_path = f"{dist}.dist-info/RECORD"
+    records = [_record_line(path, _as_bytes(content)) for path, content in payload.items()]
+    if bad_record:
+        first = next(iter(payload))
+        records[0] = _record_line(first, b"not what the file holds")
+    payload[record_path] = "\n".join([*records, f"{record_path},,"]) + "\n"
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wheel_path = out_dir / f"{dist}-{tag}.whl"
+    with zipfile.ZipFile(wheel_path, "w", zipfile.ZIP_DEFLATED) as wheel:
+        for path, content in payload.items():
+            wheel.writestr(path, _as_bytes(content))
+    return wheel_path
+
+
+# A PEP 517 backend small enough to ship inside each test sdist: it copies the sdist's package
+# into a wheel, compiling ``ext.c`` into an extension module when the sdist has one.
+_BACKEND = textwrap.dedent(
+    '''
+    import base64, hashlib, os, subprocess, sys, sysconfig, zipfile
+    from pathlib import Path
+
+    NAME = {name!r}
+    VERSION = {version!r}
+    REQUIRES = {requires!r}
+    OPTIONAL_EXT = {optional_ext!r}
+
+    def _tag(compiled):
+        if not compiled:
+            return "py3-none-any"
+        python = "cp%d%d" % sys.version_info[:2]
+        platform = sysconfig.get_platform().replace("-", "_").replace(".", "_")
+        return "%s-%s-%s" % (python, python, platform)
+
+    def _compile(package, build_dir):
+        source = Path("ext.c")
+        if not source.exists() or os.environ.get("CHALICEPACK_TEST_NO_COMPILER"):
+            return None
+        suffix = sysconfig.get_config_var("EXT_SUFFIX")
+        out = Path(build_dir) / ("_speedups" + suffix)
+        command = [os.environ.get("CC", "cc"), "-shared", "-fPIC",
+                   "-I" + sysconfig.get_paths()["include"], str(source), "-o", str(out)]
+        subprocess.run(command, check=True)
+        return out
+
+    def get_requires_for_build_wheel(config_settings=None):
+        return []
+
+    def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+        dist_info = Path(metadata_directory) / ("%s-%s.dist-info" % (NAME.replace("-", "_"), VERSION))
+        dist_info.mkdir(parents=True, exist_ok=True)
+        (dist_info / "METADATA").write_text(_metadata())
+        return dist_info.name
+
+    def _metadata():
+        lines = ["Metadata-Version: 2.1", "Name: " + NAME, "Version: " + VERSION]
+        lines += ["Requires-Dist: " + r for r in REQUIRES]
+        return "\\n".join(lines) + "\\n\\n"
+
+    def _record(path, data):
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        return "%s,sha256=%s,%d" % (path, digest, len(data))
+
+    def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+        package = NAME.replace("-", "_")
+        compiled = None
+        try:
+            compiled = _compile(package, wheel_directory)
+        except Exception:
+            if not OPTIONAL_EXT:
+                raise
+        files = {{}}
+        for path in sorted(Path(package).rglob("*.py")):
+            files[path.as_posix()] = path.read_bytes()
+        if compiled is not None:
+            files[package + "/" + compiled.name] = compiled.read_bytes()
+            compiled.unlink()
+        tag = _tag(compiled is not None)
+        dist = "%s-%s" % (package, VERSION)
+        files[dist + ".dist-info/METADATA"] = _metadata().encode()
+        files[dist + ".dist-info/WHEEL"] = (
+            "Wheel-Version: 1.0\\nGenerator: test-backend\\nRoot-Is-Purelib: %s\\nTag: %s\\n"
+            % ("true" if compiled is None else "false", tag)).encode()
+        record = [_record(p, d) for p, d in files.items()] + [dist + ".dist-info/RECORD,,"]
+        files[dist + ".dist-info/RECORD"] = ("\\n".join(record) + "\\n").encode()
+        name = "%s-%s.whl" % (dist, tag)
+        with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as wheel:
+            for path, data in files.items():
+                wheel.writestr(path, data)
+        return name
+
+    def build_sdist(sdist_directory, config_settings=None):
+        raise NotImplementedError("test sdists are built by the test suite")
+    '''
+)
+
+_EXT_SOURCE = textwrap.dedent(
+    """
+    #include <Python.h>
+    static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_speedups", NULL, -1, NULL};
+    PyMODINIT_FUNC PyInit__speedups(void) { return PyModule_Create(&module); }
+    """
+)
+
+
+def build_sdist(
+    out_dir: Path,
+    name: str,
+    version: str,
+    *,
+    files: Files | None = None,
+    requires: Sequence[str] = (),
+    c_extension: bool = False,
+    optional_c_extension: bool = False,
+) -> Path:
+    """Write ``<name>-<version>.tar.gz``, a PEP 517 sdist that builds with no network.
+
+    ``c_extension`` adds ``ext.c``, compiled into ``<name>/_speedups`` (a platform wheel);
+    with ``optional_c_extension`` a failed compile (or ``CHALICEPACK_TEST_NO_COMPILER`` set)
+    gives a pure wheel instead, like packages whose C speedups are optional.
+    """
+    package = import_name(name)
+    root = f"{package}-{version}"
+    members: dict[str, str | bytes] = dict(
+        files or {f"{package}/__init__.py": f'__version__ = "{version}"\n'}
+    )
+    members["pyproject.toml"] = (
+        '[build-system]\nrequires = []\nbuild-backend = "test_backend"\nbackend-path = ["."]\n'
+    )
+    members["test_backend.py"] = _BACKEND.format(
+        name=name, version=version, requires=list(requires), optional_ext=optional_c_extension
+    )
+    members["PKG-INFO"] = _metadata(name, version, requires, None)
+    if c_extension or optional_c_extension:
+        members["ext.c"] = _EXT_SOURCE
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sdist_path = out_dir / f"{root}.tar.gz"
+    with tarfile.open(sdist_path, "w:gz") as sdist:
+        for path, content in members.items():
+            data = _as_bytes(content)
+            info = tarfile.TarInfo(f"{root}/{path}")
+            info.size = len(data)
+            info.mode = 0o644
+            sdist.addfile(info, io.BytesIO(data))
+    return sdist_path

@@ -1,0 +1,86 @@
+"""A real PEP 503 package index on 127.0.0.1, holding the distributions a test puts in it."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import html
+import shutil
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
+
+import distfactory
+
+
+def _project_of(filename: str) -> str:
+    if filename.endswith(".whl"):
+        return canonicalize_name(parse_wheel_filename(filename)[0])
+    return canonicalize_name(parse_sdist_filename(filename)[0])
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class PackageIndex:
+    """Serves ``<root>/simple/<project>/`` pages and ``<root>/files/`` over HTTP.
+
+    ``add_wheel``/``add_sdist`` build a distribution into the index; ``url`` is what pip
+    takes as ``--index-url``. ``stop()`` makes the index unreachable (connection refused).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.files = root / "files"
+        self.files.mkdir(parents=True, exist_ok=True)
+        (root / "simple").mkdir(exist_ok=True)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/simple/"
+
+    def start(self) -> None:
+        handler = functools.partial(_QuietHandler, directory=str(self.root))
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def add_wheel(self, name: str, version: str, **options: Any) -> Path:
+        return self.add_file(distfactory.build_wheel(self.files, name, version, **options))
+
+    def add_sdist(self, name: str, version: str, **options: Any) -> Path:
+        return self.add_file(distfactory.build_sdist(self.files, name, version, **options))
+
+    def add_file(self, path: Path) -> Path:
+        if path.parent != self.files:
+            path = Path(shutil.copy2(path, self.files / path.name))
+        self._write_project_page(_project_of(path.name))
+        return path
+
+    def _write_project_page(self, project: str) -> None:
+        links = []
+        for path in sorted(self.files.iterdir()):
+            if _project_of(path.name) != project:
+                continue
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            href = html.escape(f"../../files/{path.name}#sha256={digest}")
+            links.append(f'<a href="{href}">{html.escape(path.name)}</a><br/>')
+        page = self.root / "simple" / project / "index.html"
+        page.parent.mkdir(parents=True, exist_ok=True)
+        body = "\n".join(links)
+        page.write_text(f"<!DOCTYPE html><html><body>\n{body}\n</body></html>\n")

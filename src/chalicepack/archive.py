@@ -87,11 +87,14 @@ def _add(archive: zipfile.ZipFile, entry: ZipEntry, date_time: tuple[int, ...]) 
     info.compress_type = zipfile.ZIP_DEFLATED
     info.create_system = _UNIX
     info.external_attr = (stat.S_IFREG | entry.mode) << 16
-    size = entry.source.stat().st_size
+    try:
+        source = entry.source.open("rb")
+        size = os.fstat(source.fileno()).st_size
+    except OSError as error:
+        raise BuildFailure(
+            f"cannot read {entry.source} (to be zipped as {entry.arcname}): {error.strerror}"
+        ) from error
     info.file_size = size
-    with (
-        entry.source.open("rb") as source,
-        archive.open(info, "w", force_zip64=size > 2**31) as out,
-    ):
+    with source, archive.open(info, "w", force_zip64=size > 2**31) as out:
         shutil.copyfileobj(source, out, 1 << 20)
     return size

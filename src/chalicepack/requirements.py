@@ -20,6 +20,10 @@ from .errors import RequirementsError
 _INCLUDE_OPTIONS = ("-r", "--requirement")
 # Lines pip accepts that do not name a project by PEP 508 syntax: paths, URLs, VCS links.
 _LOCATION = re.compile(r"^(\.|/|~|[a-zA-Z][a-zA-Z0-9+.-]*://|[a-zA-Z]:\\)|\.(whl|zip|tar\.gz)$")
+# pip takes a line naming an archive file as a path to it unless it is ``name @ url``.
+_ARCHIVE = re.compile(r"\.(whl|zip|tar\.gz|tar\.bz2|tgz)$", re.IGNORECASE)
+# An option line: the option, then its value after whitespace or "=".
+_OPTION = re.compile(r"(-[^\s=]*)(?:[\s=]\s*(.*))?$")
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,10 @@ def _included_file(line: str) -> str | None:
 
 
 def _project_name(path: Path, lineno: int, line: str) -> str | None:
-    requirement_text = line.split(" --", 1)[0].strip()  # per-requirement options (--hash=...)
+    # Cut per-requirement options (--hash=...), whatever whitespace precedes them.
+    requirement_text = re.split(r"\s--", line, maxsplit=1)[0].strip()
+    if _ARCHIVE.search(requirement_text.split(";", 1)[0].strip()) and "@" not in requirement_text:
+        return None  # foo-1.0-py3-none-any.whl: a file, though it parses as a project name
     try:
         return canonicalize_name(Requirement(requirement_text).name)
     except InvalidRequirement as error:
@@ -143,7 +150,11 @@ def _index_options(path: Path, stack: tuple[Path, ...]) -> Iterator[str]:
         if include is not None:
             yield from _index_options((path.parent / include).resolve(), (*stack, path))
             continue
-        option, _, value = line.replace("=", " ", 1).partition(" ")
+        # ``--option value`` or ``--option=value``; only the first separator splits (URLs hold "=").
+        match = _OPTION.match(line)
+        if match is None:
+            continue
+        option, value = match.groups(default="")
         long = _INDEX_OPTIONS.get(option)
         if long is None:
             continue

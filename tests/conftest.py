@@ -1,0 +1,114 @@
+"""Shared fixtures: a real package index on 127.0.0.1, Chalice projects from dicts, the CLI
+run as a real process, and isolation from this machine's own pip configuration."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pkgindex import PackageIndex
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_APP = ROOT / "examples" / "docs-app"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_from_machine_pip_config() -> Iterator[None]:
+    """pip must see only the index a test gives it, or resolution tests prove nothing."""
+    saved = dict(os.environ)
+    for name in list(os.environ):
+        if name.startswith("PIP_"):
+            del os.environ[name]
+    os.environ["PIP_CONFIG_FILE"] = os.devnull
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture
+def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PackageIndex]:
+    """An empty index on 127.0.0.1 that pip (and so chalicepack) resolves against."""
+    package_index = PackageIndex(tmp_path / "index")
+    package_index.start()
+    monkeypatch.setenv("PIP_INDEX_URL", package_index.url)
+    yield package_index
+    package_index.stop()
+
+
+def write_tree(root: Path, files: Mapping[str, str | bytes]) -> Path:
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+    return root
+
+
+DEFAULT_APP = 'from chalice import Chalice\n\napp = Chalice(app_name="testapp")\n'
+
+
+def make_project(
+    root: Path,
+    files: Mapping[str, str | bytes] | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> Path:
+    """A Chalice project: app.py and config.json by default, plus ``files``."""
+    document = {"version": "2.0", "app_name": "testapp", "stages": {"dev": {}}}
+    document.update(config or {})
+    tree: dict[str, str | bytes] = {"app.py": DEFAULT_APP}
+    tree[".chalice/config.json"] = json.dumps(document, indent=2)
+    tree.update(files or {})
+    return write_tree(root, tree)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return make_project(tmp_path / "project")
+
+
+@pytest.fixture
+def example_app(tmp_path: Path) -> Path:
+    """A private copy of the bundled documentation example."""
+    return Path(shutil.copytree(EXAMPLE_APP, tmp_path / "docs-app", symlinks=True))
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def chalicepack(tmp_path: Path) -> Any:
+    """Run the chalicepack CLI as a process, with a cache private to the test."""
+    cache = tmp_path / "cache"
+
+    def run(*args: str | Path, env: Mapping[str, str] | None = None) -> Run:
+        command = [sys.executable, "-m", "chalicepack", *map(str, args)]
+        if args and args[0] == "build" and "--cache-dir" not in args:
+            command += ["--cache-dir", str(cache)]
+        completed = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            timeout=600,
+        )
+        return Run(completed.returncode, completed.stdout, completed.stderr)
+
+    return run

@@ -24,9 +24,7 @@ def import_name(name: str) -> str:
     return canonicalize_name(name).replace("-", "_")
 
 
-def _metadata(
-    name: str, version: str, requires: Sequence[str], requires_python: str | None
-) -> str:
+def _metadata(name: str, version: str, requires: Sequence[str], requires_python: str | None) -> str:
     lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     if requires_python:
         lines.append(f"Requires-Python: {requires_python}")
@@ -88,7 +86,7 @@ def build_wheel(
 # A PEP 517 backend small enough to ship inside each test sdist: it copies the sdist's package
 # into a wheel, compiling ``ext.c`` into an extension module when the sdist has one.
 _BACKEND = textwrap.dedent(
-    '''
+    """
     import base64, hashlib, os, subprocess, sys, sysconfig, zipfile
     from pathlib import Path
 
@@ -119,7 +117,8 @@ _BACKEND = textwrap.dedent(
         return []
 
     def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
-        dist_info = Path(metadata_directory) / ("%s-%s.dist-info" % (NAME.replace("-", "_"), VERSION))
+        dist_name = "%s-%s.dist-info" % (NAME.replace("-", "_"), VERSION)
+        dist_info = Path(metadata_directory) / dist_name
         dist_info.mkdir(parents=True, exist_ok=True)
         (dist_info / "METADATA").write_text(_metadata())
         return dist_info.name
@@ -163,7 +162,7 @@ _BACKEND = textwrap.dedent(
 
     def build_sdist(sdist_directory, config_settings=None):
         raise NotImplementedError("test sdists are built by the test suite")
-    '''
+    """
 )
 
 _EXT_SOURCE = textwrap.dedent(

@@ -41,7 +41,9 @@ def test_a_dependency_with_only_a_macos_wheel_is_reported_chalice_style_and_the_
     assert missing["version"] == "1.0"
     assert missing["requirement"]["line"] == 3
     assert "puredep/__init__.py" in names_in(project / "dist" / "deployment.zip")
-    assert not any(name.startswith("macosonly") for name in names_in(project / "dist" / "deployment.zip"))
+    assert not any(
+        name.startswith("macosonly") for name in names_in(project / "dist" / "deployment.zip")
+    )
 
 
 def test_strict_turns_a_missing_dependency_into_exit_1_and_writes_no_zip(
@@ -180,8 +182,9 @@ def test_scripts_and_data_of_a_wheel_do_not_ship(
     tmp_path: Path, index: PackageIndex, chalicepack
 ) -> None:
     index.add_wheel(
-        "withtools", "1.0", data_files={"scripts/withtools-cli": "#!python\nprint()\n",
-                                        "data/share/doc.txt": "docs\n"}
+        "withtools",
+        "1.0",
+        data_files={"scripts/withtools-cli": "#!python\nprint()\n", "data/share/doc.txt": "docs\n"},
     )
     project = make_project(tmp_path / "app", {"requirements.txt": "withtools\n"})
 

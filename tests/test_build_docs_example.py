@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import zipfile
@@ -26,9 +27,7 @@ VENDOR = ["internalpackage/__init__.py", "myimage.png"]
 
 
 def publish_sortedcontainers(index: PackageIndex) -> None:
-    index.add_wheel(
-        "sortedcontainers", "2.4.0", tag="py2.py3-none-any", files=SORTEDCONTAINERS
-    )
+    index.add_wheel("sortedcontainers", "2.4.0", tag="py2.py3-none-any", files=SORTEDCONTAINERS)
 
 
 def listing(path: Path) -> list[str]:
@@ -83,7 +82,11 @@ def test_automatic_layer_from_config_json_is_honoured(
 ) -> None:
     publish_sortedcontainers(index)
     config = example_app / ".chalice" / "config.json"
-    config.write_text(config.read_text().replace('"api_gateway_stage"', '"automatic_layer": true, "api_gateway_stage"'))
+    config.write_text(
+        config.read_text().replace(
+            '"api_gateway_stage"', '"automatic_layer": true, "api_gateway_stage"'
+        )
+    )
 
     run = chalicepack("build", example_app, "--json", "--out", tmp_path / "out")
 
@@ -96,7 +99,9 @@ def test_two_builds_give_byte_identical_zips_despite_umask_and_mtimes(
     example_app: Path, index: PackageIndex, chalicepack, tmp_path: Path
 ) -> None:
     publish_sortedcontainers(index)
-    first = chalicepack("build", example_app, "--automatic-layer", "--json", "--out", tmp_path / "a")
+    first = chalicepack(
+        "build", example_app, "--automatic-layer", "--json", "--out", tmp_path / "a"
+    )
     assert first.returncode == 0, first.stderr
 
     for path in example_app.rglob("*"):
@@ -105,8 +110,14 @@ def test_two_builds_give_byte_identical_zips_despite_umask_and_mtimes(
     old_umask = os.umask(0o077)
     try:
         second = chalicepack(
-            "build", example_app, "--automatic-layer", "--json", "--out", tmp_path / "b",
-            "--cache-dir", tmp_path / "another-cache",
+            "build",
+            example_app,
+            "--automatic-layer",
+            "--json",
+            "--out",
+            tmp_path / "b",
+            "--cache-dir",
+            tmp_path / "another-cache",
         )
     finally:
         os.umask(old_umask)
@@ -135,8 +146,6 @@ def test_build_report_describes_artifacts_and_dependencies(
     data = (out / "deployment.zip").read_bytes()
     assert deployment["size"] == len(data)
     assert deployment["sha256"] == hashlib.sha256(data).hexdigest()
-    import base64
-
     assert base64.b64decode(deployment["sha256_base64"]) == hashlib.sha256(data).digest()
     (dependency,) = report["dependencies"]
     assert dependency["name"] == "sortedcontainers"
@@ -144,7 +153,9 @@ def test_build_report_describes_artifacts_and_dependencies(
     assert dependency["wheel"] == "sortedcontainers-2.4.0-py2.py3-none-any.whl"
     assert dependency["tag"] == "py2.py3-none-any"
     assert dependency["requirement"] == {
-        "file": "requirements.txt", "line": 1, "text": "sortedcontainers==2.4.0",
+        "file": "requirements.txt",
+        "line": 1,
+        "text": "sortedcontainers==2.4.0",
     }
     assert report["vendor_files"] == VENDOR
     assert report["missing_dependencies"] == []

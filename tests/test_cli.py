@@ -66,9 +66,7 @@ def test_an_unparsable_requirement_names_its_line(tmp_path: Path, chalicepack) -
     assert "requirements.txt:3" in run.stderr
 
 
-def test_json_output_is_only_the_report_and_logs_go_to_stderr(
-    project: Path, chalicepack
-) -> None:
+def test_json_output_is_only_the_report_and_logs_go_to_stderr(project: Path, chalicepack) -> None:
     run = chalicepack("build", project, "--json", "--automatic-layer")
 
     assert run.returncode == 0, run.stderr
@@ -95,3 +93,23 @@ def test_out_defaults_to_dist_inside_the_project(project: Path, chalicepack) -> 
     assert run.returncode == 0, run.stderr
     assert (project / "dist" / "deployment.zip").is_file()
     assert (project / "dist" / "build-report.json").is_file()
+
+
+def test_check_resolves_and_reports_missing_dependencies_without_writing_zips(
+    tmp_path: Path, index, chalicepack
+) -> None:
+    index.add_wheel("macosonly", "1.0", tag="cp311-cp311-macosx_11_0_arm64")
+    index.add_wheel("puredep", "2.0")
+    project = make_project(tmp_path / "app", {"requirements.txt": "puredep\nmacosonly\n"})
+
+    run = chalicepack("check", project, "--runtime", "python3.11", "--json")
+    strict = chalicepack("check", project, "--runtime", "python3.11", "--strict")
+
+    assert run.returncode == 0, run.stderr
+    report = run.json()
+    assert [d["name"] for d in report["dependencies"]] == ["puredep"]
+    assert [m["name"] for m in report["missing_dependencies"]] == ["macosonly"]
+    assert report["artifacts"] == {}
+    assert not list((project / "dist").glob("*.zip"))
+    assert strict.returncode == 1
+    assert "Could not install dependencies:\nmacosonly==1.0" in strict.stderr

@@ -6,7 +6,7 @@ import base64
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ class BuildOptions:
     runtime: str | None = None  # default: the running interpreter's python3.X
     arch: str | None = None  # default: config.json's lambda_architecture, else x86_64
     strict: bool = False
+    check_only: bool = False  # resolve and report; write no zip
     cache_dir: Path | None = None  # default: $XDG_CACHE_HOME/chalicepack
 
 
@@ -85,17 +86,16 @@ def _build_in(
     cache_dir: Path,
     options: BuildOptions,
 ) -> BuildResult:
-    lines: tuple[RequirementLine, ...] = ()
-    resolution = Resolution((), ())
-    if project.requirements is not None:
-        lines = read_requirement_lines(project.requirements)
-        resolution = resolve(
-            project.requirements, lines, target, workdir=workdir, cache_dir=cache_dir / "pip"
-        )
+    lines, resolution = _resolve_requirements(project, target, workdir, cache_dir)
     warnings = []
     if resolution.missing:
         warnings.append(missing_dependencies_warning(resolution.missing))
         log.warning("%s", warnings[-1])
+    report = _report(project, config, target, automatic_layer, resolution, lines)
+    report_path = out_dir / REPORT_NAME
+    if options.check_only:
+        write_json_atomically(report_path, report)
+        return BuildResult(report, report_path, warnings)
 
     chalice = [d for d in resolution.distributions if d.name == "chalice"]
     shipped = [d for d in resolution.distributions if d.name != "chalice"]
@@ -106,14 +106,11 @@ def _build_in(
     site_packages.mkdir()
     installed = install_wheels(wheels, shipped, site_packages)
     if chalice:
-        runtime_version, runtime = (
-            chalice[0].version,
-            runtime_from_wheel(wheels["chalice"], workdir),
-        )
-        runtime_source = f"chalice=={runtime_version} from requirements.txt"
+        runtime = runtime_from_wheel(wheels["chalice"], workdir)
+        report["chalice_runtime"] = f"chalice=={chalice[0].version} from requirements.txt"
     else:
-        runtime_version, runtime = installed_runtime(workdir)
-        runtime_source = f"chalice=={runtime_version} installed with chalicepack"
+        version, runtime = installed_runtime(workdir)
+        report["chalice_runtime"] = f"chalice=={version} installed with chalicepack"
 
     app_entries = [entry_for(f.arcname, f.path) for f in project.app_files]
     app_entries += [ZipEntry(arcname, path) for arcname, path in runtime.items()]
@@ -127,22 +124,10 @@ def _build_in(
     for arcname in overridden:
         log.warning("vendor/%s replaces the file of the same path from a dependency", arcname)
     _refuse_app_collisions(app_entries, library_entries, project)
+    report["dependencies"] = [_installed_entry(item, report) for item in installed]
+    report["vendor_overrides"] = overridden
 
-    report = _report(
-        project,
-        config,
-        target,
-        automatic_layer,
-        installed,
-        resolution,
-        lines,
-        vendor_entries,
-        overridden,
-        runtime_source,
-    )
-    report_path = out_dir / REPORT_NAME
     if resolution.missing and options.strict:
-        report["artifacts"] = {}
         write_json_atomically(report_path, report)
         raise MissingDependencies(
             "missing dependencies under --strict: "
@@ -168,6 +153,18 @@ def _build_in(
     report["artifacts"] = {name: _artifact(summary) for name, summary in artifacts.items()}
     write_json_atomically(report_path, report)
     return BuildResult(report, report_path, warnings)
+
+
+def _resolve_requirements(
+    project: Project, target: Target, workdir: Path, cache_dir: Path
+) -> tuple[tuple[RequirementLine, ...], Resolution]:
+    if project.requirements is None:
+        return (), Resolution((), ())
+    lines = read_requirement_lines(project.requirements)
+    resolution = resolve(
+        project.requirements, lines, target, workdir=workdir, cache_dir=cache_dir / "pip"
+    )
+    return lines, resolution
 
 
 def _under(prefix: str, entry: ZipEntry) -> ZipEntry:
@@ -214,14 +211,15 @@ def _report(
     config: StageConfig,
     target: Target,
     automatic_layer: bool,
-    installed: Sequence[InstalledDistribution],
     resolution: Resolution,
     lines: tuple[RequirementLine, ...],
-    vendor: Sequence[ZipEntry],
-    overridden: Sequence[str],
-    runtime_source: str,
 ) -> dict[str, Any]:
-    every = [*resolution.distributions]
+    """The report as resolution leaves it; installing fills in sizes and the artifacts."""
+    every = resolution.distributions
+
+    def origin(name: str) -> dict[str, Any]:
+        return _origin(name, every, lines, project.root)
+
     return {
         "chalicepack_version": __version__,
         "project": str(project.root),
@@ -230,32 +228,38 @@ def _report(
         "runtime": target.runtime,
         "architecture": target.arch,
         "automatic_layer": automatic_layer,
-        "chalice_runtime": runtime_source,
+        "chalice_runtime": None,
         "artifacts": {},
         "dependencies": [
             {
-                "name": item.distribution.name,
-                "version": item.distribution.version,
-                "wheel": item.wheel.name,
-                "tag": "-".join(item.wheel.name.removesuffix(".whl").split("-")[-3:]),
-                "unpacked_size": item.unpacked_size,
-                "url": redact(item.distribution.url),
-                **_origin(item.distribution.name, every, lines, project.root),
-            }
-            for item in sorted(installed, key=lambda item: item.distribution.name)
-        ],
-        "vendor_files": [entry.arcname for entry in vendor],
-        "vendor_overrides": list(overridden),
-        "missing_dependencies": [
-            {
                 "name": item.name,
                 "version": item.version,
-                "reason": item.reason,
-                **_origin(item.name, every, lines, project.root),
+                "wheel": item.filename,
+                "tag": _wheel_tag(item.filename),
+                "unpacked_size": None,
+                "url": redact(item.url),
+                **origin(item.name),
             }
+            for item in sorted(every, key=lambda item: item.name)
+            if item.name != "chalice"
+        ],
+        "vendor_files": [file.arcname for file in project.vendor_files],
+        "vendor_overrides": [],
+        "missing_dependencies": [
+            {"name": item.name, "version": item.version, "reason": item.reason, **origin(item.name)}
             for item in resolution.missing
         ],
     }
+
+
+def _installed_entry(item: InstalledDistribution, report: Mapping[str, Any]) -> dict[str, Any]:
+    """The resolution's entry for ``item``, with what installing it told us."""
+    (resolved,) = [d for d in report["dependencies"] if d["name"] == item.distribution.name]
+    return {**resolved, "wheel": item.wheel.name, "unpacked_size": item.unpacked_size}
+
+
+def _wheel_tag(filename: str) -> str:
+    return "-".join(filename.removesuffix(".whl").split("-")[-3:])
 
 
 def _origin(

@@ -12,6 +12,7 @@ from pathlib import Path
 from . import __version__
 from .build import BuildOptions, build
 from .errors import BadInput, ChalicepackError
+from .report import summary_lines
 from .target import ARCHES, RUNTIME_GLIBC
 
 log = logging.getLogger("chalicepack")
@@ -30,7 +31,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="chalicepack", description=__doc__)
     parser.add_argument("--version", action="version", version=f"chalicepack {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    command = commands.add_parser("build", help="package a Chalice project into Lambda zips")
+    _add_build_options(commands.add_parser("build", help="package a Chalice project"))
+    _add_build_options(
+        commands.add_parser(
+            "check", help="resolve for the target and report missing dependencies; no zips"
+        )
+    )
+    return parser
+
+
+def _add_build_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "project_dir",
         nargs="?",
@@ -44,8 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--automatic-layer",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="put dependencies in a layer zip "
-        "(default: the stage's automatic_layer in config.json)",
+        help="put dependencies in a layer zip (default: the stage's automatic_layer)",
     )
     command.add_argument(
         "--runtime",
@@ -64,10 +73,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache-dir", type=Path, help="wheel cache (default: $XDG_CACHE_HOME/chalicepack)"
     )
     command.add_argument(
-        "--json", action="store_true", help="print build-report.json to stdout instead of the paths"
+        "--json", action="store_true", help="print build-report.json to stdout instead"
     )
     command.add_argument("-v", "--verbose", action="store_true", help="log pip's output")
-    return parser
+
+
+def options_from_args(args: argparse.Namespace) -> BuildOptions:
+    return BuildOptions(
+        project_dir=args.project_dir,
+        stage=args.stage,
+        out_dir=args.out,
+        automatic_layer=args.automatic_layer,
+        runtime=args.runtime,
+        arch=args.arch,
+        strict=args.strict,
+        cache_dir=args.cache_dir,
+        check_only=args.command == "check",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,23 +107,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    options = BuildOptions(
-        project_dir=args.project_dir,
-        stage=args.stage,
-        out_dir=args.out,
-        automatic_layer=args.automatic_layer,
-        runtime=args.runtime,
-        arch=args.arch,
-        strict=args.strict,
-        cache_dir=args.cache_dir,
-    )
-    result = build(options)
+    result = build(options_from_args(args))
     if args.json:
         print(json.dumps(result.report, indent=2))
     else:
-        from .report import summary_lines
-
+        if args.command == "check":
+            print(result.report_path)
         print("\n".join(summary_lines(result.report)))
+    if result.report["missing_dependencies"] and args.strict:
+        return EXIT_FAILED
     return EXIT_OK
 
 

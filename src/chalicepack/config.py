@@ -145,12 +145,16 @@ def parse_config(text: str, path: Path) -> dict[str, Any]:
         # Chalice uses json.loads too, so comments and trailing commas are errors for both.
         raise ConfigError(
             f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"
-            " (config.json must be plain JSON: no comments, no trailing commas)"
+            " (config.json must be plain JSON: no comments, no trailing commas)",
+            file=path,
+            line=exc.lineno,
         ) from None
     if not isinstance(document, dict):
         raise ConfigError(
             f"{path}: expected a JSON object at the top level, got {_describe(document)}"
-            ' (start from `{"version": "2.0", "app_name": "...", "stages": {"dev": {}}}`)'
+            ' (start from `{"version": "2.0", "app_name": "...", "stages": {"dev": {}}}`)',
+            file=path,
+            line=1,
         )
     return document
 
@@ -215,7 +219,7 @@ def resolve_stage(document: Mapping[str, Any], stage: str, path: Path) -> StageC
             functions.setdefault(name, {}).update(function_env)
 
     if problems:
-        raise ConfigError("\n".join(f"{path}: {problem}" for problem in problems))
+        raise ConfigError("\n".join(f"{path}: {problem}" for problem in problems), file=path)
 
     return StageConfig(
         path=path,

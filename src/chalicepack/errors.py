@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class ChalicepackError(Exception):
-    """Root of every error chalicepack raises on purpose; the message is for the user."""
+    """Root of every error chalicepack raises on purpose; the message is for the user.
+
+    ``file`` and ``line``, when known, say where the problem is, so the Action can annotate it.
+    """
 
     exit_code = 1
+
+    def __init__(self, message: str, *, file: Path | None = None, line: int | None = None):
+        super().__init__(message)
+        self.file = file
+        self.line = line
 
 
 class BadInput(ChalicepackError):

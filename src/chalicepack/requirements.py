@@ -109,7 +109,9 @@ def _project_name(path: Path, lineno: int, line: str) -> str | None:
             return None
         raise RequirementsError(
             f"{path}:{lineno}: cannot parse requirement {line!r}: {error}; "
-            "write it as 'name', 'name==version' or 'name @ url'"
+            "write it as 'name', 'name==version' or 'name @ url'",
+            file=path,
+            line=lineno,
         ) from error
 
 

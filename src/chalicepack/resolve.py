@@ -200,9 +200,12 @@ def _unresolvable(
             where = f"{line.where()}: {line.text!r}"
             return RequirementsError(
                 f"{where}: no release of {unmatched} exists on the configured index; "
-                f"fix the name or version (pip said: {redact(result.tail(1))})"
+                f"fix the name or version (pip said: {redact(result.tail(1))})",
+                file=line.path,
+                line=line.lineno,
             )
     return RequirementsError(
         f"{where}: pip could not resolve these requirements; fix the line pip names below.\n"
-        f"{result.tail()}"
+        f"{result.tail()}",
+        file=requirements,
     )

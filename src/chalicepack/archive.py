@@ -88,13 +88,14 @@ def _add(archive: zipfile.ZipFile, entry: ZipEntry, date_time: tuple[int, ...]) 
     info.create_system = _UNIX
     info.external_attr = (stat.S_IFREG | entry.mode) << 16
     try:
-        source = entry.source.open("rb")
-        size = os.fstat(source.fileno()).st_size
+        source = entry.source.open("rb")  # a deleted file or a directory fails here
     except OSError as error:
         raise BuildFailure(
             f"cannot read {entry.source} (to be zipped as {entry.arcname}): {error.strerror}"
         ) from error
-    info.file_size = size
-    with source, archive.open(info, "w", force_zip64=size > 2**31) as out:
-        shutil.copyfileobj(source, out, 1 << 20)
+    with source:
+        size = os.fstat(source.fileno()).st_size
+        info.file_size = size
+        with archive.open(info, "w", force_zip64=size > 2**31) as out:
+            shutil.copyfileobj(source, out, 1 << 20)
     return size

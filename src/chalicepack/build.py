@@ -21,7 +21,12 @@ from .errors import MissingDependencies, ProjectError
 from .install import InstalledDistribution, fetch_wheels, file_sha256, install_wheels
 from .pip import redact
 from .project import Project, scan_project
-from .report import REPORT_NAME, missing_dependencies_warning, write_json_atomically
+from .report import (
+    REPORT_NAME,
+    missing_dependencies_warning,
+    missing_dependency_details,
+    write_json_atomically,
+)
 from .requirements import RequirementLine, lines_by_name, read_requirement_lines
 from .resolve import Distribution, Resolution, resolve
 from .target import Target, host_runtime
@@ -91,6 +96,8 @@ def _build_in(
     if resolution.missing:
         warnings.append(missing_dependencies_warning(resolution.missing))
         log.warning("%s", warnings[-1])
+        for line in missing_dependency_details(resolution.missing):
+            log.warning("%s", line)
     report = _report(project, config, target, automatic_layer, resolution, lines)
     report_path = out_dir / REPORT_NAME
     if options.check_only:
@@ -237,6 +244,7 @@ def _report(
                 "wheel": item.filename,
                 "tag": _wheel_tag(item.filename),
                 "unpacked_size": None,
+                "built_from_source": item.built_from_source,
                 "url": redact(item.url),
                 **origin(item.name),
             }
@@ -246,7 +254,15 @@ def _report(
         "vendor_files": [file.arcname for file in project.vendor_files],
         "vendor_overrides": [],
         "missing_dependencies": [
-            {"name": item.name, "version": item.version, "reason": item.reason, **origin(item.name)}
+            {
+                "name": item.name,
+                "version": item.version,
+                "reason": item.reason,
+                "fix": item.fix,
+                "build_log": item.build_log,
+                "only_needed_by_it": list(item.only_needed_by_it),
+                **origin(item.name),
+            }
             for item in resolution.missing
         ],
     }

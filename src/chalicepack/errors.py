@@ -43,3 +43,7 @@ class BuildFailure(ChalicepackError):
 
 class MissingDependencies(ChalicepackError):
     """Some dependencies have no build usable on the target and ``--strict`` was given."""
+
+
+class PublishError(BuildFailure):
+    """AWS could not be reached, or refused the credentials or a permission, while publishing."""

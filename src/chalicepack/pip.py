@@ -8,12 +8,13 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import BuildFailure
+from .targetpip import ENVIRONMENT_VARIABLE
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +56,31 @@ class PipResult:
         found = _NO_MATCH.findall(self.stderr)
         return found[-1] if found else None
 
+    @property
+    def hash_mismatch(self) -> bool:
+        return "DO NOT MATCH THE HASHES" in self.stderr
+
     def tail(self, lines: int = 12) -> str:
         return redact("\n".join(self.stderr.strip().splitlines()[-lines:]))
 
 
-def run_pip(args: Sequence[str], *, cache_dir: Path | None = None) -> PipResult:
-    """Run our own pip with ``args``; never raises for pip's own failure (the caller decides)."""
-    command = [sys.executable, "-m", "pip", *_common_options(cache_dir), *args]
+def run_pip(
+    args: Sequence[str],
+    *,
+    cache_dir: Path | None = None,
+    markers: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> PipResult:
+    """Run our own pip with ``args``; never raises for pip's own failure (the caller decides).
+
+    ``markers`` makes pip evaluate environment markers with these values (the target's).
+    """
+    module = "pip" if markers is None else "chalicepack.targetpip"
+    command = [sys.executable, "-m", module, *_common_options(cache_dir), *args]
     log.debug("running %s", redact(" ".join(command)))
-    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
+    env = {**os.environ, **(env or {}), "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
+    if markers is not None:
+        env[ENVIRONMENT_VARIABLE] = json.dumps(dict(markers))
     try:
         completed = subprocess.run(
             command, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env
@@ -83,12 +100,17 @@ def _common_options(cache_dir: Path | None) -> list[str]:
 
 
 def dry_run_report(
-    args: Sequence[str], report_path: Path, *, cache_dir: Path | None = None
+    args: Sequence[str],
+    report_path: Path,
+    *,
+    cache_dir: Path | None = None,
+    markers: Mapping[str, str] | None = None,
 ) -> tuple[PipResult, dict[str, Any] | None]:
     """Resolve without installing; return pip's installation report when it succeeded."""
     result = run_pip(
         ["install", "--dry-run", "--ignore-installed", "--report", str(report_path), *args],
         cache_dir=cache_dir,
+        markers=markers,
     )
     if not result.ok:
         return result, None

@@ -31,6 +31,19 @@ def missing_dependencies_warning(missing: Sequence[MissingDistribution]) -> str:
     return _MISSING_TEMPLATE.format(pins=pins)
 
 
+def missing_dependency_details(missing: Sequence[MissingDistribution]) -> list[str]:
+    """After Chalice's lines: for each missing dependency, why, and what to do."""
+    lines = []
+    for item in missing:
+        lines.append(f"{item.name}=={item.version}: {item.reason}; fix: {item.fix}")
+        if item.only_needed_by_it:
+            lines.append(f"  only needed by {item.name}: {', '.join(item.only_needed_by_it)}")
+        if item.build_log:
+            lines.append("  build log (last lines):")
+            lines += [f"    {line}" for line in item.build_log.splitlines()]
+    return lines
+
+
 def write_json_atomically(path: Path, document: Mapping[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")

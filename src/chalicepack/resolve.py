@@ -1,15 +1,24 @@
-"""Which distributions to install for the target, and which have no build it can load.
+"""Which distributions to install for the target, and which cannot be made to run on it.
 
-pip resolves (``install --dry-run --report``) with the target's platform options. When that
-fails, a second resolution with the platform ignored names every distribution, and each one
-with no target-compatible wheel is reported missing while the rest still install.
+1. pip resolves requirements.txt for the target (its Python, ABI, manylinux platforms up to
+   the runtime's glibc, wheels only), with markers evaluated for the target. Usually that is
+   all; source trees named directly (paths, VCS, sdist URLs) are then built and checked.
+2. When that fails, a resolution with the platform ignored names every distribution. Each
+   whose chosen file the target cannot load is a suspect: if some other release allowed by
+   requirements.txt has a target wheel, the final resolution will pick it; else its sdist is
+   built and kept when it runs on the target (see ``sdist``); else it is missing.
+3. The final resolution runs for the target again, with the wheels built here and stand-in
+   wheels for the missing ones (same name, version and dependencies, never installed), so
+   everything else still resolves to releases the target can load.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +28,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from .errors import BuildFailure, RequirementsError
 from .pip import PipResult, dry_run_report, redact
 from .requirements import RequirementLine, index_options, lines_by_name
+from .sdist import BuiltWheel, Unusable, build_for_target, retag_for_target
 from .target import Target
 
 log = logging.getLogger(__name__)
@@ -34,6 +44,8 @@ _OTHER_PLATFORMS = (
     "musllinux_1_2_aarch64",
     "linux_x86_64",
     "linux_aarch64",
+    "manylinux_2_39_x86_64",
+    "manylinux_2_39_aarch64",
 )
 
 
@@ -47,7 +59,10 @@ class Distribution:
     filename: str
     sha256: str | None
     requested: bool
-    requires: tuple[str, ...]  # canonical names of the projects it depends on
+    requires: tuple[str, ...]  # canonical names of the resolved projects it depends on
+    requires_dist: tuple[str, ...] = ()  # its Requires-Dist lines, markers included
+    direct: str | None = None  # pip requirement for a direct reference (path, VCS, URL)
+    built_from_source: bool = False
 
     @property
     def pin(self) -> str:
@@ -59,12 +74,36 @@ class MissingDistribution:
     name: str
     version: str
     reason: str
+    fix: str = ""
+    build_log: str | None = None
+    only_needed_by_it: tuple[str, ...] = ()  # resolved projects nothing else requires
 
 
 @dataclass(frozen=True)
 class Resolution:
     distributions: tuple[Distribution, ...]
     missing: tuple[MissingDistribution, ...]
+
+
+@dataclass(frozen=True)
+class _Context:
+    requirements: Path
+    lines: tuple[RequirementLine, ...]
+    target: Target
+    workdir: Path
+    cache_dir: Path | None
+
+    def dry_run(self, args: Sequence[str], label: str) -> tuple[PipResult, dict[str, Any] | None]:
+        return dry_run_report(
+            args,
+            self.workdir / f"{label}.json",
+            cache_dir=self.cache_dir,
+            markers=self.target.marker_environment(),
+        )
+
+    @property
+    def wheels_only(self) -> list[str]:
+        return [*self.target.pip_options(), "--only-binary", ":all:"]
 
 
 def resolve(
@@ -76,69 +115,222 @@ def resolve(
     cache_dir: Path | None,
 ) -> Resolution:
     """Resolve for ``target``; raise only when a requirement cannot resolve at all."""
-    strict = [*target.pip_options(), "--only-binary", ":all:", "-r", str(requirements)]
-    result, report = dry_run_report(strict, workdir / "target.json", cache_dir=cache_dir)
+    context = _Context(requirements, lines, target, workdir, cache_dir)
+    result, report = context.dry_run([*context.wheels_only, "-r", str(requirements)], "target")
     if report is not None:
-        return Resolution(tuple(distributions_from_report(report)), ())
-    _raise_if_unreachable(result, requirements)
-    log.info("some requirements have no wheel for %s; finding which", target.runtime)
-
-    loose = _resolve_ignoring_platform(requirements, lines, target, workdir, cache_dir)
-    installable: list[Distribution] = []
-    missing: list[MissingDistribution] = []
-    for distribution in loose:
-        found = _target_wheel_for(distribution, requirements, target, workdir, cache_dir)
-        if found is not None:
-            installable.append(found)
-        else:
-            reason = f"no wheel for {target.runtime} on {target.arch}"
-            missing.append(MissingDistribution(distribution.name, distribution.version, reason))
-    return Resolution(tuple(installable), tuple(missing))
+        return _build_direct_references(context, distributions_from_report(report))
+    _raise_for_failure(result, context)
+    log.info(
+        "some requirements have no wheel for %s %s; finding which", target.runtime, target.arch
+    )
+    return _resolve_with_stand_ins(context, _resolve_ignoring_platform(context))
 
 
-def _resolve_ignoring_platform(
-    requirements: Path,
-    lines: tuple[RequirementLine, ...],
-    target: Target,
-    workdir: Path,
-    cache_dir: Path | None,
-) -> list[Distribution]:
-    # First as the host would install it (sdists allowed), then wheels of any platform: a
+def _resolve_ignoring_platform(context: _Context) -> list[Distribution]:
+    # First as this host would install it (sdists allowed), then wheels of any platform: a
     # project with only macOS wheels resolves in neither on a Linux host but in the second.
-    host_args = ["-r", str(requirements)]
-    result, report = dry_run_report(host_args, workdir / "host.json", cache_dir=cache_dir)
+    requirements = ["-r", str(context.requirements)]
+    result, report = context.dry_run(requirements, "host")
     if report is None:
-        platforms = [*target.platforms, *_OTHER_PLATFORMS]
-        any_args = [*target.pip_options(), "--only-binary", ":all:", "-r", str(requirements)]
-        for platform in platforms[len(target.platforms) :]:
-            any_args += ["--platform", platform]
-        result, report = dry_run_report(any_args, workdir / "any.json", cache_dir=cache_dir)
+        any_platform = [*context.wheels_only, *requirements]
+        for platform in _OTHER_PLATFORMS:
+            any_platform += ["--platform", platform]
+        result, report = context.dry_run(any_platform, "any-platform")
     if report is None:
-        _raise_if_unreachable(result, requirements)
-        raise _unresolvable(result, requirements, lines)
+        _raise_for_failure(result, context)
+        raise _unresolvable(result, context)
     return distributions_from_report(report)
 
 
-def _target_wheel_for(
-    distribution: Distribution,
-    requirements: Path,
-    target: Target,
-    workdir: Path,
-    cache_dir: Path | None,
-) -> Distribution | None:
-    if target.accepts_wheel(distribution.filename):
-        return distribution
-    args = [*target.pip_options(), "--only-binary", ":all:", "--no-deps"]
-    args += [*index_options(requirements), distribution.pin]
-    report_path = workdir / f"check-{distribution.name}.json"
-    _, report = dry_run_report(args, report_path, cache_dir=cache_dir)
+def _resolve_with_stand_ins(context: _Context, loose: list[Distribution]) -> Resolution:
+    built: dict[str, Path] = {}
+    missing: dict[str, MissingDistribution] = {}
+    suspects = [d for d in loose if not context.target.accepts_wheel(d.filename)]
+    for suspect in suspects:
+        if suspect.direct is None and _another_release_fits(context, suspect):
+            continue  # the final resolution picks that release
+        outcome = _build_from_source(context, suspect)
+        if isinstance(outcome, BuiltWheel):
+            built[suspect.name] = retag_for_target(
+                outcome.path, context.target, _built_dir(context)
+            )
+        else:
+            missing[suspect.name] = _missing(context, suspect, outcome)
+
+    report = _final_resolution(context, loose, built, missing)
+    if report is None:
+        # Requirements of other projects ruled out the releases that fit: keep every
+        # suspect at the version the platform-free resolution chose.
+        for suspect in suspects:
+            if suspect.name not in built and suspect.name not in missing:
+                missing[suspect.name] = _missing(
+                    context,
+                    suspect,
+                    Unusable(
+                        f"no wheel for {context.target.runtime} "
+                        f"{context.target.arch} within the other requirements' constraints"
+                    ),
+                )
+        report = _final_resolution(context, loose, built, missing)
+    if report is None:
+        raise BuildFailure(
+            "pip could not resolve the requirements for the target even with "
+            "the missing dependencies set aside; run with -v to see pip's output"
+        )
+    stand_ins = _stand_in_dir(context).as_uri()
+    distributions = [
+        replace(d, built_from_source=d.name in built)
+        for d in distributions_from_report(report)
+        if not d.url.startswith(stand_ins)
+    ]
+    ordered_missing = [_with_only_needed(m, loose) for m in missing.values()]
+    return Resolution(tuple(distributions), tuple(ordered_missing))
+
+
+def _another_release_fits(context: _Context, suspect: Distribution) -> bool:
+    """Whether requirements.txt allows a release of ``suspect`` that has a target wheel."""
+    line = lines_by_name(context.lines).get(suspect.name)
+    requirement = suspect.name
+    if line is not None:
+        parsed = _parse(line.text)
+        if parsed is not None:
+            requirement = f"{suspect.name}{parsed.specifier}"
+    return _newest_target_release(context, requirement) is not None
+
+
+def _newest_target_release(context: _Context, requirement: str) -> Distribution | None:
+    args = [*context.wheels_only, "--no-deps", *index_options(context.requirements), requirement]
+    label = "newest-" + hashlib.sha256(requirement.encode()).hexdigest()[:12]
+    _, report = context.dry_run(args, label)
     if report is None:
         return None
-    (found,) = distributions_from_report(report)
-    # Keep the dependency edges of the full resolution; this run had --no-deps.
-    return Distribution(
-        **{**found.__dict__, "requires": distribution.requires, "requested": distribution.requested}
+    return distributions_from_report(report)[0]
+
+
+def _build_from_source(context: _Context, suspect: Distribution) -> BuiltWheel | Unusable:
+    target = context.target
+    if suspect.direct is None and not _has_source(suspect):
+        # Only a wheel for another platform was found: there is no source to build.
+        return Unusable(f"no wheel for {target.runtime} on {target.arch} and no source to build")
+    requirement = suspect.direct or suspect.pin
+    log.info("building %s from source for %s", redact(requirement), target.runtime)
+    workdir = context.workdir / "source-builds" / suspect.name
+    options = [] if suspect.direct else index_options(context.requirements)
+    return build_for_target(
+        requirement, target, workdir, pip_options=options, cache_dir=context.cache_dir
     )
+
+
+def _has_source(distribution: Distribution) -> bool:
+    """Whether the platform-free resolution picked a source distribution."""
+    return not distribution.filename.endswith(".whl")
+
+
+def _missing(context: _Context, suspect: Distribution, outcome: Unusable) -> MissingDistribution:
+    fix = "vendor a build for the target in vendor/"
+    if suspect.direct is None:
+        newest = _newest_target_release(context, suspect.name)
+        if newest is not None:
+            fix = (
+                f"pin {suspect.name}>={newest.version}, the newest release with a wheel "
+                f"for {context.target.runtime} {context.target.arch}, or vendor it"
+            )
+    return MissingDistribution(
+        suspect.name, suspect.version, outcome.reason, fix, outcome.build_log
+    )
+
+
+def _final_resolution(
+    context: _Context,
+    loose: list[Distribution],
+    built: Mapping[str, Path],
+    missing: Mapping[str, MissingDistribution],
+) -> dict[str, Any] | None:
+    stand_in_dir = _stand_in_dir(context)
+    by_name = {d.name: d for d in loose}
+    for name in missing:
+        _write_stand_in(stand_in_dir, by_name[name])
+    constraints = context.workdir / "pins.txt"
+    pins = [by_name[name].pin for name in [*built, *missing]]
+    constraints.write_text("".join(f"{pin}\n" for pin in pins))
+    args = [*context.wheels_only, "--find-links", str(stand_in_dir)]
+    args += ["--find-links", str(_built_dir(context)), "-c", str(constraints)]
+    _, report = context.dry_run([*args, "-r", str(context.requirements)], "final")
+    return report
+
+
+def _built_dir(context: _Context) -> Path:
+    path = context.workdir / "built-wheels"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def _stand_in_dir(context: _Context) -> Path:
+    path = context.workdir / "stand-ins"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def _write_stand_in(directory: Path, distribution: Distribution) -> None:
+    """A pure wheel with the same name, version and dependencies; resolved, never installed."""
+    name = distribution.name.replace("-", "_")
+    dist_info = f"{name}-{distribution.version}.dist-info"
+    metadata = [
+        "Metadata-Version: 2.1",
+        f"Name: {distribution.name}",
+        f"Version: {distribution.version}",
+        *(f"Requires-Dist: {line}" for line in distribution.requires_dist),
+    ]
+    path = directory / f"{name}-{distribution.version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as wheel:
+        wheel.writestr(f"{dist_info}/METADATA", "\n".join(metadata) + "\n\n")
+        wheel.writestr(
+            f"{dist_info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
+        wheel.writestr(f"{dist_info}/RECORD", "")
+
+
+def _with_only_needed(
+    missing: MissingDistribution, loose: list[Distribution]
+) -> MissingDistribution:
+    """Add the projects that are in the resolution only because ``missing`` requires them."""
+    edges = {d.name: set(d.requires) for d in loose}
+    roots = [d.name for d in loose if d.requested and d.name != missing.name]
+    reachable: set[str] = set()
+    stack = list(roots)
+    while stack:
+        name = stack.pop()
+        if name in reachable or name == missing.name:
+            continue
+        reachable.add(name)
+        stack.extend(edges.get(name, ()))
+    only = sorted(name for name in edges if name not in reachable and name != missing.name)
+    return replace(missing, only_needed_by_it=tuple(only))
+
+
+def _build_direct_references(context: _Context, distributions: list[Distribution]) -> Resolution:
+    """Build the source trees named directly (paths, VCS, sdist URLs) and check them."""
+    kept: list[Distribution] = []
+    missing: list[MissingDistribution] = []
+    for distribution in distributions:
+        if context.target.accepts_wheel(distribution.filename):
+            kept.append(distribution)
+            continue
+        outcome = _build_from_source(context, distribution)
+        if isinstance(outcome, Unusable):
+            missing.append(_missing(context, distribution, outcome))
+            continue
+        wheel = retag_for_target(outcome.path, context.target, _built_dir(context))
+        kept.append(
+            replace(
+                distribution,
+                url=wheel.as_uri(),
+                filename=wheel.name,
+                sha256=None,
+                built_from_source=True,
+            )
+        )
+    return Resolution(tuple(kept), tuple(missing))
 
 
 def distributions_from_report(report: Mapping[str, Any]) -> list[Distribution]:
@@ -153,59 +345,74 @@ def _distribution(item: Mapping[str, Any], resolved_names: set[NormalizedName]) 
     download = item["download_info"]
     url: str = download["url"]
     hashes = download.get("archive_info", {}).get("hashes", {})
-    requires = sorted(
-        name
-        for name in _required_names(metadata.get("requires_dist", []))
-        if name in resolved_names
-    )
+    requires_dist = tuple(metadata.get("requires_dist", []))
+    required = _required_names(requires_dist)
+    name = canonicalize_name(metadata["name"])
     return Distribution(
-        name=canonicalize_name(metadata["name"]),
+        name=name,
         version=metadata["version"],
         url=url,
         filename=url.rsplit("/", 1)[-1].split("#", 1)[0],
         sha256=hashes.get("sha256"),
         requested=bool(item.get("requested")),
-        requires=tuple(requires),
+        requires=tuple(sorted(n for n in required if n in resolved_names)),
+        requires_dist=requires_dist,
+        direct=_direct_requirement(name, download) if item.get("is_direct") else None,
     )
+
+
+def _direct_requirement(name: str, download: Mapping[str, Any]) -> str | None:
+    """How to ask pip for this direct reference again (PEP 610 ``direct_url`` data)."""
+    url = download["url"]
+    vcs = download.get("vcs_info")
+    if vcs is not None:
+        return f"{name} @ {vcs['vcs']}+{url}@{vcs['commit_id']}"
+    if url.endswith(".whl"):
+        return None  # a wheel URL is judged by its tags like any other wheel
+    return f"{name} @ {url}"
 
 
 def _required_names(requires_dist: Iterable[str]) -> Iterable[NormalizedName]:
     for text in requires_dist:
-        try:
-            yield canonicalize_name(Requirement(text).name)
-        except InvalidRequirement:
-            continue
+        parsed = _parse(text)
+        if parsed is not None:
+            yield canonicalize_name(parsed.name)
 
 
-def _raise_if_unreachable(result: PipResult, requirements: Path) -> None:
+def _parse(text: str) -> Requirement | None:
+    try:
+        return Requirement(text.split(" --", 1)[0])
+    except InvalidRequirement:
+        return None
+
+
+def _raise_for_failure(result: PipResult, context: _Context) -> None:
     if result.index_unreachable:
         raise BuildFailure(
-            f"{requirements}: could not reach the package index; check the network and the "
-            f"index URL, then retry.\npip said:\n{result.tail()}"
+            f"{context.requirements}: could not reach the package index; check the network "
+            f"and the index URL, then retry.\npip said:\n{result.tail()}"
+        )
+    if result.hash_mismatch:
+        raise RequirementsError(
+            f"{context.requirements}: a downloaded file does not match its --hash; update "
+            f"the hash if the release was re-published legitimately.\n{result.tail(8)}",
+            file=context.requirements,
         )
 
 
-def _unresolvable(
-    result: PipResult, requirements: Path, lines: Sequence[RequirementLine]
-) -> RequirementsError:
+def _unresolvable(result: PipResult, context: _Context) -> RequirementsError:
     unmatched = result.unmatched_requirement
-    where = str(requirements)
-    if unmatched is not None:
-        try:
-            name = canonicalize_name(Requirement(unmatched).name)
-        except InvalidRequirement:
-            name = None
-        line = lines_by_name(tuple(lines)).get(name) if name else None
-        if line is not None:
-            where = f"{line.where()}: {line.text!r}"
-            return RequirementsError(
-                f"{where}: no release of {unmatched} exists on the configured index; "
-                f"fix the name or version (pip said: {redact(result.tail(1))})",
-                file=line.path,
-                line=line.lineno,
-            )
+    parsed = _parse(unmatched) if unmatched else None
+    line = lines_by_name(context.lines).get(canonicalize_name(parsed.name)) if parsed else None
+    if line is not None:
+        return RequirementsError(
+            f"{line.where()}: {line.text!r}: no release of {unmatched} exists on the configured "
+            f"index; fix the name or version (pip said: {redact(result.tail(1))})",
+            file=line.path,
+            line=line.lineno,
+        )
     return RequirementsError(
-        f"{where}: pip could not resolve these requirements; fix the line pip names below.\n"
-        f"{result.tail()}",
-        file=requirements,
+        f"{context.requirements}: pip could not resolve these requirements; fix the line pip "
+        f"names below.\n{result.tail()}",
+        file=context.requirements,
     )

@@ -112,6 +112,23 @@ class Target:
             return False
         return not wheel_tags.isdisjoint(self.tags)
 
+    def marker_environment(self) -> dict[str, str]:
+        """PEP 508 marker values on the target (Amazon Linux, CPython of the runtime)."""
+        # Lambda does not promise a patch release; X.Y.0 keeps python_full_version markers
+        # about the minor version right.
+        full_version = f"{self.version_text}.0"
+        return {
+            "implementation_name": "cpython",
+            "implementation_version": full_version,
+            "os_name": "posix",
+            "platform_machine": self.machine,
+            "platform_python_implementation": "CPython",
+            "platform_system": "Linux",
+            "python_full_version": full_version,
+            "python_version": self.version_text,
+            "sys_platform": "linux",
+        }
+
     def pip_options(self) -> list[str]:
         """pip's target options: only wheels the target accepts, judged by their tags."""
         options = ["--python-version", self.version_text, "--implementation", "cp"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import html
@@ -23,8 +24,20 @@ def _project_of(filename: str) -> str:
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
+    required_authorization: str | None = None
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def do_GET(self) -> None:
+        expected = self.required_authorization
+        if expected is not None and self.headers.get("Authorization") != expected:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="private index"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        super().do_GET()
 
 
 class PackageIndex:
@@ -34,8 +47,9 @@ class PackageIndex:
     takes as ``--index-url``. ``stop()`` makes the index unreachable (connection refused).
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, auth: tuple[str, str] | None = None) -> None:
         self.root = root
+        self.auth = auth
         self.files = root / "files"
         self.files.mkdir(parents=True, exist_ok=True)
         (root / "simple").mkdir(exist_ok=True)
@@ -47,8 +61,19 @@ class PackageIndex:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/simple/"
 
+    @property
+    def url_with_credentials(self) -> str:
+        assert self.auth is not None
+        user, password = self.auth
+        return f"http://{user}:{password}@127.0.0.1:{self.port}/simple/"
+
     def start(self) -> None:
-        handler = functools.partial(_QuietHandler, directory=str(self.root))
+        authorization = None
+        if self.auth is not None:
+            token = base64.b64encode(":".join(self.auth).encode()).decode()
+            authorization = f"Basic {token}"
+        handler_class = type("Handler", (_QuietHandler,), {"required_authorization": authorization})
+        handler = functools.partial(handler_class, directory=str(self.root))
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

@@ -27,7 +27,7 @@ from .report import (
     missing_dependency_details,
     write_json_atomically,
 )
-from .requirements import RequirementLine, lines_by_name, read_requirement_lines
+from .requirements import RequirementLine, index_options, lines_by_name, read_requirement_lines
 from .resolve import Distribution, Resolution, resolve
 from .target import Target, host_runtime
 
@@ -107,7 +107,11 @@ def _build_in(
     chalice = [d for d in resolution.distributions if d.name == "chalice"]
     shipped = [d for d in resolution.distributions if d.name != "chalice"]
     wheels = fetch_wheels(
-        resolution.distributions, target, store=cache_dir / "wheels", cache_dir=cache_dir / "pip"
+        resolution.distributions,
+        target,
+        store=cache_dir / "wheels",
+        cache_dir=cache_dir / "pip",
+        index_options=index_options(project.requirements) if project.requirements else [],
     )
     site_packages = workdir / "site-packages"
     site_packages.mkdir()

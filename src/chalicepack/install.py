@@ -6,10 +6,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from installer import install
 from installer.destinations import SchemeDictionaryDestination
@@ -42,19 +45,32 @@ def file_sha256(path: Path) -> str:
 
 
 def fetch_wheels(
-    distributions: Iterable[Distribution], target: Target, *, store: Path, cache_dir: Path | None
+    distributions: Iterable[Distribution],
+    target: Target,
+    *,
+    store: Path,
+    cache_dir: Path | None,
+    index_options: Sequence[str] = (),
 ) -> dict[str, Path]:
-    """The wheel file of each distribution (by name), downloading only what the store lacks."""
+    """The wheel file of each distribution (by name), downloading only what the store lacks.
+
+    Downloads ask the index again for ``name==version`` with the file's hash rather than
+    fetching the file's URL: pip then authenticates exactly as it did while resolving
+    (credentials live in the index URL, not in the file links).
+    """
     wheels: dict[str, Path] = {}
     to_download: list[Distribution] = []
     for distribution in distributions:
         cached = _stored(store, distribution)
         if cached is not None:
             wheels[distribution.name] = cached
+        elif distribution.url.startswith("file:"):
+            local = Path(url2pathname(urlsplit(distribution.url).path))
+            wheels[distribution.name] = _keep(local, distribution, store, move=False)
         else:
             to_download.append(distribution)
     if to_download:
-        wheels.update(_download(to_download, target, store, cache_dir))
+        wheels.update(_download(to_download, target, store, cache_dir, index_options))
     return wheels
 
 
@@ -66,19 +82,34 @@ def _stored(store: Path, distribution: Distribution) -> Path | None:
 
 
 def _download(
-    distributions: list[Distribution], target: Target, store: Path, cache_dir: Path | None
+    distributions: list[Distribution],
+    target: Target,
+    store: Path,
+    cache_dir: Path | None,
+    index_options: Sequence[str],
 ) -> dict[str, Path]:
     store.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=store, prefix=".download-") as scratch:
+        pins = Path(scratch) / "pins.txt"
+        pins.write_text("".join(f"{_pinned(d)}\n" for d in distributions))
+        destination = Path(scratch) / "wheels"
         args = ["download", "--no-deps", "--only-binary", ":all:", *target.pip_options()]
-        args += ["--dest", scratch, *(f"{d.name} @ {d.url}" for d in distributions)]
+        args += [*index_options, "--dest", str(destination), "-r", str(pins)]
         result = run_pip(args, cache_dir=cache_dir)
         if not result.ok:
             raise BuildFailure(f"could not download wheels:\n{result.tail()}")
-        return {d.name: _keep(Path(scratch) / d.filename, d, store) for d in distributions}
+        return {d.name: _keep(destination / d.filename, d, store) for d in distributions}
 
 
-def _keep(downloaded: Path, distribution: Distribution, store: Path) -> Path:
+def _pinned(distribution: Distribution) -> str:
+    if distribution.is_direct:
+        return f"{distribution.name} @ {distribution.url}"
+    if distribution.sha256 is None:
+        return distribution.pin
+    return f"{distribution.pin} --hash=sha256:{distribution.sha256}"
+
+
+def _keep(downloaded: Path, distribution: Distribution, store: Path, move: bool = True) -> Path:
     if not downloaded.is_file():
         raise BuildFailure(f"pip did not download {distribution.filename}")
     digest = file_sha256(downloaded)
@@ -89,6 +120,10 @@ def _keep(downloaded: Path, distribution: Distribution, store: Path) -> Path:
         )
     final = store / digest / distribution.filename
     final.parent.mkdir(parents=True, exist_ok=True)
+    if not move:
+        copy = final.with_name(f".{final.name}.{os.getpid()}")
+        shutil.copyfile(downloaded, copy)
+        downloaded = copy
     os.replace(downloaded, final)  # atomic: a concurrent build sees all of the file or none
     return final
 

@@ -61,7 +61,8 @@ class Distribution:
     requested: bool
     requires: tuple[str, ...]  # canonical names of the resolved projects it depends on
     requires_dist: tuple[str, ...] = ()  # its Requires-Dist lines, markers included
-    direct: str | None = None  # pip requirement for a direct reference (path, VCS, URL)
+    is_direct: bool = False  # named by URL or path in requirements.txt, not found on an index
+    direct: str | None = None  # how to ask pip for a direct source reference (path, VCS, URL)
     built_from_source: bool = False
 
     @property
@@ -357,6 +358,7 @@ def _distribution(item: Mapping[str, Any], resolved_names: set[NormalizedName]) 
         requested=bool(item.get("requested")),
         requires=tuple(sorted(n for n in required if n in resolved_names)),
         requires_dist=requires_dist,
+        is_direct=bool(item.get("is_direct")),
         direct=_direct_requirement(name, download) if item.get("is_direct") else None,
     )
 

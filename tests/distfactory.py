@@ -94,6 +94,7 @@ _BACKEND = textwrap.dedent(
     VERSION = {version!r}
     REQUIRES = {requires!r}
     OPTIONAL_EXT = {optional_ext!r}
+    UNBUILDABLE = {unbuildable!r}
 
     def _tag(compiled):
         if not compiled:
@@ -114,6 +115,8 @@ _BACKEND = textwrap.dedent(
         return out
 
     def get_requires_for_build_wheel(config_settings=None):
+        if UNBUILDABLE:
+            raise ModuleNotFoundError("No module named 'pkg_resources'")
         return []
 
     def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
@@ -183,12 +186,14 @@ def build_sdist(
     requires: Sequence[str] = (),
     c_extension: bool = False,
     optional_c_extension: bool = False,
+    unbuildable: bool = False,
 ) -> Path:
     """Write ``<name>-<version>.tar.gz``, a PEP 517 sdist that builds with no network.
 
     ``c_extension`` adds ``ext.c``, compiled into ``<name>/_speedups`` (a platform wheel);
     with ``optional_c_extension`` a failed compile (e.g. with ``CC=false``)
-    gives a pure wheel instead, like packages whose C speedups are optional.
+    gives a pure wheel instead, like packages whose C speedups are optional. ``unbuildable``
+    makes even its metadata fail, like old sdists whose setup.py needs what is gone.
     """
     package = import_name(name)
     root = f"{package}-{version}"
@@ -199,7 +204,11 @@ def build_sdist(
         '[build-system]\nrequires = []\nbuild-backend = "test_backend"\nbackend-path = ["."]\n'
     )
     members["test_backend.py"] = _BACKEND.format(
-        name=name, version=version, requires=list(requires), optional_ext=optional_c_extension
+        name=name,
+        version=version,
+        requires=list(requires),
+        optional_ext=optional_c_extension,
+        unbuildable=unbuildable,
     )
     members["PKG-INFO"] = _metadata(name, version, requires, None)
     if c_extension or optional_c_extension:

@@ -218,3 +218,21 @@ def test_a_failing_sdist_build_is_reported_with_its_log(
     entry = missing(report)["broken"]
     assert "failed to build" in entry["reason"]
     assert entry["build_log"]
+
+
+def test_an_old_sdist_that_no_longer_builds_is_missing_and_the_rest_still_ships(
+    tmp_path: Path, index: PackageIndex, chalicepack
+) -> None:
+    index.add_sdist("cryptic", "1.9", unbuildable=True)
+    index.add_wheel("cryptic", "41.0", tag="cp37-abi3-manylinux2014_x86_64")
+    index.add_wheel("puredep", "1.0")
+    project = make_project(tmp_path / "app", {"requirements.txt": "cryptic==1.9\npuredep\n"})
+
+    report = build(chalicepack, project, "--runtime", "python3.12")
+
+    assert installed(report) == {"puredep": "1.0"}
+    entry = missing(report)["cryptic"]
+    assert entry["version"] == "1.9"
+    assert "could not be prepared" in entry["reason"]
+    assert "pin cryptic>=41.0" in entry["fix"]
+    assert "Could not install dependencies:\ncryptic==1.9" in report["stderr"]

@@ -15,6 +15,7 @@ from packaging.utils import canonicalize_name
 
 from . import __version__
 from .archive import ZipEntry, ZipSummary, entry_for, write_zip
+from .cache import load_resolution, resolution_key, save_resolution
 from .chaliceruntime import installed_runtime, runtime_from_wheel
 from .config import StageConfig, load_stage_config
 from .errors import MissingDependencies, ProjectError
@@ -91,7 +92,7 @@ def _build_in(
     cache_dir: Path,
     options: BuildOptions,
 ) -> BuildResult:
-    lines, resolution = _resolve_requirements(project, target, workdir, cache_dir)
+    lines, resolution, record_key = _resolve_requirements(project, target, workdir, cache_dir)
     warnings = []
     if resolution.missing:
         warnings.append(missing_dependencies_warning(resolution.missing))
@@ -113,6 +114,8 @@ def _build_in(
         cache_dir=cache_dir / "pip",
         index_options=index_options(project.requirements) if project.requirements else [],
     )
+    if record_key is not None:
+        save_resolution(cache_dir, record_key, resolution, lines, wheels)
     site_packages = workdir / "site-packages"
     site_packages.mkdir()
     installed = install_wheels(wheels, shipped, site_packages)
@@ -168,14 +171,20 @@ def _build_in(
 
 def _resolve_requirements(
     project: Project, target: Target, workdir: Path, cache_dir: Path
-) -> tuple[tuple[RequirementLine, ...], Resolution]:
+) -> tuple[tuple[RequirementLine, ...], Resolution, str | None]:
+    """The resolution, from the cache when fully pinned requirements were resolved before."""
     if project.requirements is None:
-        return (), Resolution((), ())
+        return (), Resolution((), ()), None
     lines = read_requirement_lines(project.requirements)
+    key = resolution_key(project.requirements, lines, target)
+    cached = load_resolution(cache_dir, key) if key else None
+    if cached is not None:
+        log.info("requirements unchanged and pinned: reusing the cached resolution")
+        return lines, cached, None
     resolution = resolve(
         project.requirements, lines, target, workdir=workdir, cache_dir=cache_dir / "pip"
     )
-    return lines, resolution
+    return lines, resolution, key
 
 
 def _under(prefix: str, entry: ZipEntry) -> ZipEntry:

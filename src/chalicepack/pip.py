@@ -57,6 +57,18 @@ class PipResult:
         return found[-1] if found else None
 
     @property
+    def failed_build(self) -> str | None:
+        """The project whose source distribution pip could not prepare, if that is the error."""
+        found = re.findall(r"Failed to build '([^']+)'", self.stderr)
+        return found[-1] if found else None
+
+    def sdist_version(self, name: str) -> str | None:
+        """The version in the name of the sdist pip fetched for ``name``, if it shows one."""
+        stem = re.escape(name).replace("\\-", "[-_.]")
+        found = re.findall(rf"(?i)\b{stem}-([0-9][^\s/]*?)\.(?:tar\.gz|zip)\b", self.stderr)
+        return found[-1] if found else None
+
+    @property
     def hash_mismatch(self) -> bool:
         return "DO NOT MATCH THE HASHES" in self.stderr
 

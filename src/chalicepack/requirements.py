@@ -66,6 +66,50 @@ def _read(path: Path, stack: tuple[Path, ...]) -> Iterator[RequirementLine]:
         yield RequirementLine(path, lineno, line, _project_name(path, lineno, line))
 
 
+def referenced_files(path: Path) -> list[Path]:
+    """``path`` and every file it names with ``-r`` or ``-c``, recursively: what a build read."""
+    seen: list[Path] = []
+    pending = [path.resolve()]
+    while pending:
+        current = pending.pop()
+        if current in seen or not current.is_file():
+            continue
+        seen.append(current)
+        for _, line in _logical_lines(current.read_text(encoding="utf-8")):
+            if line.startswith("-"):
+                named = _included_file(line) or _constraints_file(line)
+                if named is not None:
+                    pending.append((current.parent / named).resolve())
+    return seen
+
+
+def _constraints_file(line: str) -> str | None:
+    option, _, value = line.replace("=", " ", 1).partition(" ")
+    if option in ("-c", "--constraint") and value.strip():
+        return value.strip()
+    if option.startswith("-c") and len(option) > 2:
+        return option[2:]
+    return None
+
+
+def is_exact_pin(line: RequirementLine) -> bool:
+    """``name==1.2.3`` (or ``===``): the line allows exactly one release."""
+    if line.name is None:
+        return False
+    try:
+        requirement = Requirement(line.text.split(" --", 1)[0].split("\t--", 1)[0])
+    except InvalidRequirement:
+        return False
+    if requirement.url:
+        return False
+    specifiers = list(requirement.specifier)
+    return (
+        len(specifiers) == 1
+        and specifiers[0].operator in ("==", "===")
+        and ("*" not in specifiers[0].version)
+    )
+
+
 def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
     """Lines with comments removed and ``\\`` continuations joined, numbered by their first line."""
     pending: list[str] = []

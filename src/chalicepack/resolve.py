@@ -124,29 +124,82 @@ def resolve(
     log.info(
         "some requirements have no wheel for %s %s; finding which", target.runtime, target.arch
     )
-    return _resolve_with_stand_ins(context, _resolve_ignoring_platform(context))
+    return _resolve_with_stand_ins(context, *_resolve_ignoring_platform(context))
 
 
-def _resolve_ignoring_platform(context: _Context) -> list[Distribution]:
+def _resolve_ignoring_platform(
+    context: _Context,
+) -> tuple[list[Distribution], dict[str, MissingDistribution]]:
+    """Every distribution, by a resolution that ignores the platform; and the ones whose
+    source distribution could not even be prepared (old sdists that no longer build here),
+    which stand-ins replace so that the rest still resolves."""
+    unbuildable: dict[str, MissingDistribution] = {}
+    while True:
+        result, report = _loose_attempt(context, unbuildable)
+        if report is not None:
+            return distributions_from_report(report), unbuildable
+        failed = _unbuildable(result, context)
+        if failed is None or failed.name in unbuildable or len(unbuildable) >= 10:
+            _raise_for_failure(result, context)
+            raise _unresolvable(result, context)
+        log.info("%s==%s: its source distribution does not build here", failed.name, failed.version)
+        unbuildable[failed.name] = failed
+
+
+def _loose_attempt(
+    context: _Context, unbuildable: Mapping[str, MissingDistribution]
+) -> tuple[PipResult, dict[str, Any] | None]:
     # First as this host would install it (sdists allowed), then wheels of any platform: a
     # project with only macOS wheels resolves in neither on a Linux host but in the second.
-    requirements = ["-r", str(context.requirements)]
-    result, report = context.dry_run(requirements, "host")
-    if report is None:
-        any_platform = [*context.wheels_only, *requirements]
+    args = ["-r", str(context.requirements)]
+    if unbuildable:
+        stand_ins = _stand_in_dir(context)
+        for item in unbuildable.values():
+            _write_stand_in(stand_ins, item.name, item.version, ())
+        pins = context.workdir / "unbuildable-pins.txt"
+        pins.write_text("".join(f"{m.name}=={m.version}\n" for m in unbuildable.values()))
+        args += ["--find-links", str(stand_ins), "-c", str(pins)]
+    result, report = context.dry_run(args, "host")
+    if report is None and _unbuildable(result, context) is None:
+        any_platform = [*context.wheels_only, *args]
         for platform in _OTHER_PLATFORMS:
             any_platform += ["--platform", platform]
         result, report = context.dry_run(any_platform, "any-platform")
-    if report is None:
-        _raise_for_failure(result, context)
-        raise _unresolvable(result, context)
-    return distributions_from_report(report)
+    return result, report
 
 
-def _resolve_with_stand_ins(context: _Context, loose: list[Distribution]) -> Resolution:
+def _unbuildable(result: PipResult, context: _Context) -> MissingDistribution | None:
+    """The distribution whose metadata pip could not prepare, with its version, if known."""
+    name = result.failed_build
+    if name is None:
+        return None
+    name = canonicalize_name(name)
+    version = _pinned_version(context, name) or result.sdist_version(name)
+    if version is None:
+        return None
+    reason = "its source distribution could not be prepared on this host (metadata build failed)"
+    return MissingDistribution(name, version, reason, build_log=result.tail(20))
+
+
+def _pinned_version(context: _Context, name: str) -> str | None:
+    line = lines_by_name(context.lines).get(name)
+    parsed = _parse(line.text) if line else None
+    if parsed is None:
+        return None
+    pins = [s.version for s in parsed.specifier if s.operator in ("==", "===")]
+    return pins[0] if len(pins) == 1 and "*" not in pins[0] else None
+
+
+def _resolve_with_stand_ins(
+    context: _Context,
+    loose: list[Distribution],
+    unbuildable: Mapping[str, MissingDistribution],
+) -> Resolution:
     built: dict[str, Path] = {}
-    missing: dict[str, MissingDistribution] = {}
-    suspects = [d for d in loose if not context.target.accepts_wheel(d.filename)]
+    missing = {name: replace(m, fix=_fix(context, name)) for name, m in unbuildable.items()}
+    suspects = [
+        d for d in loose if d.name not in missing and not context.target.accepts_wheel(d.filename)
+    ]
     for suspect in suspects:
         if suspect.direct is None and _another_release_fits(context, suspect):
             continue  # the final resolution picks that release
@@ -228,16 +281,23 @@ def _has_source(distribution: Distribution) -> bool:
 
 
 def _missing(context: _Context, suspect: Distribution, outcome: Unusable) -> MissingDistribution:
-    fix = "vendor a build for the target in vendor/"
-    if suspect.direct is None:
-        newest = _newest_target_release(context, suspect.name)
-        if newest is not None:
-            fix = (
-                f"pin {suspect.name}>={newest.version}, the newest release with a wheel "
-                f"for {context.target.runtime} {context.target.arch}, or vendor it"
-            )
+    fix = _fix(context, suspect.name) if suspect.direct is None else _VENDOR_IT
     return MissingDistribution(
         suspect.name, suspect.version, outcome.reason, fix, outcome.build_log
+    )
+
+
+_VENDOR_IT = "vendor a build for the target in vendor/"
+
+
+def _fix(context: _Context, name: str) -> str:
+    newest = _newest_target_release(context, name)
+    if newest is None:
+        return _VENDOR_IT
+    target = context.target
+    return (
+        f"pin {name}>={newest.version}, the newest release with a wheel for "
+        f"{target.runtime} {target.arch}, or vendor it"
     )
 
 
@@ -250,7 +310,8 @@ def _final_resolution(
     stand_in_dir = _stand_in_dir(context)
     by_name = {d.name: d for d in loose}
     for name in missing:
-        _write_stand_in(stand_in_dir, by_name[name])
+        stand_in = by_name[name]
+        _write_stand_in(stand_in_dir, name, stand_in.version, stand_in.requires_dist)
     constraints = context.workdir / "pins.txt"
     pins = [by_name[name].pin for name in [*built, *missing]]
     constraints.write_text("".join(f"{pin}\n" for pin in pins))
@@ -272,17 +333,17 @@ def _stand_in_dir(context: _Context) -> Path:
     return path
 
 
-def _write_stand_in(directory: Path, distribution: Distribution) -> None:
+def _write_stand_in(directory: Path, name: str, version: str, requires: Iterable[str]) -> None:
     """A pure wheel with the same name, version and dependencies; resolved, never installed."""
-    name = distribution.name.replace("-", "_")
-    dist_info = f"{name}-{distribution.version}.dist-info"
+    stem = name.replace("-", "_")
+    dist_info = f"{stem}-{version}.dist-info"
     metadata = [
         "Metadata-Version: 2.1",
-        f"Name: {distribution.name}",
-        f"Version: {distribution.version}",
-        *(f"Requires-Dist: {line}" for line in distribution.requires_dist),
+        f"Name: {name}",
+        f"Version: {version}",
+        *(f"Requires-Dist: {line}" for line in requires),
     ]
-    path = directory / f"{name}-{distribution.version}-py3-none-any.whl"
+    path = directory / f"{stem}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as wheel:
         wheel.writestr(f"{dist_info}/METADATA", "\n".join(metadata) + "\n\n")
         wheel.writestr(

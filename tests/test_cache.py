@@ -1,0 +1,97 @@
+"""The cache: an unchanged, pinned rebuild needs no index; builds can share one cache."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import make_project
+from pkgindex import PackageIndex
+
+
+def test_a_pinned_rebuild_with_a_warm_cache_needs_no_index(
+    tmp_path: Path, index: PackageIndex, chalicepack
+) -> None:
+    index.add_wheel("alpha", "1.0", requires=["beta==2.0"])
+    index.add_wheel("beta", "2.0")
+    index.add_sdist("gamma", "0.3")
+    project = make_project(
+        tmp_path / "app", {"requirements.txt": "alpha==1.0\nbeta==2.0\ngamma==0.3\n"}
+    )
+    first = chalicepack("build", project, "--json", "--out", tmp_path / "first")
+    assert first.returncode == 0, first.stderr
+
+    index.stop()
+    second = chalicepack("build", project, "--json", "--out", tmp_path / "second")
+
+    assert second.returncode == 0, second.stderr
+    assert "reusing the cached resolution" in second.stderr
+    for name in ("first", "second"):
+        digest = hashlib.sha256((tmp_path / name / "deployment.zip").read_bytes()).hexdigest()
+        assert digest == first.json()["artifacts"]["deployment"]["sha256"]
+
+
+def test_unpinned_requirements_are_resolved_again(
+    tmp_path: Path, index: PackageIndex, chalicepack
+) -> None:
+    index.add_wheel("alpha", "1.0")
+    project = make_project(tmp_path / "app", {"requirements.txt": "alpha\n"})
+    assert chalicepack("build", project).returncode == 0
+
+    index.add_wheel("alpha", "1.1")
+    run = chalicepack("build", project, "--json")
+
+    assert run.returncode == 0, run.stderr
+    assert run.json()["dependencies"][0]["version"] == "1.1"
+
+
+def test_a_changed_requirements_file_is_resolved_again(
+    tmp_path: Path, index: PackageIndex, chalicepack
+) -> None:
+    index.add_wheel("alpha", "1.0")
+    index.add_wheel("alpha", "1.1")
+    project = make_project(tmp_path / "app", {"requirements.txt": "alpha==1.0\n"})
+    assert chalicepack("build", project).returncode == 0
+
+    (project / "requirements.txt").write_text("alpha==1.1\n")
+    run = chalicepack("build", project, "--json")
+
+    assert run.returncode == 0, run.stderr
+    assert run.json()["dependencies"][0]["version"] == "1.1"
+
+
+def test_two_builds_at_once_share_one_cache(tmp_path: Path, index: PackageIndex) -> None:
+    for name in ("alpha", "beta", "gamma"):
+        index.add_wheel(name, "1.0")
+    project = make_project(tmp_path / "app", {"requirements.txt": "alpha\nbeta\ngamma\n"})
+    cache = tmp_path / "shared-cache"
+    builds = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "chalicepack",
+                "build",
+                str(project),
+                "--cache-dir",
+                str(cache),
+                "--out",
+                str(tmp_path / f"out{n}"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(2)
+    ]
+    results = [(build.wait(timeout=300), build.communicate()) for build in builds]
+
+    for returncode, (_, stderr) in results:
+        assert returncode == 0, stderr
+    digests = {
+        hashlib.sha256((tmp_path / f"out{n}" / "deployment.zip").read_bytes()).hexdigest()
+        for n in range(2)
+    }
+    assert len(digests) == 1

@@ -95,3 +95,25 @@ def test_two_builds_at_once_share_one_cache(tmp_path: Path, index: PackageIndex)
         for n in range(2)
     }
     assert len(digests) == 1
+
+
+def test_an_unchanged_dependency_set_reuses_the_installed_tree_unless_it_was_tampered_with(
+    tmp_path: Path, index: PackageIndex, chalicepack
+) -> None:
+    index.add_wheel("alpha", "1.0")
+    project = make_project(tmp_path / "app", {"requirements.txt": "alpha==1.0\n"})
+    first = chalicepack("build", project, "--json")
+    assert first.returncode == 0, first.stderr
+    assert "reusing the installed tree" not in first.stderr
+
+    second = chalicepack("build", project, "--json")
+    assert "reusing the installed tree" in second.stderr
+
+    (installed,) = (tmp_path / "cache" / "trees").glob("*/site-packages/alpha/__init__.py")
+    installed.write_text("corrupted = True\n")
+    third = chalicepack("build", project, "--json")
+
+    assert third.returncode == 0, third.stderr
+    assert "reusing the installed tree" not in third.stderr
+    digests = {run.json()["artifacts"]["deployment"]["sha256"] for run in (first, second, third)}
+    assert len(digests) == 1

@@ -6,7 +6,7 @@ import base64
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from .cache import load_resolution, resolution_key, save_resolution
 from .chaliceruntime import installed_runtime, runtime_from_wheel
 from .config import StageConfig, load_stage_config
 from .errors import MissingDependencies, ProjectError
-from .install import InstalledDistribution, fetch_wheels, file_sha256, install_wheels
+from .install import fetch_wheels, file_sha256, install_tree
 from .pip import redact
 from .project import Project, scan_project
 from .report import (
@@ -116,9 +116,10 @@ def _build_in(
     )
     if record_key is not None:
         save_resolution(cache_dir, record_key, resolution, lines, wheels)
-    site_packages = workdir / "site-packages"
-    site_packages.mkdir()
-    installed = install_wheels(wheels, shipped, site_packages)
+    tree = install_tree(wheels, shipped, cache_dir / "trees", target)
+    if tree.reused:
+        log.info("dependencies unchanged: reusing the installed tree from the cache")
+    site_packages = tree.site_packages
     if chalice:
         runtime = runtime_from_wheel(wheels["chalice"], workdir)
         report["chalice_runtime"] = f"chalice=={chalice[0].version} from requirements.txt"
@@ -138,7 +139,9 @@ def _build_in(
     for arcname in overridden:
         log.warning("vendor/%s replaces the file of the same path from a dependency", arcname)
     _refuse_app_collisions(app_entries, library_entries, project)
-    report["dependencies"] = [_installed_entry(item, report) for item in installed]
+    for entry in report["dependencies"]:
+        entry["wheel"] = wheels[entry["name"]].name
+        entry["unpacked_size"] = tree.unpacked_sizes[entry["name"]]
     report["vendor_overrides"] = overridden
 
     if resolution.missing and options.strict:
@@ -279,12 +282,6 @@ def _report(
             for item in resolution.missing
         ],
     }
-
-
-def _installed_entry(item: InstalledDistribution, report: Mapping[str, Any]) -> dict[str, Any]:
-    """The resolution's entry for ``item``, with what installing it told us."""
-    (resolved,) = [d for d in report["dependencies"] if d["name"] == item.distribution.name]
-    return {**resolved, "wheel": item.wheel.name, "unpacked_size": item.unpacked_size}
 
 
 def _wheel_tag(filename: str) -> str:

@@ -4,10 +4,12 @@ installed with ``installer`` (RECORD verified, ``.data`` mapped, paths validated
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,3 +174,97 @@ def _tree_files(root: Path) -> set[str]:
     if not root.exists():
         return set()
     return {path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()}
+
+
+@dataclass(frozen=True)
+class InstalledTree:
+    """An installed site-packages tree, possibly one an earlier build left in the cache."""
+
+    site_packages: Path
+    unpacked_sizes: dict[str, int]  # by distribution name
+    reused: bool
+
+
+_TREE_RECORD = "installed.json"
+_TREES_KEPT = 5
+
+
+def install_tree(
+    wheels: dict[str, Path], distributions: Sequence[Distribution], trees: Path, target: Target
+) -> InstalledTree:
+    """The installed tree of these wheels: reused from ``trees`` when the same wheels were
+    installed for the same target before (and the tree is intact), else installed there."""
+    key = _tree_key(wheels, distributions, target)
+    final = trees / key
+    reused = _intact_tree(final)
+    if reused is not None:
+        os.utime(final / _TREE_RECORD)  # recently used trees survive pruning
+        return InstalledTree(final / "site-packages", reused, reused=True)
+    trees.mkdir(parents=True, exist_ok=True)
+    if final.exists():  # damaged or half-pruned: never reuse it
+        shutil.rmtree(final, ignore_errors=True)
+    scratch = Path(tempfile.mkdtemp(dir=trees, prefix=".tree-"))
+    try:
+        installed = install_wheels(wheels, distributions, scratch / "site-packages")
+        sizes = {item.distribution.name: item.unpacked_size for item in installed}
+        _write_tree_record(scratch, sizes)
+        try:
+            os.rename(scratch, final)
+        except OSError:  # a concurrent build installed the same tree first: use that one
+            shutil.rmtree(scratch, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    _prune(trees, keep=final)
+    return InstalledTree(final / "site-packages", sizes, reused=False)
+
+
+def _tree_key(
+    wheels: dict[str, Path], distributions: Sequence[Distribution], target: Target
+) -> str:
+    from . import __version__
+
+    digest = hashlib.sha256(f"{__version__}\0{target.runtime}\0{target.arch}".encode())
+    for distribution in sorted(distributions, key=lambda d: d.name):
+        wheel = wheels[distribution.name]
+        digest.update(f"\0{distribution.name}\0{wheel.name}\0{file_sha256(wheel)}".encode())
+    return digest.hexdigest()
+
+
+def _write_tree_record(tree: Path, sizes: dict[str, int]) -> None:
+    site_packages = tree / "site-packages"
+    files = {
+        path.relative_to(site_packages).as_posix(): path.stat().st_size
+        for path in sorted(site_packages.rglob("*"))
+        if path.is_file()
+    }
+    record = {"unpacked_sizes": sizes, "files": files}
+    (tree / _TREE_RECORD).write_text(json.dumps(record), encoding="utf-8")
+
+
+def _intact_tree(tree: Path) -> dict[str, int] | None:
+    """The record of a cached tree whose files are all there with their sizes, else None."""
+    try:
+        record = json.loads((tree / _TREE_RECORD).read_text(encoding="utf-8"))
+        site_packages = tree / "site-packages"
+        for name, size in record["files"].items():
+            if (site_packages / name).stat().st_size != size:
+                return None
+        actual = sum(1 for path in site_packages.rglob("*") if path.is_file())
+        if actual != len(record["files"]):
+            return None
+        sizes: dict[str, int] = record["unpacked_sizes"]
+        return sizes
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _prune(trees: Path, keep: Path) -> None:
+    """Keep the most recently used trees; an hour's grace covers builds still reading one."""
+    records = sorted(
+        trees.glob(f"*/{_TREE_RECORD}"), key=lambda path: path.stat().st_mtime, reverse=True
+    )
+    for record in records[_TREES_KEPT:]:
+        tree = record.parent
+        if tree != keep and time.time() - record.stat().st_mtime > 3600:
+            shutil.rmtree(tree, ignore_errors=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicepack.archive import EPOCH_1980, ZipEntry, entry_for, write_zip
+from chalicepack.archive import EPOCH_1980, RawMember, ZipEntry, entry_for, write_zip
 from chalicepack.errors import BadInput, BuildFailure
 
 
@@ -248,3 +248,27 @@ def test_an_empty_zip_is_still_a_valid_zip(tmp_path: Path) -> None:
     assert summary.unzipped_size == 0
     with zipfile.ZipFile(tmp_path / "nested" / "empty.zip") as archive:
         assert archive.namelist() == []
+
+
+def test_wheel_members_are_copied_compressed_and_read_back_intact(tmp_path: Path) -> None:
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("demo/deflated.py", "x = 1\n" * 1000, zipfile.ZIP_DEFLATED)
+        archive.writestr("demo/stored.txt", b"stored bytes", zipfile.ZIP_STORED)
+    with zipfile.ZipFile(wheel) as archive:
+        infos = {info.filename: info for info in archive.infolist()}
+    placeholder = tmp_path / "unused"
+    entries = [
+        ZipEntry(name, placeholder, raw=RawMember(wheel, info)) for name, info in infos.items()
+    ]
+    (tmp_path / "app.py").write_bytes(b"print('hi')\n")
+    entries.append(ZipEntry("app.py", tmp_path / "app.py"))
+
+    write_zip(tmp_path / "out.zip", entries)
+
+    with zipfile.ZipFile(tmp_path / "out.zip") as archive:
+        assert archive.testzip() is None
+        assert archive.read("demo/deflated.py") == b"x = 1\n" * 1000
+        assert archive.read("demo/stored.txt") == b"stored bytes"
+        assert archive.getinfo("demo/stored.txt").compress_type == zipfile.ZIP_STORED
+        assert archive.namelist() == ["app.py", "demo/deflated.py", "demo/stored.txt"]

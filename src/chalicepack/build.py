@@ -7,19 +7,19 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from packaging.utils import canonicalize_name
 
 from . import __version__
-from .archive import ZipEntry, ZipSummary, entry_for, write_zip
+from .archive import RawMember, ZipEntry, ZipSummary, entry_for, write_zip
 from .cache import load_resolution, resolution_key, save_resolution
 from .chaliceruntime import installed_runtime, runtime_from_wheel
 from .config import StageConfig, load_stage_config
 from .errors import MissingDependencies, ProjectError
-from .install import fetch_wheels, file_sha256, install_tree
+from .install import fetch_wheels, file_sha256, install_tree, shipped_members
 from .pip import redact
 from .project import Project, scan_project
 from .report import (
@@ -130,11 +130,7 @@ def _build_in(
     app_entries = [entry_for(f.arcname, f.path) for f in project.app_files]
     app_entries += [ZipEntry(arcname, path) for arcname, path in runtime.items()]
     vendor_entries = [entry_for(f.arcname, f.path) for f in project.vendor_files]
-    dependency_entries = [
-        entry_for(path.relative_to(site_packages).as_posix(), path)
-        for path in sorted(site_packages.rglob("*"))
-        if path.is_file()
-    ]
+    dependency_entries = _dependency_entries(site_packages, [wheels[d.name] for d in shipped])
     library_entries, overridden = _vendor_over_dependencies(vendor_entries, dependency_entries)
     for arcname in overridden:
         log.warning("vendor/%s replaces the file of the same path from a dependency", arcname)
@@ -191,7 +187,26 @@ def _resolve_requirements(
 
 
 def _under(prefix: str, entry: ZipEntry) -> ZipEntry:
-    return ZipEntry(f"{prefix}/{entry.arcname}", entry.source, entry.executable)
+    return replace(entry, arcname=f"{prefix}/{entry.arcname}")
+
+
+def _dependency_entries(site_packages: Path, wheels: Iterable[Path]) -> list[ZipEntry]:
+    """The installed tree's files; those a wheel holds unchanged are copied from the wheel
+    in compressed form (see ``archive``), the rest (RECORD) are deflated from the tree."""
+    members: dict[str, RawMember] = {}
+    for wheel in wheels:
+        for arcname, info in shipped_members(wheel).items():
+            members[arcname] = RawMember(wheel, info)
+    entries = []
+    for path in sorted(site_packages.rglob("*")):
+        if not path.is_file():
+            continue
+        entry = entry_for(path.relative_to(site_packages).as_posix(), path)
+        member = members.get(entry.arcname)
+        if member is not None and member.info.file_size == path.stat().st_size:
+            entry = replace(entry, raw=member)
+        entries.append(entry)
+    return entries
 
 
 def _vendor_over_dependencies(

@@ -12,6 +12,7 @@ from pathlib import Path
 from . import __version__
 from .build import BuildOptions, build
 from .errors import BadInput, ChalicepackError
+from .layer import add_publish_layer_command, run_publish_layer
 from .report import summary_lines
 from .target import ARCHES, RUNTIME_GLIBC
 
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
             "check", help="resolve for the target and report missing dependencies; no zips"
         )
     )
+    add_publish_layer_command(commands)
     return parser
 
 
@@ -97,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+        if args.command == "publish-layer":
+            return run_publish_layer(args)
         return _build(args)
     except ChalicepackError as error:
         log.error("error: %s", error)

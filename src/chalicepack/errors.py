@@ -47,3 +47,22 @@ class MissingDependencies(ChalicepackError):
 
 class PublishError(BuildFailure):
     """AWS could not be reached, or refused the credentials or a permission, while publishing."""
+
+
+class AppImportError(BadInput):
+    """Importing ``app.py`` as Lambda will load it failed: an exception, a missing module,
+    a syntax error, a timeout, or no Chalice ``app`` object.
+
+    ``output`` is what the app printed before it failed, so the caller can log it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: Path | None = None,
+        line: int | None = None,
+        output: str = "",
+    ):
+        super().__init__(message, file=file, line=line)
+        self.output = output

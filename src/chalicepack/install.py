@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,3 +269,26 @@ def _prune(trees: Path, keep: Path) -> None:
         tree = record.parent
         if tree != keep and time.time() - record.stat().st_mtime > 3600:
             shutil.rmtree(tree, ignore_errors=True)
+
+
+def shipped_members(wheel: Path) -> dict[str, zipfile.ZipInfo]:
+    """The wheel's members that land in site-packages unchanged, by their path there.
+
+    ``installer`` writes root members and ``.data/purelib`` / ``.data/platlib`` members
+    byte for byte; it rewrites RECORD, and the other ``.data`` schemes do not ship.
+    """
+    with zipfile.ZipFile(wheel) as archive:
+        infos = archive.infolist()
+    members = {}
+    for info in infos:
+        name = info.filename
+        if name.endswith("/"):
+            continue
+        top, _, rest = name.partition("/")
+        if top.endswith(".data"):
+            scheme, _, path = rest.partition("/")
+            if scheme in ("purelib", "platlib") and path:
+                members[path] = info
+        elif not (top.endswith(".dist-info") and rest == "RECORD"):
+            members[name] = info
+    return members

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import boto3
+import botocore.exceptions
 from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, NoCredentialsError
 
 from . import __version__
 from .errors import BadInput, PublishError
@@ -138,8 +139,9 @@ class LayerPlan:
             layer=_artifact(artifacts["layer"], "layer", report_path),
             function=None if function is None else _artifact(function, "deployment", report_path),
             packages=tuple(
-                Package(d["name"], d["version"], d.get("unpacked_size") or 0)
-                for d in report.get("dependencies", ())
+                Package(str(d.get("name")), str(d.get("version")), int(d.get("unpacked_size") or 0))
+                for d in report.get("dependencies") or ()
+                if isinstance(d, Mapping)
             ),
         )
 
@@ -368,11 +370,15 @@ def _aws(action: str, resource: str) -> Iterator[None]:
         raise PublishError(f"{action} on {resource} failed: {error}") from error
     except NoCredentialsError as error:
         raise PublishError(f"no AWS credentials found for {action}: {error}") from error
-    except BotoCoreError as error:
+    except (botocore.exceptions.ConnectionError, HTTPClientError) as error:
         raise PublishError(
             f"{action} on {resource} failed: {error} (after {MAX_ATTEMPTS} attempts); check the "
             "network, the region, and AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_LAMBDA if set"
         ) from error
+    except BotoCoreError as error:  # credentials that cannot be fetched or refreshed, and more
+        raise PublishError(f"{action} on {resource} failed: {error}") from error
+    except OSError as error:  # a web-identity token file that went missing, the zip unreadable
+        raise PublishError(f"{action} on {resource} failed: {error}") from error
 
 
 def _client_error(error: ClientError, action: str, resource: str) -> Exception:
@@ -433,6 +439,10 @@ def add_publish_layer_command(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_publish_layer(args: argparse.Namespace) -> int:
     """Publish as ``args`` say; print the layer version ARN (or JSON) on stdout."""
+    if not args.verbose:
+        # botocore logs failed credential refreshes with a traceback; the error we raise for
+        # them is the one line the user needs.
+        logging.getLogger("botocore").setLevel(logging.CRITICAL)
     result = publish_layer(
         PublishOptions(
             report_path=args.report,

@@ -82,13 +82,36 @@ def zip_timestamp() -> tuple[int, int, int, int, int, int]:
 
 def write_zip(destination: Path, entries: Iterable[ZipEntry]) -> ZipSummary:
     """Write ``entries`` to ``destination`` atomically; refuse two entries with one name."""
+    staged = stage_zip(destination, entries)
+    staged.commit()
+    return staged.summary
+
+
+@dataclass(frozen=True)
+class StagedZip:
+    """A zip written beside its destination under a temporary name, not yet in place."""
+
+    temporary: Path
+    summary: ZipSummary
+
+    def commit(self) -> None:
+        os.replace(self.temporary, self.summary.path)
+
+    def discard(self) -> None:
+        self.temporary.unlink(missing_ok=True)
+
+
+def stage_zip(destination: Path, entries: Iterable[ZipEntry]) -> StagedZip:
+    """Write the zip to a temporary file in ``destination``'s directory (so that ``commit``
+    is an atomic rename); nothing is left behind if writing fails."""
     ordered = sorted(entries, key=lambda entry: entry.arcname)
     for previous, current in itertools.pairwise(ordered):
         if previous.arcname == current.arcname:
             raise BuildFailure(f"two files would be zipped as {current.arcname}")
     dos_time, dos_date = _dos_date_time(zip_timestamp())
     destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
+    handle, name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
+    temporary = Path(name)
     try:
         with os.fdopen(handle, "wb") as out, ExitStack() as sources:
             writer = _ZipWriter(out, dos_time, dos_date, sources)
@@ -96,11 +119,11 @@ def write_zip(destination: Path, entries: Iterable[ZipEntry]) -> ZipSummary:
                 writer.add(entry)
             writer.finish()
         os.chmod(temporary, 0o644)
-        os.replace(temporary, destination)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
-    return ZipSummary(destination, len(ordered), destination.stat().st_size, writer.unzipped)
+    size = temporary.stat().st_size
+    return StagedZip(temporary, ZipSummary(destination, len(ordered), size, writer.unzipped))
 
 
 def raw_copyable(info: zipfile.ZipInfo) -> bool:

@@ -6,7 +6,7 @@ import base64
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -14,11 +14,12 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from . import __version__
-from .archive import RawMember, ZipEntry, ZipSummary, entry_for, write_zip
+from .appimport import check_app_import
+from .archive import RawMember, StagedZip, ZipEntry, ZipSummary, entry_for, stage_zip
 from .cache import load_resolution, resolution_key, save_resolution
 from .chaliceruntime import installed_runtime, runtime_from_wheel
 from .config import StageConfig, load_stage_config
-from .errors import MissingDependencies, ProjectError
+from .errors import AppImportError, MissingDependencies, ProjectError
 from .install import fetch_wheels, file_sha256, install_tree, shipped_members
 from .pip import redact
 from .project import Project, scan_project
@@ -48,6 +49,8 @@ class BuildOptions:
     arch: str | None = None  # default: config.json's lambda_architecture, else x86_64
     strict: bool = False
     check_only: bool = False  # resolve and report; write no zip
+    import_app: bool = True  # import app.py from the staged package, as Chalice does
+    import_timeout: float = 60.0
     cache_dir: Path | None = None  # default: $XDG_CACHE_HOME/chalicepack
 
 
@@ -148,24 +151,121 @@ def _build_in(
             + "; vendor them or pin releases that have wheels for the target"
         )
 
-    artifacts: dict[str, ZipSummary] = {}
-    if automatic_layer:
-        artifacts["deployment"] = write_zip(out_dir / DEPLOYMENT_ZIP, app_entries)
-        if library_entries:
-            layer = [_under(target.site_packages, entry) for entry in library_entries]
-            artifacts["layer"] = write_zip(out_dir / LAYER_ZIP, layer)
-        else:
-            log.info("no layer zip: there are no dependencies or vendor files to put in it")
+    function_entries = app_entries if automatic_layer else [*app_entries, *library_entries]
+    layer_entries = [_under(target.site_packages, e) for e in library_entries]
+    if automatic_layer and not layer_entries:
+        log.info("no layer zip: there are no dependencies or vendor files to put in it")
+    if options.import_app:
+        _check_import(
+            report, config, target, project, function_entries,
+            library_entries if automatic_layer else [], workdir, options.import_timeout,
+        )  # fmt: skip
     else:
-        artifacts["deployment"] = write_zip(
-            out_dir / DEPLOYMENT_ZIP, [*app_entries, *library_entries]
-        )
-    if "layer" not in artifacts:
-        # A layer zip left by an earlier build would be taken for this build's.
-        (out_dir / LAYER_ZIP).unlink(missing_ok=True)
-    report["artifacts"] = {name: _artifact(summary) for name, summary in artifacts.items()}
+        log.info("--no-import: the app was not imported, no functions are listed")
+
+    planned = {DEPLOYMENT_ZIP: function_entries}
+    if automatic_layer and layer_entries:
+        planned[LAYER_ZIP] = layer_entries
+    report["artifacts"] = _write_artifacts(out_dir, planned)
     write_json_atomically(report_path, report)
     return BuildResult(report, report_path, warnings)
+
+
+def _write_artifacts(out_dir: Path, planned: Mapping[str, list[ZipEntry]]) -> dict[str, Any]:
+    """Write every zip under a temporary name, then rename them all: a failure leaves the
+    previous artifacts as they were, never a mix of old and new."""
+    staged: list[StagedZip] = []
+    try:
+        for name, entries in planned.items():
+            staged.append(stage_zip(out_dir / name, entries))
+        for item in staged:
+            item.commit()
+    except BaseException:
+        for item in staged:
+            item.discard()
+        raise
+    if LAYER_ZIP not in planned:
+        # A layer zip left by an earlier build would be taken for this build's.
+        (out_dir / LAYER_ZIP).unlink(missing_ok=True)
+    names = {DEPLOYMENT_ZIP: "deployment", LAYER_ZIP: "layer"}
+    return {names[item.summary.path.name]: _artifact(item.summary) for item in staged}
+
+
+def _check_import(
+    report: dict[str, Any],
+    config: StageConfig,
+    target: Target,
+    project: Project,
+    function_entries: Sequence[ZipEntry],
+    layer_entries: Sequence[ZipEntry],
+    workdir: Path,
+    timeout: float,
+) -> None:
+    """Import the app from exactly what ships, as Lambda lays it out; list its functions."""
+    task = _link_tree(workdir / "import" / "task", function_entries)
+    layer = _link_tree(workdir / "import" / "layer", layer_entries) if layer_entries else None
+    runtime = _runtime_provided(workdir / "import" / "runtime")
+    log.info("importing app.py as Lambda would (AWS_CHALICE_CLI_MODE=true, stage environment)")
+    try:
+        checked = check_app_import(
+            task,
+            layer,
+            config.environment_variables,
+            target_python=target.python_version,
+            target_machine=target.machine,
+            project_root=project.root,
+            timeout=timeout,
+            runtime_provided=runtime,
+        )
+    except AppImportError as error:
+        _log_app_output(error.output)
+        raise
+    _log_app_output(checked.output)
+    for warning in checked.warnings:
+        log.warning("%s", warning)
+    if checked.app_name and checked.app_name != config.app_name:
+        log.warning(
+            "app.py names the app %r but %s says %r; Chalice names resources after config.json",
+            checked.app_name, config.path, config.app_name,
+        )  # fmt: skip
+    report["imported_app_name"] = checked.app_name
+    report["functions"] = [
+        {"name": f.name, "handler": f.handler, "kind": f.kind} for f in checked.functions
+    ]
+
+
+def _link_tree(root: Path, entries: Iterable[ZipEntry]) -> Path:
+    """A directory holding ``entries`` at their zip paths, as symlinks to their sources."""
+    root.mkdir(parents=True)
+    for entry in entries:
+        link = root / entry.arcname
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(entry.source.resolve())
+    return root
+
+
+# What Lambda's Python runtime puts on sys.path itself (/var/runtime): an app may import
+# boto3 without listing it, as Chalice's documentation allows.
+_RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
+
+
+def _runtime_provided(root: Path) -> Path:
+    import importlib.util
+
+    root.mkdir(parents=True)
+    for name in _RUNTIME_PROVIDED:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            continue
+        origin = Path(spec.origin)
+        source = origin.parent if origin.name == "__init__.py" else origin
+        (root / source.name).symlink_to(source)
+    return root
+
+
+def _log_app_output(output: str) -> None:
+    for line in output.splitlines():
+        log.info("app: %s", line)
 
 
 def _resolve_requirements(

@@ -77,6 +77,19 @@ def _add_build_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--json", action="store_true", help="print build-report.json to stdout instead"
     )
+    command.add_argument(
+        "--no-import",
+        dest="import_app",
+        action="store_false",
+        help="do not import app.py to check it and list its Lambda functions",
+    )
+    command.add_argument(
+        "--import-timeout",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long importing app.py may take (default: 60)",
+    )
     command.add_argument("-v", "--verbose", action="store_true", help="log pip's output")
 
 
@@ -91,7 +104,19 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         strict=args.strict,
         cache_dir=args.cache_dir,
         check_only=args.command == "check",
+        import_app=args.import_app,
+        import_timeout=args.import_timeout,
     )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 900:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a number of seconds from 1 to 900")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

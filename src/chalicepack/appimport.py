@@ -1,0 +1,1011 @@
+"""Import the packaged app the way Lambda will load it, and list the Lambda functions it defines.
+
+The import runs in a child process of the build interpreter started with ``-I -S`` (nothing from
+the build host's site-packages is importable) and ``sys.path`` = the function tree (Lambda's
+``/var/task``, also the child's cwd), then the layer's site-packages, then the standard library.
+Its environment is the caller's, plus ``AWS_CHALICE_CLI_MODE=true``, plus the stage's
+``environment_variables``, as ``chalice package`` imports the app. The child reports back as JSON
+in a file of its own, so what the app prints (captured as ``output``) never mixes with it.
+
+Compiled modules the build interpreter cannot load
+--------------------------------------------------
+When the build interpreter is not the target's CPython version on Linux/glibc on the target
+machine, the compiled modules that ship (built for Lambda) may not load here. The exact rule:
+
+* The check always runs. An import failure is "could not check" instead of an error only when
+  its cause is one of:
+
+  - a ``ModuleNotFoundError`` for a module that ships as an extension file whose suffix Lambda's
+    interpreter loads but this one does not (``x.cpython-312-aarch64-linux-gnu.so`` under
+    python3.11 on x86_64);
+  - an ``ImportError`` raised while loading a shipped extension file (``.abi3.so``, ``.so``),
+    only when this interpreter cannot load the target's binaries (CPython version, machine, OS
+    or libc differ: an abi3 module may need a newer CPython than this one);
+  - a ``SyntaxError`` in a shipped dependency (never in app.py, chalicelib/ or vendor/) when this
+    interpreter is older than the target's;
+  - after such a module was left out: an exception whose innermost frame in the tree or layer
+    is in a dependency whose module globals hold one of the stand-ins below (that dependency
+    builds on what could not be loaded).
+
+* Each one becomes a warning naming the module and file, and the import is retried in a fresh
+  child with stand-ins (permissive stub modules) for that module's top-level package and every
+  shipped package whose import it interrupted, so the rest of the app is still checked and its
+  Lambda functions are still listed.
+* Any other failure is an error, even when stand-ins are in place (its message then says which
+  ones, since a stand-in can make app code fail). So an error the import reached is never turned
+  into a pass; only what depends on a module that cannot be loaded here goes unchecked, and the
+  warnings say exactly what. When this interpreter can load the target's binaries, no failure
+  is ever downgraded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.machinery
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from .errors import AppImportError
+
+GUARD = "if 'AWS_CHALICE_CLI_MODE' not in os.environ:"
+
+# Exceptions (matched by class name anywhere in their MRO, since they come from the app's own
+# botocore/requests/urllib3) that mean the app reaches out to AWS or the network at import time.
+_REACHING_OUT = frozenset(
+    {
+        "ConnectionError",  # builtins (refused, reset), requests, botocore
+        "gaierror",  # DNS
+        "herror",
+        "TimeoutError",
+        "NewConnectionError",
+        "ConnectTimeoutError",
+        "ConnectTimeout",
+        "EndpointConnectionError",
+        "NoCredentialsError",
+        "PartialCredentialsError",
+        "CredentialRetrievalError",
+        "NoRegionError",
+    }
+)
+
+# Lambda's runtime ships its own boto3; users are often surprised the check does not see it.
+_RUNTIME_SDK = frozenset({"boto3", "botocore"})
+
+# Each retry adds at least one stand-in, so this only bounds a pathological tree.
+_MAX_ATTEMPTS = 25
+
+# How long a timed-out child gets to write where it was before it is killed.
+_STACK_GRACE = 1.0
+
+
+@dataclass(frozen=True)
+class LambdaFunction:
+    """One Lambda function Chalice deploys for the app."""
+
+    name: str  # Chalice's resource name: "api_handler", "websocket_connect", the handler's name
+    handler: str  # "app.app" for the API handler, "<module>.<function>" otherwise
+    kind: str  # api, lambda_function, schedule, cloudwatch, s3, sns, sqs, kinesis, dynamodb,
+    # authorizer, websocket
+
+
+@dataclass(frozen=True)
+class ImportCheck:
+    app_name: str | None
+    functions: tuple[LambdaFunction, ...]
+    warnings: tuple[str, ...]
+    output: str  # what the app printed while it was imported (stdout and stderr)
+
+
+def check_app_import(
+    function_tree: Path,
+    layer_site_packages: Path | None,
+    environment: Mapping[str, str],
+    *,
+    target_python: tuple[int, int],
+    target_machine: str,
+    project_root: Path,
+    timeout: float = 60.0,
+    runtime_provided: Path | None = None,
+) -> ImportCheck:
+    """Import ``app`` from ``function_tree`` as Lambda would; raise ``AppImportError`` on failure.
+
+    ``function_tree`` holds the function zip's contents; ``layer_site_packages`` the layer's
+    ``python/lib/python3.X/site-packages`` when there is one; ``environment`` the stage's merged
+    ``environment_variables``. Paths in messages are relative to ``project_root``.
+    ``runtime_provided`` stands for what Lambda's Python runtime itself puts on ``sys.path``
+    after the function and its layers (boto3 and its dependencies, in ``/var/runtime``).
+    """
+    setting = _Setting(
+        tree=function_tree.resolve(),
+        layer=layer_site_packages.resolve() if layer_site_packages else None,
+        project_root=project_root.resolve(),
+        target_python=target_python,
+        target_machine=target_machine,
+        runtime=runtime_provided.resolve() if runtime_provided else None,
+    )
+    if not (setting.tree / "app.py").is_file():
+        raise AppImportError(f"{function_tree} has no app.py to import")
+    deadline = time.monotonic() + timeout
+    stubs: tuple[str, ...] = ()
+    warnings: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="chalicepack-import-") as scratch:
+        for _ in range(_MAX_ATTEMPTS):
+            run = _run_child(setting, environment, stubs, deadline, timeout, Path(scratch))
+            report = run.report
+            if isinstance(report, _Loaded):
+                return ImportCheck(
+                    app_name=report.app_name,
+                    functions=report.functions,
+                    warnings=(*warnings, *report.warnings()),
+                    output=run.output,
+                )
+            if not isinstance(report, _Failed):
+                raise _not_an_app_error(report, setting, run.output)
+            unchecked = _unchecked(report, setting, stubs)
+            if unchecked is None:
+                raise _failure_error(report, setting, stubs, run.output)
+            warnings.append(unchecked.warning)
+            stubs = (*stubs, *unchecked.units)
+    raise AppImportError(
+        f"importing app.py still failed after leaving out {', '.join(stubs)}",
+        output=run.output,
+    )
+
+
+# --- where things are -------------------------------------------------------------------------
+
+PlaceKind = Literal["app", "vendor", "dependency", "outside"]
+
+
+@dataclass(frozen=True)
+class _Place:
+    """Where a file the child names sits: in the app, vendor/, a dependency, or elsewhere."""
+
+    kind: PlaceKind
+    shown: str  # project-relative for app and vendor files, package-relative for dependencies
+    root: Path | None = None  # the function tree or the layer
+    relative: PurePosixPath | None = None  # relative to ``root``
+    project_file: Path | None = None
+
+    @property
+    def in_project(self) -> bool:
+        return self.kind in ("app", "vendor")
+
+
+@dataclass(frozen=True)
+class _Setting:
+    tree: Path
+    layer: Path | None
+    project_root: Path
+    target_python: tuple[int, int]
+    target_machine: str
+    runtime: Path | None = None
+
+    @property
+    def roots(self) -> tuple[Path, ...]:
+        return tuple(root for root in (self.tree, self.layer, self.runtime) if root is not None)
+
+    @property
+    def target_suffixes(self) -> tuple[str, ...]:
+        """The extension-module suffixes Lambda's CPython loads, most specific first."""
+        major, minor = self.target_python
+        return (f".cpython-{major}{minor}-{self.target_machine}-linux-gnu.so", ".abi3.so", ".so")
+
+    @property
+    def loads_target_binaries(self) -> bool:
+        # The versioned suffix encodes CPython version, machine, OS and libc (and a free-threaded
+        # build's "t"): if this interpreter accepts it, it accepts what was built for Lambda.
+        return self.target_suffixes[0] in importlib.machinery.EXTENSION_SUFFIXES
+
+    @property
+    def older_than_target(self) -> bool:
+        return sys.version_info[:2] < self.target_python
+
+    @property
+    def target_text(self) -> str:
+        return "cp{}{} {}".format(*self.target_python, self.target_machine)
+
+    @property
+    def host_text(self) -> str:
+        machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(
+            platform.machine().lower(), platform.machine()
+        )
+        where = "" if sys.platform == "linux" else f" ({sys.platform})"
+        return f"cp{sys.version_info.major}{sys.version_info.minor} {machine}{where}"
+
+    def place(self, filename: str) -> _Place:
+        path = Path(filename)
+        for root in self.roots:
+            if path.is_relative_to(root) and path != root:
+                return self._place_in(root, PurePosixPath(path.relative_to(root).as_posix()))
+        return _Place("outside", filename)
+
+    def _place_in(self, root: Path, relative: PurePosixPath) -> _Place:
+        if root == self.tree and (str(relative) == "app.py" or relative.parts[0] == "chalicelib"):
+            return _Place("app", str(relative), root, relative, self.project_root / relative)
+        vendored = self.project_root / "vendor" / relative
+        if vendored.is_file():
+            return _Place("vendor", f"vendor/{relative}", root, relative, vendored)
+        return _Place("dependency", str(relative), root, relative)
+
+
+def _module_name(relative: PurePosixPath) -> str:
+    """``chalicelib/fast.cpython-312-x86_64-linux-gnu.so`` -> ``chalicelib.fast``."""
+    parts = [*relative.parts[:-1], relative.name.split(".")[0]]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _unit(place: _Place, module: str | None = None) -> str:
+    """What to replace by a stand-in: the exact module in the app, else its top-level package
+    (two levels for a namespace package such as ``google.protobuf``)."""
+    assert place.relative is not None and place.root is not None
+    if place.kind == "app":
+        return module or _module_name(place.relative)
+    parts = place.relative.parts
+    top = parts[0].split(".")[0]
+    directory = place.root / parts[0]
+    if len(parts) > 1 and directory.is_dir() and not (directory / "__init__.py").exists():
+        return f"{top}.{parts[1].split('.')[0]}"
+    return top
+
+
+# --- the child's report -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Frame:
+    file: str
+    line: int
+    function: str
+    code: str
+    touches_stub: bool  # the frame's module globals hold a stand-in
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> _Frame:
+        return cls(
+            str(data["file"]),
+            int(data["line"] or 0),
+            str(data["function"]),
+            str(data["code"]),
+            bool(data["touches_stub"]),
+        )
+
+
+@dataclass(frozen=True)
+class _Syntax:
+    file: str | None
+    line: int | None
+    text: str
+    message: str
+
+
+@dataclass(frozen=True)
+class _Raised:
+    """One exception of the chain the import raised (the outermost first)."""
+
+    type: str
+    classes: tuple[str, ...]  # the names in its MRO
+    message: str
+    frames: tuple[_Frame, ...]  # outermost first
+    module: str | None = None  # ImportError.name
+    path: str | None = None  # ImportError.path: the file that failed to load
+    module_loaded: bool = False  # ImportError.name is in sys.modules: it did load
+    syntax: _Syntax | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> _Raised:
+        syntax = data.get("syntax")
+        return cls(
+            type=str(data["type"]),
+            classes=tuple(data["mro"]),
+            message=str(data["message"]),
+            frames=tuple(_Frame.from_json(frame) for frame in data["frames"]),
+            module=_optional_str(data.get("module")),
+            path=_optional_str(data.get("path")),
+            module_loaded=bool(data.get("module_loaded")),
+            syntax=None
+            if syntax is None
+            else _Syntax(
+                _optional_str(syntax["file"]),
+                syntax["line"],
+                str(syntax["text"]),
+                str(syntax["message"]),
+            ),
+        )
+
+    def isa(self, *names: str) -> bool:
+        return any(name in self.classes for name in names)
+
+    @property
+    def headline(self) -> str:
+        return f"{self.type}: {self.message}" if self.message else self.type
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    app_name: str | None
+    functions: tuple[LambdaFunction, ...]
+    unknown_events: tuple[str, ...]
+    missing_handlers: tuple[tuple[str, str, str], ...]  # (function, handler, why)
+
+    def warnings(self) -> list[str]:
+        found = [
+            f"chalicepack does not know the event source {name}; its Lambda function is not listed"
+            for name in self.unknown_events
+        ]
+        found += [
+            f"Lambda will not find the handler {handler} of function {function}: {why}"
+            for function, handler, why in self.missing_handlers
+        ]
+        return found
+
+
+@dataclass(frozen=True)
+class _Failed:
+    chain: tuple[_Raised, ...]  # the exception, then its cause or context, and so on
+
+
+@dataclass(frozen=True)
+class _NoApp:
+    pass
+
+
+@dataclass(frozen=True)
+class _NotChalice:
+    type_name: str
+
+
+_Report = _Loaded | _Failed | _NoApp | _NotChalice
+
+
+def _parse_report(data: Mapping[str, Any]) -> _Report:
+    if "loaded" in data:
+        loaded = data["loaded"]
+        return _Loaded(
+            app_name=_optional_str(loaded["app_name"]),
+            functions=tuple(LambdaFunction(*map(str, item)) for item in loaded["functions"]),
+            unknown_events=tuple(loaded["unknown_events"]),
+            missing_handlers=tuple(
+                (str(a), str(b), str(c)) for a, b, c in loaded["missing_handlers"]
+            ),
+        )
+    if "failed" in data:
+        return _Failed(tuple(_Raised.from_json(item) for item in data["failed"]))
+    if "not_chalice" in data:
+        return _NotChalice(str(data["not_chalice"]))
+    return _NoApp()
+
+
+# --- running the child ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Run:
+    report: _Report
+    output: str
+
+
+def _run_child(
+    setting: _Setting,
+    environment: Mapping[str, str],
+    stubs: Sequence[str],
+    deadline: float,
+    limit: float,
+    scratch: Path,
+) -> _Run:
+    """The one place a child is started: run it until it reports, crashes or runs out of time."""
+    result, stack, output_file = (scratch / name for name in ("result", "stack", "output"))
+    for stale in (result, stack):
+        stale.unlink(missing_ok=True)
+    spec = {
+        "tree": str(setting.tree),
+        "layer": None if setting.layer is None else str(setting.layer),
+        "runtime": None if setting.runtime is None else str(setting.runtime),
+        "stubs": list(stubs),
+        "result": str(result),
+        "stack": str(stack),
+    }
+    # -I -S: no user or host site-packages, no PYTHON* variables; -B: no __pycache__ written
+    # into the tree that ships; -u: output survives a kill; -X utf8: Lambda's UTF-8 locale.
+    command = [sys.executable, "-I", "-S", "-B", "-u", "-X", "utf8", "-c", _CHILD_SOURCE]
+    env = {**os.environ, "AWS_CHALICE_CLI_MODE": "true", **environment}
+    with output_file.open("wb") as output:
+        # Output goes to a file, not a pipe: a process the app leaves behind cannot hold it open.
+        child = subprocess.Popen(
+            [*command, json.dumps(spec)],
+            cwd=setting.tree,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=os.name == "posix",
+        )
+        try:
+            child.wait(timeout=max(deadline - time.monotonic(), 0.0))
+        except subprocess.TimeoutExpired:
+            where = _stop(child, stack)
+            raise _timeout_error(setting, limit, where, _read_output(output_file)) from None
+    text = _read_output(output_file)
+    if not result.is_file():
+        raise _crash_error(child.returncode, setting, text)
+    return _Run(_parse_report(json.loads(result.read_text(encoding="utf-8"))), text)
+
+
+def _stop(child: subprocess.Popen[bytes], stack: Path) -> tuple[_Frame, ...]:
+    """Ask a timed-out child where it is, then kill it and whatever it started."""
+    if hasattr(signal, "SIGUSR1"):
+        child.send_signal(signal.SIGUSR1)
+        give_up = time.monotonic() + _STACK_GRACE
+        while not stack.is_file() and child.poll() is None and time.monotonic() < give_up:
+            time.sleep(0.02)
+    if os.name == "posix":
+        with contextlib.suppress(ProcessLookupError):  # it and all it started are gone
+            os.killpg(child.pid, signal.SIGKILL)
+    else:
+        child.kill()
+    child.wait()
+    if not stack.is_file():
+        return ()
+    return tuple(_Frame.from_json(item) for item in json.loads(stack.read_text("utf-8")))
+
+
+def _read_output(path: Path) -> str:
+    return path.read_bytes().decode("utf-8", errors="replace")
+
+
+# --- what could not be checked ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Unchecked:
+    units: tuple[str, ...]  # new stand-ins for the next attempt
+    warning: str
+
+
+def _unchecked(failed: _Failed, setting: _Setting, stubs: Sequence[str]) -> _Unchecked | None:
+    """The "could not check" cause of ``failed`` under the module docstring's rule, if any."""
+    in_progress = _units_in_progress(failed, setting)
+    for raised in failed.chain:
+        compiled = _unloadable_compiled(raised, setting)
+        if compiled is not None:
+            module, place = compiled
+            units = _new_units([_unit(place, module), *in_progress], stubs)
+            problem = (
+                f"could not check compiled module {module} ({place.shown}): it is built for "
+                f"{setting.target_text}, this interpreter is {setting.host_text}"
+            )
+            return _left_out(problem, units)
+        syntax = _newer_syntax(raised, setting)
+        if syntax is not None:
+            place, line = syntax
+            units = _new_units([_unit(place), *in_progress], stubs)
+            problem = (
+                f"could not check {_unit(place)} ({place.shown}:{line}): it uses Python syntax "
+                f"this interpreter ({setting.host_text}) does not know; Lambda runs "
+                f"{setting.target_text}"
+            )
+            return _left_out(problem, units)
+    if stubs and _raised_on_stand_ins(failed.chain[0], setting):
+        units = _new_units(in_progress, stubs)
+        problem = (
+            f"could not check {', '.join(units)}: its import failed on the stand-ins for "
+            f"{', '.join(stubs)} ({failed.chain[0].headline})"
+        )
+        return _left_out(problem, units)
+    return None
+
+
+def _left_out(problem: str, units: tuple[str, ...]) -> _Unchecked | None:
+    if not units:  # nothing new to leave out: retrying would fail the same way
+        return None
+    return _Unchecked(units, f"{problem}; the import check went on without {', '.join(units)}")
+
+
+def _new_units(candidates: Iterable[str], stubs: Sequence[str]) -> tuple[str, ...]:
+    # The Chalice runtime is never replaced: app.app must stay a real Chalice.
+    fresh = [unit for unit in candidates if unit not in stubs and unit != "chalice"]
+    return tuple(dict.fromkeys(fresh))
+
+
+def _units_in_progress(failed: _Failed, setting: _Setting) -> list[str]:
+    """The shipped packages whose import the failure interrupted."""
+    places = (setting.place(frame.file) for raised in failed.chain for frame in raised.frames)
+    return [_unit(place) for place in places if place.kind in ("dependency", "vendor")]
+
+
+def _unloadable_compiled(raised: _Raised, setting: _Setting) -> tuple[str, _Place] | None:
+    """(module, file) when ``raised`` comes from a shipped extension this interpreter can't load."""
+    if raised.isa("ModuleNotFoundError") and raised.module:
+        *packages, leaf = raised.module.split(".")
+        for root in setting.roots:
+            for suffix in setting.target_suffixes:
+                if suffix in importlib.machinery.EXTENSION_SUFFIXES:
+                    continue  # it would have been loaded (or failed to load) under that name
+                candidate = root.joinpath(*packages, f"{leaf}{suffix}")
+                if candidate.is_file():
+                    return raised.module, setting.place(str(candidate))
+    elif raised.isa("ImportError") and raised.path and not raised.module_loaded:
+        if setting.loads_target_binaries:
+            return None
+        place = setting.place(raised.path)
+        if place.kind != "outside" and raised.path.endswith(setting.target_suffixes):
+            assert place.relative is not None
+            return _module_name(place.relative), place
+    return None
+
+
+def _newer_syntax(raised: _Raised, setting: _Setting) -> tuple[_Place, int] | None:
+    if raised.syntax is None or raised.syntax.file is None or not setting.older_than_target:
+        return None
+    place = setting.place(raised.syntax.file)
+    return (place, raised.syntax.line or 0) if place.kind == "dependency" else None
+
+
+def _raised_on_stand_ins(raised: _Raised, setting: _Setting) -> bool:
+    """Whether the innermost shipped frame is a dependency that holds stand-ins."""
+    shipped = [frame for frame in raised.frames if setting.place(frame.file).kind != "outside"]
+    if not shipped:
+        return False
+    innermost = shipped[-1]
+    return setting.place(innermost.file).kind == "dependency" and innermost.touches_stub
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+def _failure_error(
+    failed: _Failed, setting: _Setting, stubs: Sequence[str], output: str
+) -> AppImportError:
+    raised = failed.chain[0]
+    frames, file, line = _project_traceback(raised.frames, setting)
+    if raised.isa("SystemExit"):
+        headline = f"app.py called sys.exit({raised.message}) while it was imported"
+        hint = "Lambda would fail to start the function the same way."
+    elif raised.syntax is not None:
+        headline, hint, file, line = _syntax_message(raised.syntax, setting, file, line)
+    elif (missing := _missing_module(failed)) is not None:
+        headline = f"importing app.py failed: {raised.headline}"
+        hint = _missing_hint(missing, setting)
+    elif any(item.isa(*_REACHING_OUT) for item in failed.chain):
+        cause = next(item for item in failed.chain if item.isa(*_REACHING_OUT))
+        headline = f"importing app.py failed: the app reaches out at import time: {cause.headline}"
+        hint = (
+            "During packaging the app is imported with AWS_CHALICE_CLI_MODE=true and nothing it "
+            f"connects to need be reachable: connect lazily, or guard that code with `{GUARD}`, "
+            "or pass --no-import to skip this check."
+        )
+    else:
+        headline = f"importing app.py failed: {raised.headline}"
+        hint = ""
+    if stubs:
+        hint += (
+            f" (This import ran with stand-ins for {', '.join(stubs)}, which this interpreter "
+            f"cannot load; if the error comes from them, build with {setting.target_text} "
+            "or pass --no-import.)"
+        )
+    message = "\n".join([headline, *frames, hint.strip()]).strip()
+    return AppImportError(message, file=file, line=line, output=output)
+
+
+def _project_traceback(
+    frames: Sequence[_Frame], setting: _Setting
+) -> tuple[list[str], Path | None, int | None]:
+    """The frames in the project (plus where it was raised, when that is in a dependency) as
+    text, and the file and line of the innermost project frame."""
+    located = [(frame, setting.place(frame.file)) for frame in frames]
+    shown = [(frame, place) for frame, place in located if place.in_project]
+    shipped = [(frame, place) for frame, place in located if place.kind != "outside"]
+    if shipped and not shipped[-1][1].in_project:
+        shown.append(shipped[-1])
+    lines = []
+    for frame, place in shown:
+        where = "" if place.in_project else " (a dependency)"
+        lines.append(f"  {place.shown}:{frame.line} in {frame.function}{where}")
+        if frame.code:
+            lines.append(f"    {frame.code}")
+    in_project = [(frame, place) for frame, place in shown if place.in_project]
+    if not in_project:
+        return lines, None, None
+    frame, place = in_project[-1]
+    return lines, place.project_file, frame.line
+
+
+def _syntax_message(
+    syntax: _Syntax, setting: _Setting, file: Path | None, line: int | None
+) -> tuple[str, str, Path | None, int | None]:
+    place = setting.place(syntax.file or "")
+    where = f"{place.shown}:{syntax.line}"
+    headline = f"importing app.py failed: syntax error at {where}: {syntax.message}"
+    if syntax.text:
+        headline += f"\n    {syntax.text}"
+    hint = ""
+    if setting.older_than_target:
+        hint = (
+            f"This interpreter ({setting.host_text}) is older than Lambda's "
+            f"({setting.target_text}); if that line uses newer syntax, build with "
+            f"{setting.target_text}."
+        )
+    if place.in_project:
+        return headline, hint, place.project_file, syntax.line
+    return headline, hint, file, line
+
+
+def _missing_module(failed: _Failed) -> str | None:
+    """The module named by a ``No module named 'x'`` the import ended with, if any."""
+    if not failed.chain[0].isa("ImportError"):
+        return None
+    for raised in failed.chain:
+        if raised.isa("ModuleNotFoundError") and raised.module:
+            return raised.module
+    return None
+
+
+def _missing_hint(missing: str, setting: _Setting) -> str:
+    top = missing.split(".")[0]
+    root = setting.project_root
+    if top != "chalicelib" and ((root / top).is_dir() or (root / f"{top}.py").is_file()):
+        shown = f"{top}/" if (root / top).is_dir() else f"{top}.py"
+        return (
+            f"{shown} is in the project beside app.py, but Chalice packages only app.py and "
+            "chalicelib/ (plus the requirements.txt dependencies and the contents of vendor/): "
+            f"move it into chalicelib/ and import it as chalicelib.{top}."
+        )
+    *packages, leaf = missing.split(".")
+    for base in setting.roots:
+        for build in sorted(base.joinpath(*packages).glob(f"{leaf}.*so")):
+            return (
+                f"{setting.place(str(build)).shown} is not built for Lambda's "
+                f"{setting.target_text}, so Lambda will not find {missing} either: install its "
+                "distribution from requirements.txt, or vendor a build for the target."
+            )
+    if any((base / top).exists() or (base / f"{top}.py").exists() for base in setting.roots):
+        return f"{top} is in the package, but has no module {missing}."
+    hint = (
+        f"{top} is not in the package: add the distribution that provides it to "
+        "requirements.txt, or put it in vendor/."
+    )
+    if top in _RUNTIME_SDK:
+        hint += (
+            f" Lambda's runtime has a {top} of its own, but this check sees only what ships, "
+            "and AWS recommends shipping the SDK version you test with."
+        )
+    return hint
+
+
+def _timeout_error(
+    setting: _Setting, limit: float, where: Sequence[_Frame], output: str
+) -> AppImportError:
+    frames, file, line = _project_traceback(where, setting)
+    message = "\n".join(
+        [
+            f"importing app.py did not finish within {limit:g} s (the --import-timeout limit)"
+            + ("; it was at:" if frames else ""),
+            *frames,
+            "If it waits on a connection at import time, guard that code with "
+            f"`{GUARD}`; or raise the limit with --import-timeout, or pass --no-import.",
+        ]
+    )
+    return AppImportError(message, file=file, line=line, output=output)
+
+
+def _crash_error(returncode: int, setting: _Setting, output: str) -> AppImportError:
+    if returncode < 0:
+        try:
+            how = f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            how = f"was killed by signal {-returncode}"
+    else:
+        how = f"exited with code {returncode}"
+    tail = "\n".join(f"  {text}" for text in output.strip().splitlines()[-10:])
+    message = f"the Python process importing app.py {how} before it finished"
+    if tail:
+        message += f"; its last output:\n{tail}"
+    return AppImportError(message, file=setting.project_root / "app.py", output=output)
+
+
+def _not_an_app_error(report: _Report, setting: _Setting, output: str) -> AppImportError:
+    if isinstance(report, _NotChalice):
+        problem = f"app.app is a {report.type_name}, not a chalice.Chalice"
+    else:
+        problem = "app.py defines no `app`"
+    return AppImportError(
+        f"{problem}: Chalice deploys app.app as the API handler and reads the Lambda functions "
+        "from it; define `app = Chalice(app_name=...)` in app.py",
+        file=setting.project_root / "app.py",
+        output=output,
+    )
+
+
+# --- the child --------------------------------------------------------------------------------
+
+# Runs with ``python -I -S -c``: standard library only, and nothing of chalicepack is importable,
+# so it is source text. It reports facts (the app's functions, or the exception chain with file
+# paths); every decision is made above, in the parent.
+_CHILD_SOURCE = r"""
+import faulthandler
+import importlib
+import importlib.machinery
+import json
+import linecache
+import os
+import signal
+import sys
+import traceback
+import types
+
+SPEC = json.loads(sys.argv.pop())
+ROOTS = [SPEC["tree"]] + [SPEC[key] for key in ("layer", "runtime") if SPEC[key]]
+STUBS = tuple(SPEC["stubs"])
+sys.path[:0] = ROOTS  # /var/task, the layer, /var/runtime, then the stdlib (-S: no site)
+
+
+class StubMeta(type):
+    def __getattr__(cls, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        value = stub_class(cls.__qualname__ + "." + name)
+        type.__setattr__(cls, name, value)
+        return value
+
+    def __call__(cls, *args, **kwargs):
+        # A stand-in used as a decorator leaves the app's function as it is.
+        if cls.__dict__.get("_stand_in") and len(args) == 1 and not kwargs and callable(args[0]):
+            return args[0]
+        return super().__call__(*args, **kwargs)
+
+
+class Stub(metaclass=StubMeta):
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __init_subclass__(cls, **kwargs):
+        pass
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return stub_class(type(self).__qualname__ + "." + name)
+
+    def __call__(self, *args, **kwargs):
+        if len(args) == 1 and not kwargs and callable(args[0]):
+            return args[0]
+        return Stub()
+
+    def __mro_entries__(self, bases):
+        return (Stub,)
+
+
+def stub_class(name):
+    cls = StubMeta(name.rpartition(".")[2], (Stub,), {"_stand_in": True})
+    cls.__qualname__ = name
+    return cls
+
+
+def _stand_in(self, *args):
+    return Stub()
+
+
+def _false(self, *args):
+    return False
+
+
+for _kind in (StubMeta, Stub):
+    for _op in ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "pow",
+                "lshift", "rshift", "and", "xor", "or"):
+        setattr(_kind, "__%s__" % _op, _stand_in)
+        setattr(_kind, "__r%s__" % _op, _stand_in)
+    for _name in ("__neg__", "__pos__", "__invert__", "__getitem__"):
+        setattr(_kind, _name, _stand_in)
+    for _name in ("__lt__", "__le__", "__gt__", "__ge__", "__contains__", "__exit__"):
+        setattr(_kind, _name, _false)
+    _kind.__iter__ = lambda self: iter(())
+    _kind.__len__ = lambda self: 0
+    _kind.__bool__ = lambda self: True
+    _kind.__int__ = _kind.__index__ = lambda self: 0
+    _kind.__float__ = lambda self: 0.0
+    _kind.__enter__ = lambda self: self
+    _kind.__setitem__ = _kind.__delitem__ = lambda self, *args: None
+
+
+class StubModule(types.ModuleType):
+    def __getattr__(self, name):
+        if name.startswith("__") and name != "__version__":
+            raise AttributeError(name)
+        value = stub_class(self.__name__ + "." + name)
+        setattr(self, name, value)
+        return value
+
+
+class StubFinder:
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if any(name == stub or name.startswith(stub + ".") for stub in STUBS):
+            return importlib.machinery.ModuleSpec(name, cls, is_package=True)
+        return None
+
+    @staticmethod
+    def create_module(spec):
+        return StubModule(spec.name)
+
+    @staticmethod
+    def exec_module(module):
+        pass
+
+
+if STUBS:
+    sys.meta_path.insert(0, StubFinder)
+
+
+def is_stub(value):
+    return isinstance(value, (StubModule, Stub, StubMeta))
+
+
+def text(value):
+    try:
+        return str(value)
+    except Exception:
+        return "<%s that cannot be printed>" % type(value).__name__
+
+
+def frame_record(frame, lineno):
+    filename = frame.f_code.co_filename
+    try:
+        touches = bool(STUBS) and any(is_stub(v) for v in list(frame.f_globals.values()))
+    except Exception:
+        touches = False
+    return {
+        "file": filename,
+        "line": lineno,
+        "function": frame.f_code.co_name,
+        "code": linecache.getline(filename, lineno or 0).strip(),
+        "touches_stub": touches,
+    }
+
+
+def describe(exc):
+    kind = type(exc)
+    facts = {
+        "type": kind.__name__ if kind.__module__ == "builtins"
+        else kind.__module__ + "." + kind.__qualname__,
+        "mro": [base.__name__ for base in kind.__mro__],
+        "message": text(exc),
+        "frames": [frame_record(f, n) for f, n in traceback.walk_tb(exc.__traceback__)],
+    }
+    if isinstance(exc, ImportError):
+        facts["module"] = exc.name
+        facts["path"] = exc.path
+        facts["module_loaded"] = exc.name in sys.modules
+    if isinstance(exc, SyntaxError):
+        facts["syntax"] = {
+            "file": exc.filename,
+            "line": exc.lineno,
+            "text": (exc.text or "").strip(),
+            "message": text(exc.msg),
+        }
+    return facts
+
+
+def causes(exc):
+    # Follow __context__ too, even when suppressed: the root cause decides the verdict.
+    seen = []
+    while exc is not None and not any(exc is other for other in seen):
+        seen.append(exc)
+        exc = exc.__cause__ if exc.__cause__ is not None else exc.__context__
+    return seen
+
+
+EVENT_KINDS = {
+    "S3EventConfig": "s3",
+    "SNSEventConfig": "sns",
+    "SQSEventConfig": "sqs",
+    "KinesisEventConfig": "kinesis",
+    "DynamoDBEventConfig": "dynamodb",
+    "CloudWatchEventConfig": "cloudwatch",
+    "ScheduledEventConfig": "schedule",
+}
+
+
+def lambda_functions(app):
+    # The order and names of chalice.deploy.appgraph.ApplicationGraphBuilder.build.
+    found = [[f.name, f.handler_string, "lambda_function"] for f in app.pure_lambda_functions]
+    unknown = []
+    for source in app.event_sources:
+        kinds = [EVENT_KINDS[c.__name__] for c in type(source).__mro__ if c.__name__ in EVENT_KINDS]
+        if kinds:
+            found.append([source.name, source.handler_string, kinds[0]])
+        else:
+            unknown.append(type(source).__name__)
+    if app.routes:
+        found.append(["api_handler", "app.app", "api"])
+        found += [[a.name, a.handler_string, "authorizer"] for a in app.builtin_auth_handlers]
+    sockets = {h.route_key_handled: h.handler_string for h in app.websocket_handlers.values()}
+    for key, name in (("$connect", "websocket_connect"), ("$disconnect", "websocket_disconnect")):
+        if key in sockets:
+            found.append([name, sockets.pop(key), "websocket"])
+    if sockets:
+        found.append(["websocket_message", next(iter(sockets.values())), "websocket"])
+    return found, unknown
+
+
+def missing_handlers(found):
+    missing = []
+    for name, handler, _ in found:
+        module_name, _, attribute = handler.rpartition(".")
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            missing.append([name, handler, "importing %s failed: %s" % (module_name, text(exc))])
+            continue
+        if not hasattr(module, attribute):
+            missing.append([name, handler, "%s has no %s" % (module_name, attribute)])
+    return missing
+
+
+def inspect_app():
+    module = importlib.import_module("app")
+    absent = object()
+    app = getattr(module, "app", absent)
+    if app is absent:
+        return {"no_app": True}
+    import chalice.app  # the shipped runtime: app.app must be an instance of its Chalice
+
+    if not isinstance(app, chalice.app.Chalice):
+        return {"not_chalice": type(app).__module__ + "." + type(app).__qualname__}
+    found, unknown = lambda_functions(app)
+    return {
+        "loaded": {
+            "app_name": app.app_name,
+            "functions": found,
+            "unknown_events": unknown,
+            "missing_handlers": missing_handlers(found),
+        }
+    }
+
+
+def write_json(path, value):
+    with open(path + ".partial", "w", encoding="utf-8") as handle:
+        json.dump(value, handle, default=text)
+    os.replace(path + ".partial", path)
+
+
+def dump_stack(signum, frame):
+    records = [frame_record(f, n) for f, n in traceback.walk_stack(frame)]
+    write_json(SPEC["stack"], records[::-1])
+
+
+def main():
+    faulthandler.enable()
+    if hasattr(signal, "SIGUSR1"):
+        signal.signal(signal.SIGUSR1, dump_stack)
+    try:
+        try:
+            report = inspect_app()
+        except BaseException as exc:
+            report = {"failed": [describe(item) for item in causes(exc)]}
+        write_json(SPEC["result"], report)
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        # Skip atexit handlers and non-daemon threads the app started: they are not the import.
+        os._exit(0)
+
+
+main()
+"""

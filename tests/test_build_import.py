@@ -1,0 +1,202 @@
+"""``chalicepack build`` imports the app from exactly what ships, as Chalice does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import make_project
+
+APP_HEADER = "import os\nfrom chalice import Chalice\n\napp = Chalice(app_name='testapp')\n"
+
+DOCS_CONFIG = {
+    "environment_variables": {"TOP": "from-top"},
+    "stages": {
+        "dev": {
+            "environment_variables": {"STAGE_VAR": "bar"},
+            "lambda_functions": {"foo": {"environment_variables": {"PER_FUNCTION": "x"}}},
+        }
+    },
+}
+
+
+def test_the_stage_environment_is_set_and_per_function_variables_are_not(
+    tmp_path: Path, chalicepack
+) -> None:
+    app = APP_HEADER + (
+        "assert os.environ['STAGE_VAR'] == 'bar'\n"
+        "assert os.environ['TOP'] == 'from-top'\n"
+        "assert 'PER_FUNCTION' not in os.environ, 'per-function env leaked'\n"
+        "assert os.environ['AWS_CHALICE_CLI_MODE'] == 'true'\n"
+    )
+    project = make_project(tmp_path / "app", {"app.py": app}, config=DOCS_CONFIG)
+
+    run = chalicepack("build", project, "--json")
+
+    assert run.returncode == 0, run.stderr
+
+
+def test_an_app_that_needs_a_per_function_variable_at_import_fails(
+    tmp_path: Path, chalicepack
+) -> None:
+    app = APP_HEADER + "per_function = os.environ['PER_FUNCTION']\n"
+    project = make_project(tmp_path / "app", {"app.py": app}, config=DOCS_CONFIG)
+
+    run = chalicepack("build", project)
+
+    assert run.returncode == 2
+    assert "KeyError: 'PER_FUNCTION'" in run.stderr
+    assert "app.py:5" in run.stderr
+    assert not (project / "dist" / "deployment.zip").exists()
+
+
+def test_the_cli_mode_guard_keeps_import_time_connections_from_running(
+    tmp_path: Path, chalicepack
+) -> None:
+    marker = tmp_path / "connected"
+    app = APP_HEADER + (
+        "if 'AWS_CHALICE_CLI_MODE' not in os.environ:\n"
+        f"    open({str(marker)!r}, 'w').write('connected to the database')\n"
+    )
+    project = make_project(tmp_path / "app", {"app.py": app})
+
+    run = chalicepack("build", project)
+
+    assert run.returncode == 0, run.stderr
+    assert not marker.exists()
+
+
+def test_an_exception_at_import_names_the_file_and_line(tmp_path: Path, chalicepack) -> None:
+    helper = "def connect():\n    raise RuntimeError('database unreachable')\n"
+    app = APP_HEADER + "from chalicelib.db import connect\nconnect()\n"
+    project = make_project(tmp_path / "app", {"app.py": app, "chalicelib/db.py": helper})
+
+    run = chalicepack("build", project)
+
+    assert run.returncode == 2
+    assert "RuntimeError: database unreachable" in run.stderr
+    assert "chalicelib/db.py:2" in run.stderr
+
+
+def test_a_module_in_neither_requirements_nor_vendor_fails_the_build(
+    tmp_path: Path, chalicepack
+) -> None:
+    project = make_project(tmp_path / "app", {"app.py": APP_HEADER + "import yaml_nowhere\n"})
+
+    run = chalicepack("build", project)
+
+    assert run.returncode == 2
+    assert "No module named 'yaml_nowhere'" in run.stderr
+    assert "requirements.txt" in run.stderr and "vendor/" in run.stderr
+
+
+def test_a_package_installed_on_the_build_host_does_not_leak_into_the_check(
+    tmp_path: Path, chalicepack
+) -> None:
+    # packaging is installed beside chalicepack, but this app does not list it.
+    project = make_project(tmp_path / "app", {"app.py": APP_HEADER + "import packaging\n"})
+
+    run = chalicepack("build", project)
+
+    assert run.returncode == 2
+    assert "No module named 'packaging'" in run.stderr
+
+
+def test_boto3_comes_from_the_lambda_runtime_as_on_lambda(tmp_path: Path, chalicepack) -> None:
+    project = make_project(tmp_path / "app", {"app.py": APP_HEADER + "import boto3\n"})
+
+    run = chalicepack("build", project)
+
+    assert run.returncode == 0, run.stderr
+
+
+def test_a_top_level_package_beside_app_py_is_not_packaged(tmp_path: Path, chalicepack) -> None:
+    project = make_project(
+        tmp_path / "app",
+        {"app.py": APP_HEADER + "import ingest\n", "ingest/__init__.py": "X = 1\n"},
+    )
+
+    run = chalicepack("build", project)
+
+    assert run.returncode == 2
+    assert "only app.py and chalicelib/" in run.stderr
+
+
+def test_a_syntax_error_names_the_file_and_line(tmp_path: Path, chalicepack) -> None:
+    project = make_project(tmp_path / "app", {"app.py": APP_HEADER + "def broken(:\n"})
+
+    run = chalicepack("build", project)
+
+    assert run.returncode == 2
+    assert "app.py:5" in run.stderr
+    assert "syntax error" in run.stderr
+
+
+def test_an_import_that_hangs_is_stopped_at_the_timeout(tmp_path: Path, chalicepack) -> None:
+    project = make_project(
+        tmp_path / "app", {"app.py": APP_HEADER + "import time\ntime.sleep(60)\n"}
+    )
+
+    run = chalicepack("build", project, "--import-timeout", "2")
+
+    assert run.returncode == 2
+    assert "2" in run.stderr and "--import-timeout" in run.stderr
+    assert not (project / "dist" / "deployment.zip").exists()
+
+
+def test_no_import_skips_the_check(tmp_path: Path, chalicepack) -> None:
+    project = make_project(tmp_path / "app", {"app.py": APP_HEADER + "import nowhere\n"})
+
+    run = chalicepack("build", project, "--no-import", "--json")
+
+    assert run.returncode == 0, run.stderr
+    assert "functions" not in run.json()
+
+
+def test_what_the_app_prints_goes_to_the_log_not_into_the_json(tmp_path: Path, chalicepack) -> None:
+    project = make_project(
+        tmp_path / "app", {"app.py": APP_HEADER + "print('hello from import time')\n"}
+    )
+
+    run = chalicepack("build", project, "--json")
+
+    assert run.returncode == 0, run.stderr
+    json.loads(run.stdout)
+    assert "hello from import time" in run.stderr
+
+
+def test_the_report_lists_the_lambda_functions_chalice_would_deploy(
+    tmp_path: Path, chalicepack
+) -> None:
+    app = APP_HEADER + (
+        "\n@app.route('/')\ndef index():\n    return {}\n"
+        "\n@app.lambda_function(name='worker')\ndef work(event, context):\n    return {}\n"
+        "\n@app.schedule('rate(1 hour)')\ndef hourly(event):\n    pass\n"
+        "\n@app.on_s3_event(bucket='uploads')\ndef uploaded(event):\n    pass\n"
+    )
+    project = make_project(tmp_path / "app", {"app.py": app})
+
+    run = chalicepack("build", project, "--json")
+
+    assert run.returncode == 0, run.stderr
+    assert run.json()["functions"] == [
+        {"name": "worker", "handler": "app.work", "kind": "lambda_function"},
+        {"name": "hourly", "handler": "app.hourly", "kind": "schedule"},
+        {"name": "uploaded", "handler": "app.uploaded", "kind": "s3"},
+        {"name": "api_handler", "handler": "app.app", "kind": "api"},
+    ]
+
+
+def test_a_vendor_file_opened_by_relative_path_fails_when_it_ships_in_the_layer(
+    tmp_path: Path, chalicepack
+) -> None:
+    # The documentation's caveat: with automatic_layer, vendor/ goes to /opt, not /var/task.
+    app = APP_HEADER + "image = open('myimage.png', 'rb').read()\n"
+    project = make_project(tmp_path / "app", {"app.py": app, "vendor/myimage.png": b"\x89PNG"})
+
+    without_layer = chalicepack("build", project, "--no-automatic-layer")
+    with_layer = chalicepack("build", project, "--automatic-layer", "--out", tmp_path / "layer")
+
+    assert without_layer.returncode == 0, without_layer.stderr
+    assert with_layer.returncode == 2
+    assert "myimage.png" in with_layer.stderr

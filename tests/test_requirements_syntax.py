@@ -73,7 +73,9 @@ def test_credentials_of_an_extra_index_never_appear_in_any_output(
         project = make_project(
             tmp_path / "app",
             {
-                "requirements.txt": f"--extra-index-url {private.url_with_credentials}\ninternal-lib\n"
+                "requirements.txt": (
+                    f"--extra-index-url {private.url_with_credentials}\ninternal-lib\n"
+                )
             },
         )
 

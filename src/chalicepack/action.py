@@ -1,0 +1,609 @@
+"""chalicepack as a GitHub Action: ``INPUT_*`` -> CLI options -> build -> outputs, annotations,
+job summary. A thin shell like ``cli``, and the Action's one place errors become exit codes.
+
+Every input becomes a CLI flag and goes through the CLI's own parser (``build_parser``), so the
+Action and the CLI cannot drift apart. Workflow commands (annotations, groups, masks, outputs,
+the summary) are written with ``github-action-utils``; logs go to stderr as in the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import github_action_utils as gha
+
+from .build import BuildOptions, build
+from .cli import build_parser, options_from_args
+from .errors import BadInput, ChalicepackError, MissingDependencies
+from .report import REPORT_NAME, human_size, summary_lines
+from .target import host_runtime
+
+log = logging.getLogger("chalicepack")
+
+EXIT_OK, EXIT_FAILED = 0, 1  # and ChalicepackError.exit_code
+
+InputKind = Literal["command", "positional", "text", "path", "choice", "flag", "tristate"]
+
+
+@dataclass(frozen=True)
+class ActionInput:
+    """One ``with:`` input of action.yml and the CLI flag it becomes."""
+
+    name: str  # snake_case, as in action.yml; the runner passes it as INPUT_<NAME>
+    flag: str  # the CLI flag (or the command / positional argument) it maps to
+    default: str  # action.yml's default: the runner passes it when the input is not given
+    kind: InputKind
+
+    @property
+    def variable(self) -> str:
+        return f"INPUT_{self.name.upper()}"
+
+
+# The order is action.yml's; a test holds action.yml, this table and the README to each other.
+INPUTS: tuple[ActionInput, ...] = (
+    ActionInput("project_dir", "PROJECT_DIR", ".", "positional"),
+    ActionInput("stage", "--stage", "dev", "text"),
+    ActionInput("automatic_layer", "--automatic-layer", "", "tristate"),
+    ActionInput("runtime", "--runtime", "", "choice"),
+    ActionInput("architecture", "--arch", "", "choice"),
+    ActionInput("output_dir", "--out", "", "path"),
+    ActionInput("cache_dir", "--cache-dir", ".chalicepack-cache", "path"),
+    ActionInput("fail_on_missing", "--strict", "false", "flag"),
+    ActionInput("check_only", "check", "false", "command"),
+)
+
+# Lambda's limits (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
+DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024  # a zip uploaded with the API call itself
+UNZIPPED_LIMIT = 250 * 1024 * 1024  # the function and all its layers, unzipped
+# The runner refuses a step summary over 1 MiB; stay clear of it.
+SUMMARY_LIMIT = 1000 * 1000
+SUMMARY_DEPENDENCY_ROWS = 300
+BIGGEST = 5
+
+_TRUE, _FALSE = ("true", "True", "TRUE"), ("false", "False", "FALSE")  # YAML 1.2 booleans
+_PYTHON_VERSION = re.compile(r"^(?:python|cpython-?|cp)?(\d+)\.(\d+)")
+_USERINFO = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://([^/@\s:]+)(?::([^/@\s]*))?@")
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_TOKEN_LENGTH = 16
+_INCLUDE = re.compile(r"^\s*(?:-r|--requirement|-c|--constraint)[\s=]\s*(\S+)")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The runtime to build for, and where it came from (the summary tells the user)."""
+
+    name: str
+    source: str  # Markdown
+
+
+@dataclass(frozen=True)
+class Packaged:
+    report: dict[str, Any]  # build-report.json's content
+    report_path: Path
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What the inputs asked for, parsed by the CLI's parser."""
+
+    args: argparse.Namespace
+    options: BuildOptions
+    runtime: Runtime
+
+
+def main() -> int:
+    logging.basicConfig(stream=sys.stderr, format="chalicepack: %(message)s", force=True)
+    log.setLevel(logging.INFO)
+    workspace = Path(os.environ.get("GITHUB_WORKSPACE") or Path.cwd()).resolve()
+    written: list[Path] = []
+    try:
+        return _run(os.environ, workspace, written)
+    except ChalicepackError as error:
+        _annotate_error(error, workspace)
+        log.error("error: %s", error)
+        return error.exit_code
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+    finally:
+        _give_to_workspace_owner(written, workspace)
+
+
+def _run(env: Mapping[str, str], workspace: Path, written: list[Path]) -> int:
+    values = read_inputs(env)
+    _mask_index_credentials(env, workspace / values["project_dir"])
+    invocation = parse_inputs(values, workspace, debug=env.get("RUNNER_DEBUG") == "1")
+    options = invocation.options
+    written.append(_out_dir(options))
+    if options.cache_dir is not None:
+        written.append(options.cache_dir)
+    if invocation.args.verbose:
+        log.setLevel(logging.DEBUG)
+
+    packaged = _package(invocation)
+    # Layer publishing (the publish_layer inputs) hooks in here: it takes packaged.report,
+    # publishes the layer zip and adds the layer_arn output.
+    outputs = action_outputs(packaged.report, packaged.report_path, workspace)
+    _annotate_missing(packaged.report, workspace, strict=options.strict)
+    _write_outputs(env, outputs)
+    _write_summary(env, packaged.report, invocation.runtime, workspace, options)
+    if packaged.report["missing_dependencies"] and options.strict:
+        log.error(
+            "error: fail_on_missing is true and %d dependencies have no build for the target",
+            len(packaged.report["missing_dependencies"]),
+        )
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+# --- inputs -----------------------------------------------------------------------------------
+
+
+def read_inputs(env: Mapping[str, str]) -> dict[str, str]:
+    """Every input's value, its default when the runner did not pass it (e.g. run by hand)."""
+    return {item.name: env.get(item.variable, item.default).strip() for item in INPUTS}
+
+
+def parse_inputs(values: Mapping[str, str], workspace: Path, *, debug: bool = False) -> Invocation:
+    """Validate the inputs, turn them into CLI arguments and parse those with the CLI's parser."""
+    problems = [problem for item in INPUTS if (problem := _check(item, values[item.name]))]
+    if problems:
+        raise BadInput("\n".join(problems))
+    project_dir = workspace / values["project_dir"]
+    runtime = _runtime(values["runtime"], project_dir, workspace)
+    argv = cli_arguments({**values, "runtime": runtime.name}, workspace)
+    if debug:
+        argv.append("--verbose")  # the runner's "debug logging" shows pip's output too
+    args = build_parser().parse_args(argv)
+    return Invocation(args, options_from_args(args), runtime)
+
+
+def cli_arguments(values: Mapping[str, str], workspace: Path) -> list[str]:
+    """The ``chalicepack`` command line the inputs stand for (paths made absolute)."""
+    command = "build"
+    options: list[str] = []
+    positional: list[str] = []
+    for item in INPUTS:
+        value = values.get(item.name, item.default)
+        if item.kind == "command":
+            command = item.flag if _is_true(value) else command
+        elif item.kind == "positional":
+            positional.append(str(workspace / value))
+        elif item.kind == "flag":
+            options += [item.flag] if _is_true(value) else []
+        elif item.kind == "tristate" and value:
+            options.append(item.flag if _is_true(value) else f"--no-{item.flag[2:]}")
+        elif item.kind == "path" and value:
+            options += [item.flag, str(workspace / value)]
+        elif item.kind in ("text", "choice") and value:
+            options += [item.flag, value]
+    return [command, *options, *positional]
+
+
+def _check(item: ActionInput, value: str) -> str | None:
+    """What is wrong with ``value`` for ``item``, naming the input and what it accepts."""
+    if item.kind in ("flag", "command") and value not in (*_TRUE, *_FALSE):
+        return f"input {item.name}: {value!r} is not a boolean; use true or false"
+    if item.kind == "tristate" and value not in ("", *_TRUE, *_FALSE):
+        return (
+            f"input {item.name}: {value!r} is not true, false or empty"
+            " (empty takes it from .chalice/config.json)"
+        )
+    if item.kind == "choice" and value and value not in (choices := cli_choices(item.flag)):
+        return f"input {item.name}: {value!r} is not one of {', '.join(choices)}"
+    if item.kind in ("positional", "text") and not value:
+        return f"input {item.name}: must not be empty (the default is {item.default!r})"
+    return None
+
+
+def cli_choices(flag: str) -> list[str]:
+    """The values the CLI accepts for ``flag``, read from its parser so the two cannot drift."""
+    for action in _build_command_actions():
+        if flag in action.option_strings and action.choices is not None:
+            return [str(choice) for choice in action.choices]
+    raise LookupError(f"the CLI's build command has no option {flag} with choices")
+
+
+def _build_command_actions() -> list[argparse.Action]:
+    # argparse has no public way to reach a subcommand's parser; _actions has been stable since
+    # argparse was added to the standard library.
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            command: argparse.ArgumentParser = action.choices["build"]
+            return command._actions
+    raise LookupError("the CLI has no build command")
+
+
+def _is_true(value: str) -> bool:
+    return value in _TRUE
+
+
+def _runtime(value: str, project_dir: Path, workspace: Path) -> Runtime:
+    """The runtime input, else the project's .python-version, else the image's Python."""
+    if value:
+        return Runtime(value, "the `runtime` input")
+    found = _python_version_file(project_dir, workspace)
+    if found is not None:
+        return _runtime_from_file(found, workspace)
+    return Runtime(
+        host_runtime(),
+        "the action image's Python, as no `.python-version` was found: pin it with the "
+        "`runtime` input or a `.python-version` file, or a new image may change it",
+    )
+
+
+def _python_version_file(project_dir: Path, workspace: Path) -> Path | None:
+    """``.python-version`` in the project or a folder above it, up to the workspace (as pyenv)."""
+    for folder in (project_dir.resolve(), *project_dir.resolve().parents):
+        if (folder / ".python-version").is_file():
+            return folder / ".python-version"
+        if folder == workspace:
+            break
+    return None
+
+
+def _runtime_from_file(path: Path, workspace: Path) -> Runtime:
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    first = next(((n, line) for n, line in enumerate(lines, 1) if line), None)
+    match = _PYTHON_VERSION.match(first[1]) if first else None
+    runtime = f"python{match[1]}.{match[2]}" if match else None
+    choices = cli_choices("--runtime")
+    if runtime not in choices:
+        raise BadInput(
+            f"{_relative(path, workspace)}: {first[1] if first else 'an empty file'!r} is not a"
+            f" Lambda Python runtime; write one of {', '.join(c[6:] for c in choices)} in it,"
+            " or set the runtime input",
+            file=path,
+            line=first[0] if first else 1,
+        )
+    return Runtime(runtime, f"`{_relative(path, workspace)}`")
+
+
+# --- the build --------------------------------------------------------------------------------
+
+
+def _package(invocation: Invocation) -> Packaged:
+    """Run the engine inside a log group and return its report."""
+    options = invocation.options
+    verb = "check" if options.check_only else "build"
+    title = f"chalicepack {verb}: stage {options.stage}, {invocation.runtime.name}"
+    with _log_group(title):
+        try:
+            result = build(options)
+        except MissingDependencies:
+            # Under fail_on_missing the engine writes the report, then refuses to write zips;
+            # the report still gives the outputs, annotations and summary.
+            path = _out_dir(options) / REPORT_NAME
+            return Packaged(json.loads(path.read_text(encoding="utf-8")), path)
+    for line in summary_lines(result.report):
+        print(line, flush=True)
+    return Packaged(result.report, result.report_path)
+
+
+def _out_dir(options: BuildOptions) -> Path:
+    # build()'s default output directory; the report is there even when build() raised.
+    return options.out_dir or options.project_dir / "dist"
+
+
+@contextmanager
+def _log_group(title: str) -> Iterator[None]:
+    """``::group::`` around the engine's log (stderr), flushed so the group holds all of it."""
+    sys.stderr.flush()
+    gha.start_group(title)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        gha.end_group()
+
+
+# --- outputs ----------------------------------------------------------------------------------
+
+
+def action_outputs(report: Mapping[str, Any], report_path: Path, workspace: Path) -> dict[str, str]:
+    """The step's outputs; paths are relative to the workspace, so host steps can use them."""
+    artifacts = report.get("artifacts", {})
+    deployment, layer = artifacts.get("deployment", {}), artifacts.get("layer", {})
+    project = Path(report["project"])
+    missing = [_missing_output(item, report, project, workspace) for item in _missing(report)]
+    return {
+        "deployment_zip": _relative(Path(deployment["path"]), workspace) if deployment else "",
+        "layer_zip": _relative(Path(layer["path"]), workspace) if layer else "",
+        "deployment_sha256": deployment.get("sha256", ""),
+        "layer_sha256": layer.get("sha256", ""),
+        "missing_dependencies": json.dumps(missing),
+        "report": _relative(report_path, workspace),
+        "runtime": report["runtime"],
+        "architecture": report["architecture"],
+    }
+
+
+def _missing(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return list(report.get("missing_dependencies", []))
+
+
+def _missing_output(
+    item: Mapping[str, Any], report: Mapping[str, Any], project: Path, workspace: Path
+) -> dict[str, Any]:
+    places = list(_requirement_places(item, report, project, workspace))
+    file, line = places[0] if places else (None, None)
+    return {
+        "name": item["name"],
+        "version": item["version"],
+        "reason": item["reason"],
+        "file": file,
+        "line": line,
+        "required_by": item.get("required_by", []),
+    }
+
+
+def _write_outputs(env: Mapping[str, str], outputs: Mapping[str, str]) -> None:
+    if not env.get("GITHUB_OUTPUT"):
+        log.info("GITHUB_OUTPUT is not set (not run by a runner): outputs are only logged")
+        for name, value in outputs.items():
+            log.info("output %s=%s", name, value)
+        return
+    for name, value in outputs.items():
+        gha.set_output(name, value)
+
+
+# --- annotations ------------------------------------------------------------------------------
+
+
+def _annotate_missing(report: Mapping[str, Any], workspace: Path, *, strict: bool) -> None:
+    """One annotation per missing dependency at each requirements line that brings it in."""
+    annotate = gha.error if strict else gha.warning
+    project = Path(report["project"])
+    for item in _missing(report):
+        pin = f"{item['name']}=={item['version']}"
+        via = "" if item["requirement"] else f" (required by {', '.join(item['required_by'])})"
+        message = (
+            f"{pin}{via}: {item['reason']}. It is not in the package; vendor a build of it in"
+            " vendor/, or pin a release that has a wheel for the target."
+        )
+        places = list(_requirement_places(item, report, project, workspace))
+        for file, line in places:
+            annotate(message, title="Missing dependency", file=file, line=line)
+        if not places:
+            annotate(message, title="Missing dependency")
+
+
+def _requirement_places(
+    item: Mapping[str, Any], report: Mapping[str, Any], project: Path, workspace: Path
+) -> Iterator[tuple[str, int]]:
+    """The requirements.txt lines (file relative to the workspace) that bring ``item`` in.
+
+    A dependency named in requirements.txt (or a ``-r`` include) is at its own line; one that
+    only others require is at the lines of the requirements that pull it in.
+    """
+    entries = {entry["name"]: entry for entry in report.get("dependencies", [])}
+    seen: set[str] = set()
+    pending = [item]
+    places: dict[tuple[str, int], None] = {}
+    while pending:
+        entry = pending.pop(0)
+        if entry["name"] in seen:
+            continue
+        seen.add(entry["name"])
+        requirement = entry.get("requirement")
+        if requirement is not None:
+            path = project / requirement["file"]
+            places[(_relative(path, workspace), int(requirement["line"]))] = None
+            continue
+        pending += [entries[name] for name in entry.get("required_by", []) if name in entries]
+    yield from places
+
+
+def _annotate_error(error: ChalicepackError, workspace: Path) -> None:
+    title = "Bad input" if isinstance(error, BadInput) else "chalicepack failed"
+    file = _relative(error.file, workspace) if error.file is not None else None
+    gha.error(str(error), title=title, file=file, line=error.line)
+
+
+def _mask_index_credentials(env: Mapping[str, str], project_dir: Path) -> None:
+    """``::add-mask::`` every password in a package index URL the build may print."""
+    texts = [env.get(name, "") for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL")]
+    texts += _requirements_texts(project_dir / "requirements.txt")
+    for text in texts:
+        for match in _USERINFO.finditer(text):
+            for secret in _secrets(match[1], match[2], env):
+                gha.add_mask(secret)
+
+
+def _secrets(user: str, password: str | None, env: Mapping[str, str]) -> Iterator[str]:
+    if password:
+        yield password
+        # pip expands ${NAME} in requirements files: the secret is the variable's value.
+        if (variable := _VARIABLE.fullmatch(password)) and env.get(variable[1]):
+            yield env[variable[1]]
+    elif len(user) >= _TOKEN_LENGTH:
+        # A token alone in the user part (https://TOKEN@host); a short name (git@) is not one,
+        # and masking it would blank that word all over the log.
+        yield user
+
+
+def _requirements_texts(path: Path, depth: int = 0) -> Iterator[str]:
+    """requirements.txt and the files it includes, as text; unreadable files are skipped."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return
+    yield text
+    if depth < 10:
+        for line in text.splitlines():
+            if match := _INCLUDE.match(line):
+                yield from _requirements_texts(path.parent / match[1], depth + 1)
+
+
+# --- job summary ------------------------------------------------------------------------------
+
+
+def _write_summary(
+    env: Mapping[str, str],
+    report: Mapping[str, Any],
+    runtime: Runtime,
+    workspace: Path,
+    options: BuildOptions,
+) -> None:
+    if env.get("GITHUB_STEP_SUMMARY"):
+        gha.append_job_summary(job_summary(report, runtime, workspace, options))
+
+
+def job_summary(
+    report: Mapping[str, Any], runtime: Runtime, workspace: Path, options: BuildOptions
+) -> str:
+    """The Markdown job summary, kept under the runner's 1 MiB limit."""
+    sections = [
+        _summary_heading(report, runtime),
+        _summary_artifacts(report, workspace, options),
+        _summary_dependencies(report),
+        _summary_biggest(report),
+        _summary_missing(report, workspace),
+    ]
+    text = "\n\n".join(section for section in sections if section)
+    encoded = text.encode("utf-8")
+    if len(encoded) <= SUMMARY_LIMIT:
+        return text
+    cut = encoded[:SUMMARY_LIMIT].decode("utf-8", errors="ignore").rsplit("\n", 1)[0]
+    return cut + "\n\n_(summary cut to stay under the runner's 1 MiB limit; see the report)_"
+
+
+def _summary_heading(report: Mapping[str, Any], runtime: Runtime) -> str:
+    return (
+        f"## chalicepack: {report['app_name']} (stage `{report['stage']}`)\n\n"
+        f"Built for **{report['runtime']}** on **{report['architecture']}**; the runtime comes"
+        f" from {runtime.source}."
+    )
+
+
+def _summary_artifacts(report: Mapping[str, Any], workspace: Path, options: BuildOptions) -> str:
+    artifacts = report.get("artifacts", {})
+    if not artifacts:
+        why = "`check_only`" if options.check_only else "missing dependencies, `fail_on_missing`"
+        return f"### Artifacts\n\nNo zip was written ({why})."
+    rows = ["| artifact | zipped | unzipped | files | sha256 |", "| --- | --: | --: | --: | --- |"]
+    for artifact in artifacts.values():
+        upload = "" if artifact["size"] <= DIRECT_UPLOAD_LIMIT else " (over 50 MiB: upload via S3)"
+        rows.append(
+            f"| `{_relative(Path(artifact['path']), workspace)}` | {human_size(artifact['size'])}"
+            f"{upload} | {human_size(artifact['unzipped_size'])} | {artifact['files']}"
+            f" | `{artifact['sha256']}` |"
+        )
+    unzipped = sum(artifact["unzipped_size"] for artifact in artifacts.values())
+    verdict = "within" if unzipped <= UNZIPPED_LIMIT else "**over**"
+    rows.append(
+        f"\nLambda's limits: 50 MiB zipped for a direct upload; 250 MiB unzipped for the function"
+        f" and its layers together. Unzipped total: {human_size(unzipped)}"
+        f" ({100 * unzipped / UNZIPPED_LIMIT:.1f}% of 250 MiB), {verdict} the limit."
+    )
+    return "### Artifacts\n\n" + "\n".join(rows)
+
+
+def _summary_dependencies(report: Mapping[str, Any]) -> str:
+    dependencies = report.get("dependencies", [])
+    if not dependencies:
+        return "### Dependencies\n\nNone."
+    rows = ["| name | version | wheel tag | size |", "| --- | --- | --- | --: |"]
+    for entry in dependencies[:SUMMARY_DEPENDENCY_ROWS]:
+        rows.append(
+            f"| {_cell(entry['name'])} | {_cell(entry['version'])} | `{entry['tag']}`"
+            f" | {_size(entry.get('unpacked_size'))} |"
+        )
+    more = len(dependencies) - SUMMARY_DEPENDENCY_ROWS
+    if more > 0:
+        rows.append(f"\n…and {more} more in the build report.")
+    return f"### Dependencies ({len(dependencies)})\n\n" + "\n".join(rows)
+
+
+def _summary_biggest(report: Mapping[str, Any]) -> str:
+    sized = [d for d in report.get("dependencies", []) if d.get("unpacked_size")]
+    if len(sized) < 2:
+        return ""
+    biggest = sorted(sized, key=lambda d: d["unpacked_size"], reverse=True)[:BIGGEST]
+    rows = ["| package | unpacked | of 250 MiB |", "| --- | --: | --: |"]
+    rows += [
+        f"| {_cell(d['name'])} | {human_size(d['unpacked_size'])}"
+        f" | {100 * d['unpacked_size'] / UNZIPPED_LIMIT:.1f}% |"
+        for d in biggest
+    ]
+    return "### Biggest packages\n\n" + "\n".join(rows)
+
+
+def _summary_missing(report: Mapping[str, Any], workspace: Path) -> str:
+    missing = _missing(report)
+    if not missing:
+        return ""
+    project = Path(report["project"])
+    rows = ["| dependency | brought in by | why | fix |", "| --- | --- | --- | --- |"]
+    for item in missing:
+        places = [f"`{f}:{n}`" for f, n in _requirement_places(item, report, project, workspace)]
+        rows.append(
+            f"| {_cell(item['name'])}=={_cell(item['version'])} | {', '.join(places) or '—'}"
+            f" | {_cell(item['reason'])} | vendor a build of it in `vendor/`, or pin a release"
+            " with a wheel for the target |"
+        )
+    return f"### Missing dependencies ({len(missing)})\n\n" + "\n".join(rows)
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _size(size: int | None) -> str:
+    return "—" if size is None else human_size(size)
+
+
+# --- files in the workspace -------------------------------------------------------------------
+
+
+def _relative(path: Path, workspace: Path) -> str:
+    """``path`` relative to the workspace (as host steps and annotations need), else absolute."""
+    absolute = path if path.is_absolute() else workspace / path
+    if absolute.is_relative_to(workspace):
+        return absolute.relative_to(workspace).as_posix()
+    return absolute.as_posix()
+
+
+def _give_to_workspace_owner(roots: Sequence[Path], workspace: Path) -> None:
+    """Hand what the action wrote in the workspace to its owner, so later host steps own it.
+
+    The container runs as root; the runner's user owns the checkout. Only files this process's
+    user owns (those it made) are handed over, never the user's own files.
+    """
+    try:
+        owner = workspace.stat()
+    except OSError:
+        return
+    me = os.geteuid()
+    if owner.st_uid == me:
+        return
+    for root in roots:
+        if not root.exists() or not root.resolve().is_relative_to(workspace):
+            continue
+        for path in _made_by_us(root.resolve(), workspace, me):
+            try:
+                os.lchown(path, owner.st_uid, owner.st_gid)
+            except OSError as error:
+                log.warning("could not give %s to the workspace's owner: %s", path, error)
+
+
+def _made_by_us(root: Path, workspace: Path, me: int) -> Iterator[Path]:
+    """``root``, the folders above it up to the workspace and all below it, that ``me`` owns."""
+    above = [folder for folder in root.parents if folder.is_relative_to(workspace)]
+    paths = [path for path in [*above, root] if path != workspace]
+    if root.is_dir() and not root.is_symlink():
+        for folder, dirs, files in os.walk(root):
+            paths += [Path(folder, name) for name in (*dirs, *files)]
+    for path in paths:
+        if path.lstat().st_uid == me:
+            yield path

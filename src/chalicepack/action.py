@@ -25,7 +25,7 @@ import github_action_utils as gha
 from .build import BuildOptions, build
 from .cli import build_parser, options_from_args
 from .errors import BadInput, ChalicepackError, MissingDependencies
-from .report import REPORT_NAME, human_size, summary_lines
+from .report import human_size, summary_lines
 from .target import host_runtime
 
 log = logging.getLogger("chalicepack")
@@ -280,10 +280,10 @@ def _package(invocation: Invocation) -> Packaged:
     with _log_group(title):
         try:
             result = build(options)
-        except MissingDependencies:
+        except MissingDependencies as missing:
             # Under fail_on_missing the engine writes the report, then refuses to write zips;
             # the report still gives the outputs, annotations and summary.
-            path = _out_dir(options) / REPORT_NAME
+            path = missing.report_path
             return Packaged(json.loads(path.read_text(encoding="utf-8")), path)
     for line in summary_lines(result.report):
         print(line, flush=True)
@@ -291,7 +291,7 @@ def _package(invocation: Invocation) -> Packaged:
 
 
 def _out_dir(options: BuildOptions) -> Path:
-    # build()'s default output directory; the report is there even when build() raised.
+    # build()'s default output directory, to hand ownership of it to the workspace's owner.
     return options.out_dir or options.project_dir / "dist"
 
 

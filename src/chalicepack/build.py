@@ -148,7 +148,8 @@ def _build_in(
         raise MissingDependencies(
             "missing dependencies under --strict: "
             + ", ".join(f"{m.name}=={m.version}" for m in resolution.missing)
-            + "; vendor them or pin releases that have wheels for the target"
+            + "; vendor them or pin releases that have wheels for the target",
+            report_path=report_path,
         )
 
     function_entries = app_entries if automatic_layer else [*app_entries, *library_entries]

@@ -42,7 +42,14 @@ class BuildFailure(ChalicepackError):
 
 
 class MissingDependencies(ChalicepackError):
-    """Some dependencies have no build usable on the target and ``--strict`` was given."""
+    """Some dependencies have no build usable on the target and ``--strict`` was given.
+
+    ``report_path`` is the build-report.json written before refusing to write zips.
+    """
+
+    def __init__(self, message: str, *, report_path: Path) -> None:
+        super().__init__(message)
+        self.report_path = report_path
 
 
 class PublishError(BuildFailure):

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT := build/demo
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint venv clean test-container bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +21,40 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The last line: cfn-lint on the SAM templates `chalicepack package` writes for examples/docs-app,
+# run as a test because making them resolves its requirements.txt, which the test serves from a
+# local index (no network).
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-actions action.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml \
+		examples/workflows/*.yml
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_templates.py -k cfn_lint
+
+# The Action's image built from the Dockerfile and run as the runner runs it (needs root; the
+# base image is made with debootstrap and cached under build/container-test/).
+CONTAINER_TOOLS := podman buildah runc debootstrap
+test-container: $(STAMP)
+	@for tool in $(CONTAINER_TOOLS); do command -v $$tool >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(CONTAINER_TOOLS); \
+	fi
+	CHALICEPACK_CONTAINER_TEST=1 $(BIN)/python -m pytest tests/test_container.py -s
+
+# chalicepack against chalice package and uv + zip on sample apps (real PyPI) -> BENCHMARKS.md.
+# chalice and uv live in bench/.venv (Python 3.11). BENCH_ARGS=--quick: one run, small app.
+BENCH_VENV := bench/.venv
+BENCH_PYTHON ?= python3.11
+$(BENCH_VENV)/.installed-stamp: bench/requirements.txt
+	$(BENCH_PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
+bench: $(STAMP) $(BENCH_VENV)/.installed-stamp
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist examples/*/dist

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 
 from . import __version__
 from .build import BuildOptions, build
@@ -15,6 +19,7 @@ from .errors import BadInput, ChalicepackError
 from .layer import add_publish_layer_command, run_publish_layer
 from .report import summary_lines
 from .target import ARCHES, RUNTIME_GLIBC
+from .templates import add_package_command, run_package
 
 log = logging.getLogger("chalicepack")
 
@@ -39,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
     add_publish_layer_command(commands)
+    add_package_command(commands)
     return parser
 
 
@@ -119,20 +125,51 @@ def _seconds(text: str) -> float:
     return value
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the build is so that its cleanup (``finally``, ``except
+    BaseException``) runs: temporary files go, the previous artifacts stay."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread can handle signals
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, format="chalicepack: %(message)s", force=True)
     try:
-        args = build_parser().parse_args(argv)
-        log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
-        if args.command == "publish-layer":
-            return run_publish_layer(args)
-        return _build(args)
+        with _sigterm_raises():
+            args = build_parser().parse_args(argv)
+            log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+            if args.command == "publish-layer":
+                return run_publish_layer(args)
+            if args.command == "package":
+                return run_package(args)
+            return _build(args)
     except ChalicepackError as error:
         log.error("error: %s", error)
         return error.exit_code
+    except OSError as error:  # an outside failure no step turned into a message of its own
+        log.error("error: %s", error)
+        return EXIT_FAILED
     except KeyboardInterrupt:
-        log.error("interrupted")
+        log.error("interrupted; temporary files removed, previous artifacts left as they were")
         return 130
+    except Terminated:
+        log.error("terminated; temporary files removed, previous artifacts left as they were")
+        return 128 + signal.SIGTERM
 
 
 def _build(args: argparse.Namespace) -> int:

@@ -78,11 +78,12 @@ def step_environment(
 
 def host_environment() -> dict[str, str]:
     """This process's environment without what a runner would set for the step itself (the
-    suite may itself run in GitHub Actions)."""
+    suite may itself run in GitHub Actions), and without AWS settings: a step reaches only the
+    AWS a test gives it (a moto_server), never the machine's account."""
     return {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith(("INPUT_", "GITHUB_", "RUNNER_"))
+        if not name.startswith(("INPUT_", "GITHUB_", "RUNNER_", "AWS_"))
     }
 
 

@@ -9,14 +9,24 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 
 from conftest import EXAMPLE_APP, ROOT
-from ghrunner import StepFiles, host_environment, step_environment, summary_table_rows
+from ghrunner import (
+    StepFiles,
+    action_metadata,
+    host_environment,
+    step_environment,
+    summary_table_rows,
+)
+from motoserver import ACCOUNT, REGION, MotoServer, aws_environment
 from pkgindex import PackageIndex
 
 pytest.importorskip("github_action_utils", reason="the Action needs Python 3.11+")
@@ -117,16 +127,18 @@ def test_a_build_sets_every_output_relative_to_the_workspace(
     assert json.loads((workspace / outputs["report"]).read_text())["stage"] == "dev"
     assert outputs["runtime"] == host_runtime()
     assert outputs["architecture"] == "x86_64"
-    assert set(outputs) == {
-        "deployment_zip",
-        "layer_zip",
-        "deployment_sha256",
-        "layer_sha256",
-        "missing_dependencies",
-        "report",
-        "runtime",
-        "architecture",
-    }
+    # The docs example's one route: the API handler.
+    assert json.loads(outputs["functions"]) == [
+        {"name": "api_handler", "handler": "app.app", "kind": "api"}
+    ]
+    # Without publish_layer the layer outputs are set, and empty.
+    assert (outputs["layer_arn"], outputs["layer_version"], outputs["layer_published"]) == (
+        "",
+        "",
+        "",
+    )
+    # Every output action.yml declares is set, and nothing else.
+    assert sorted(outputs) == sorted(action_metadata()["outputs"])
     # The cache defaults to a folder inside the workspace, for an actions/cache step.
     assert (workspace / ".chalicepack-cache" / "wheels").is_dir()
 
@@ -372,6 +384,30 @@ def test_an_unknown_stage_is_bad_input_annotated_on_config_json(
             " python3.13, python3.14",
         ),
         ({"stage": ""}, "input stage: must not be empty (the default is 'dev')"),
+        ({"import_app": "no"}, "input import_app: 'no' is not a boolean; use true or false"),
+        # The CLI's own --import-timeout check, named after the input.
+        (
+            {"import_timeout": "0"},
+            "input import_timeout: '0': use a number of seconds from 1 to 900",
+        ),
+        ({"import_timeout": "soon"}, "input import_timeout: 'soon' is not a number of seconds"),
+        (
+            {"publish_layer": "yes"},
+            "input publish_layer: 'yes' is not a boolean; use true or false",
+        ),
+        (
+            {"publish_layer": "true", "automatic_layer": "true", "layer_name": "my layer"},
+            "input layer_name: 'my layer' is not a layer name Lambda accepts;"
+            " use 1 to 64 letters, digits, '-' or '_'",
+        ),
+        (
+            {"publish_layer": "true", "automatic_layer": "true", "aws_region": "us east 1"},
+            "input aws_region: 'us east 1' is not an AWS region name (like us-east-1)",
+        ),
+        (
+            {"publish_layer": "true", "automatic_layer": "true", "layer_s3_bucket": "s3://b"},
+            "input layer_s3_bucket: 's3://b' is not an S3 bucket name",
+        ),
     ],
 )
 def test_a_bad_input_value_names_the_input_and_what_it_accepts(
@@ -517,3 +553,309 @@ def test_a_huge_dependency_list_keeps_the_summary_under_the_runners_1_mib_limit(
     assert len(summary.encode()) < 1024 * 1024
     assert "### Dependencies (20000)" in summary
     assert "…and 19700 more in the build report." in summary
+
+
+# --- the import check -------------------------------------------------------------------------
+
+APP_WITH_FUNCTIONS = """\
+from chalice import Chalice
+
+app = Chalice(app_name="docs-app")
+
+
+@app.route("/")
+def index():
+    return {"hello": "world"}
+
+
+@app.lambda_function(name="nightly")
+def worker(event, context):
+    return event
+"""
+
+APP_FAILING_AT_IMPORT = """\
+from chalice import Chalice
+
+app = Chalice(app_name="docs-app")
+raise RuntimeError("the database is not configured")
+"""
+
+
+def an_app(workspace: Path, source: str) -> None:
+    """The docs example's project with another app.py, no dependencies and no vendor/."""
+    project = workspace / "docs-app"
+    (project / "app.py").write_text(source)
+    (project / "requirements.txt").write_text("")
+    shutil.rmtree(project / "vendor")
+
+
+def test_the_functions_output_lists_the_lambda_functions_chalice_would_deploy(
+    workspace: Path, run_action
+) -> None:
+    an_app(workspace, APP_WITH_FUNCTIONS)
+
+    step = run_action({"project_dir": "docs-app"})
+
+    assert step.returncode == 0, step.stderr
+    assert json.loads(step.outputs["functions"]) == [
+        {"name": "nightly", "handler": "app.worker", "kind": "lambda_function"},
+        {"name": "api_handler", "handler": "app.app", "kind": "api"},
+    ]
+    rows = summary_table_rows(step.summary)
+    assert "### Lambda functions found (2)" in step.summary
+    assert ["api_handler", "`app.app`", "api"] in rows
+    assert ["nightly", "`app.worker`", "lambda_function"] in rows
+
+
+def test_an_app_failing_at_import_fails_the_step_with_an_error_at_its_line(
+    workspace: Path, run_action
+) -> None:
+    an_app(workspace, APP_FAILING_AT_IMPORT)
+
+    step = run_action({"project_dir": "docs-app"})
+
+    assert step.returncode == 2
+    errors = [c for c in step.commands if c.startswith("::error")]
+    assert errors == [
+        "::error title=App import failed,file=docs-app/app.py,line=4::"
+        "importing app.py failed: RuntimeError: the database is not configured"
+        '%0A  app.py:4 in <module>%0A    raise RuntimeError("the database is not configured")'
+    ]
+    assert step.outputs == {}
+    assert not (workspace / "docs-app/dist/deployment.zip").exists()
+
+
+def test_import_app_false_skips_the_import_and_lists_no_functions(
+    workspace: Path, run_action
+) -> None:
+    an_app(workspace, APP_FAILING_AT_IMPORT)
+
+    step = run_action({"project_dir": "docs-app", "import_app": "false"})
+
+    assert step.returncode == 0, step.stderr  # the failing import never ran
+    assert json.loads(step.outputs["functions"]) == []
+    assert step.outputs["deployment_zip"] == "docs-app/dist/deployment.zip"
+    assert "The app was not imported (`import_app` is false), so none are listed." in (step.summary)
+
+
+APP_SLOW_TO_IMPORT = """\
+import time
+
+from chalice import Chalice
+
+app = Chalice(app_name="docs-app")
+time.sleep(30)
+"""
+
+
+def test_import_timeout_reaches_the_import_check_and_the_message_names_the_inputs(
+    workspace: Path, run_action
+) -> None:
+    an_app(workspace, APP_SLOW_TO_IMPORT)
+
+    started = time.monotonic()
+    step = run_action({"project_dir": "docs-app", "import_timeout": "1"})
+
+    assert step.returncode == 2
+    assert time.monotonic() - started < 20
+    (error,) = [c for c in step.commands if c.startswith("::error")]
+    assert error.startswith(
+        "::error title=App import failed,file=docs-app/app.py,line=6::"
+        "importing app.py did not finish within 1 s (the --import-timeout limit)"
+    )
+    # The engine's message names CLI flags; the Action says which inputs those are.
+    assert error.endswith(
+        "%0A(In this Action, --import-timeout is the `import_timeout` input;"
+        " --no-import is `import_app: false`.)"
+    )
+
+
+def test_an_input_without_effect_is_a_warning(index: PackageIndex, run_action) -> None:
+    publish_sortedcontainers(index)
+
+    step = run_action({"project_dir": "docs-app", "layer_name": "deps", "aws_region": "eu-west-1"})
+
+    assert step.returncode == 0, step.stderr
+    assert (
+        "::warning title=Input ignored::inputs layer_name, aws_region have no effect:"
+        " publish_layer is false, so no layer is published"
+    ) in step.commands
+
+
+# --- publishing the layer ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto_server.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_server: MotoServer, tmp_path: Path) -> dict[str, str]:
+    """An empty moto, and the step environment whose only AWS is it: AWS_ENDPOINT_URL, fake
+    credentials and a region, as aws-actions/configure-aws-credentials would leave them."""
+    moto_server.reset()
+    environment = aws_environment(tmp_path / "aws", moto_server.url)
+    del environment["AWS_REGION"]
+    return {**environment, "AWS_DEFAULT_REGION": REGION}
+
+
+def lambda_client(aws: Mapping[str, str], region: str = REGION) -> Any:
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region
+    )
+    return session.client("lambda", endpoint_url=aws["AWS_ENDPOINT_URL"])  # type: ignore[call-overload]
+
+
+PUBLISH = {"project_dir": "docs-app", "automatic_layer": "true", "publish_layer": "true"}
+
+
+def test_publish_layer_outputs_the_layer_arn_and_reuses_an_unchanged_layer(
+    index: PackageIndex, workspace: Path, aws: dict[str, str], run_action
+) -> None:
+    publish_sortedcontainers(index)
+    arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:docs-app-dev-managed-layer:1"
+
+    first = run_action(PUBLISH, env=aws)
+
+    assert first.returncode == 0, first.stderr
+    assert first.outputs["layer_arn"] == arn
+    assert (first.outputs["layer_version"], first.outputs["layer_published"]) == ("1", "true")
+    assert first.outputs["layer_zip"] == "docs-app/dist/layer-deployment.zip"
+    assert "Published `docs-app-dev-managed-layer` version 1." in first.summary
+    assert f"`{arn}`" in first.summary
+    (version,) = lambda_client(aws).list_layer_versions(LayerName="docs-app-dev-managed-layer")[
+        "LayerVersions"
+    ]
+    assert version["CompatibleRuntimes"] == [first.outputs["runtime"]]
+    assert first.outputs["layer_sha256"] in version["Description"]
+
+    second = run_action(PUBLISH, env=aws)
+
+    assert second.returncode == 0, second.stderr
+    assert second.outputs["layer_arn"] == arn
+    assert (second.outputs["layer_version"], second.outputs["layer_published"]) == ("1", "false")
+    assert "already holds this zip" in second.summary
+    assert (
+        len(
+            lambda_client(aws).list_layer_versions(LayerName="docs-app-dev-managed-layer")[
+                "LayerVersions"
+            ]
+        )
+        == 1
+    )
+
+
+def test_layer_name_and_aws_region_reach_the_publish(
+    index: PackageIndex, aws: dict[str, str], run_action
+) -> None:
+    publish_sortedcontainers(index)
+
+    step = run_action({**PUBLISH, "layer_name": "shared-deps", "aws_region": "eu-west-1"}, env=aws)
+
+    assert step.returncode == 0, step.stderr
+    assert step.outputs["layer_arn"] == f"arn:aws:lambda:eu-west-1:{ACCOUNT}:layer:shared-deps:1"
+    assert lambda_client(aws, "eu-west-1").list_layer_versions(LayerName="shared-deps")[
+        "LayerVersions"
+    ]
+
+
+def test_publishing_without_credentials_fails_the_step_after_the_build(
+    index: PackageIndex, workspace: Path, aws: dict[str, str], run_action
+) -> None:
+    publish_sortedcontainers(index)
+    del aws["AWS_ACCESS_KEY_ID"], aws["AWS_SECRET_ACCESS_KEY"]
+
+    started = time.monotonic()
+    step = run_action(PUBLISH, env=aws)
+
+    assert step.returncode == 1
+    assert time.monotonic() - started < 60
+    (error,) = [c for c in step.commands if c.startswith("::error")]
+    assert error.startswith("::error title=Layer not published::no AWS credentials found")
+    # The build's outputs are there for an `if: failure()` step; the layer's are empty.
+    assert step.outputs["deployment_zip"] == "docs-app/dist/deployment.zip"
+    assert step.outputs["layer_arn"] == ""
+    assert "### Lambda layer\n\nNot published: no AWS credentials found" in step.summary
+
+
+def test_a_bucket_that_does_not_exist_is_bad_input_annotated_as_not_published(
+    index: PackageIndex, aws: dict[str, str], run_action
+) -> None:
+    publish_sortedcontainers(index)
+
+    step = run_action({**PUBLISH, "layer_s3_bucket": "no-such-bucket"}, env=aws)
+
+    assert step.returncode == 2
+    (error,) = [c for c in step.commands if c.startswith("::error")]
+    assert error.startswith("::error title=Layer not published::AWS rejected s3:PutObject on")
+    assert error.endswith(": NoSuchBucket (AWS said: The specified bucket does not exist)")
+    assert step.outputs["layer_arn"] == ""
+    assert step.outputs["deployment_zip"] == "docs-app/dist/deployment.zip"
+
+
+def test_publish_layer_with_check_only_is_bad_input(workspace: Path, run_action) -> None:
+    step = run_action({**PUBLISH, "check_only": "true"})
+
+    assert step.returncode == 2
+    assert (
+        "::error title=Bad input::inputs check_only and publish_layer are both true: check_only"
+        " writes no zips, so there is no layer to publish; publish from a build"
+        " (check_only: false)"
+    ) in step.commands
+    assert not (workspace / "docs-app/dist").exists()
+
+
+def test_publish_layer_with_the_automatic_layer_input_false_is_bad_input(
+    workspace: Path, run_action
+) -> None:
+    step = run_action({**PUBLISH, "automatic_layer": "false"})
+
+    assert step.returncode == 2
+    assert (
+        "::error title=Bad input::inputs publish_layer and automatic_layer: publish_layer is true"
+        " but automatic_layer is false, so the build writes no layer zip to publish; set"
+        " automatic_layer to true, or publish_layer to false"
+    ) in step.commands
+    assert not (workspace / "docs-app/dist").exists()
+
+
+def test_publish_layer_with_automatic_layer_off_in_config_fails_before_the_build(
+    workspace: Path, run_action
+) -> None:
+    # The docs example's config.json does not set automatic_layer.
+    step = run_action({"project_dir": "docs-app", "publish_layer": "true"})
+
+    assert step.returncode == 2
+    (error,) = [c for c in step.commands if c.startswith("::error")]
+    assert error == (
+        "::error title=Bad input,file=docs-app/.chalice/config.json::input publish_layer is"
+        " true but automatic_layer is off for stage 'dev' (docs-app/.chalice/config.json does"
+        " not set it to true), so the build writes no layer zip to publish; set the"
+        " automatic_layer input (or automatic_layer in docs-app/.chalice/config.json) to true,"
+        " or publish_layer to false"
+    )
+    assert not (workspace / "docs-app/dist").exists()
+
+
+def test_publish_layer_with_an_empty_layer_warns_and_leaves_the_layer_outputs_empty(
+    workspace: Path, run_action
+) -> None:
+    an_app(workspace, APP_WITH_FUNCTIONS)  # no dependencies, no vendor/: nothing for a layer
+
+    step = run_action(PUBLISH)  # no AWS at all: nothing may be asked of it
+
+    assert step.returncode == 0, step.stderr
+    assert (
+        "::warning title=No layer to publish::publish_layer is true but the build has no layer"
+        " zip: there are no dependencies or vendor files to put in it. Nothing was published;"
+        " layer_arn, layer_version and layer_published are empty"
+    ) in step.commands
+    outputs = step.outputs
+    assert (outputs["layer_zip"], outputs["layer_arn"], outputs["layer_version"]) == ("", "", "")
+    assert outputs["layer_published"] == ""
+    assert outputs["deployment_zip"] == "docs-app/dist/deployment.zip"
+    assert "Not published: there are no dependencies or vendor files." in step.summary

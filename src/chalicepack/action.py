@@ -1,14 +1,17 @@
-"""chalicepack as a GitHub Action: ``INPUT_*`` -> CLI options -> build -> outputs, annotations,
-job summary. A thin shell like ``cli``, and the Action's one place errors become exit codes.
+"""chalicepack as a GitHub Action: ``INPUT_*`` -> CLI options -> build (-> publish the layer) ->
+outputs, annotations, job summary. A thin shell like ``cli``, and the Action's one place errors
+become exit codes.
 
-Every input becomes a CLI flag and goes through the CLI's own parser (``build_parser``), so the
-Action and the CLI cannot drift apart. Workflow commands (annotations, groups, masks, outputs,
-the summary) are written with ``github-action-utils``; logs go to stderr as in the CLI.
+Every input becomes a CLI flag (of ``build``/``check``, or of ``publish-layer``) and goes
+through the CLI's own parser (``build_parser``), so the Action and the CLI cannot drift apart.
+Workflow commands (annotations, groups, masks, outputs, the summary) are written with
+``github-action-utils``; logs go to stderr as in the CLI.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -21,18 +24,35 @@ from pathlib import Path
 from typing import Any, Literal
 
 import github_action_utils as gha
+from botocore.exceptions import InvalidRegionError
+from botocore.handlers import VALID_BUCKET, VALID_S3_ARN
+from botocore.utils import validate_region_name
 
 from .build import BuildOptions, build
 from .cli import build_parser, options_from_args
-from .errors import BadInput, ChalicepackError, MissingDependencies
-from .report import human_size, summary_lines
+from .config import load_stage_config
+from .errors import AppImportError, BadInput, ChalicepackError, MissingDependencies
+from .layer import LAYER_NAME, PublishedLayer, PublishOptions, publish_layer
+from .report import REPORT_NAME, human_size, summary_lines
 from .target import host_runtime
 
 log = logging.getLogger("chalicepack")
 
 EXIT_OK, EXIT_FAILED = 0, 1  # and ChalicepackError.exit_code
 
-InputKind = Literal["command", "positional", "text", "path", "choice", "flag", "tristate"]
+# How an input's value becomes CLI arguments:
+#   command   true runs that command instead of build (check_only -> check)
+#   followup  true runs that command after a successful build (publish_layer -> publish-layer)
+#   positional, path   the value (a path relative to the workspace, made absolute)
+#   text      the value, which must not be empty; choice, option: the value, or nothing if empty
+#   flag      true adds the flag; negated: false adds the flag (import_app: false -> --no-import)
+#   tristate  true/false adds --flag/--no-flag, empty adds nothing
+InputKind = Literal[
+    "command", "followup", "positional", "text", "path", "choice", "option", "flag", "negated",
+    "tristate",
+]  # fmt: skip
+BOOLEAN_KINDS = ("command", "followup", "flag", "negated")
+PUBLISH_LAYER = "publish-layer"
 
 
 @dataclass(frozen=True)
@@ -43,6 +63,7 @@ class ActionInput:
     flag: str  # the CLI flag (or the command / positional argument) it maps to
     default: str  # action.yml's default: the runner passes it when the input is not given
     kind: InputKind
+    command: str = "build"  # the CLI command whose flag it is (build's are check's too)
 
     @property
     def variable(self) -> str:
@@ -60,6 +81,12 @@ INPUTS: tuple[ActionInput, ...] = (
     ActionInput("cache_dir", "--cache-dir", ".chalicepack-cache", "path"),
     ActionInput("fail_on_missing", "--strict", "false", "flag"),
     ActionInput("check_only", "check", "false", "command"),
+    ActionInput("import_app", "--no-import", "true", "negated"),
+    ActionInput("import_timeout", "--import-timeout", "", "option"),
+    ActionInput("publish_layer", PUBLISH_LAYER, "false", "followup", PUBLISH_LAYER),
+    ActionInput("layer_name", "--layer-name", "", "option", PUBLISH_LAYER),
+    ActionInput("layer_s3_bucket", "--s3-bucket", "", "option", PUBLISH_LAYER),
+    ActionInput("aws_region", "--region", "", "option", PUBLISH_LAYER),
 )
 
 # Lambda's limits (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
@@ -75,6 +102,7 @@ _PYTHON_VERSION = re.compile(r"^(?:python|cpython-?|cp)?(\d+)\.(\d+)")
 _USERINFO = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://([^/@\s:]+)(?::([^/@\s]*))?@")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _TOKEN_LENGTH = 16
+_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 _INCLUDE = re.compile(r"^\s*(?:-r|--requirement|-c|--constraint)[\s=]\s*(\S+)")
 
 
@@ -99,6 +127,19 @@ class Invocation:
     args: argparse.Namespace
     options: BuildOptions
     runtime: Runtime
+    publish: PublishOptions | None = None  # publish_layer: true; report_path is the build's
+
+
+LayerState = Literal["published", "reused", "no layer", "not built", "failed"]
+
+
+@dataclass(frozen=True)
+class LayerStep:
+    """What came of ``publish_layer: true``, for the outputs and the summary."""
+
+    state: LayerState
+    layer: PublishedLayer | None = None
+    reason: str = ""  # why nothing was published
 
 
 def main() -> int:
@@ -109,8 +150,7 @@ def main() -> int:
     try:
         return _run(os.environ, workspace, written)
     except ChalicepackError as error:
-        _annotate_error(error, workspace)
-        log.error("error: %s", error)
+        _report_error(error, workspace)
         return error.exit_code
     except KeyboardInterrupt:
         log.error("interrupted")
@@ -123,21 +163,38 @@ def _run(env: Mapping[str, str], workspace: Path, written: list[Path]) -> int:
     values = read_inputs(env)
     _mask_index_credentials(env, workspace / values["project_dir"])
     invocation = parse_inputs(values, workspace, debug=env.get("RUNNER_DEBUG") == "1")
+    for message in ignored_inputs(values):
+        gha.warning(message, title="Input ignored")
     options = invocation.options
+    if invocation.publish is not None:
+        _require_automatic_layer(options, workspace)  # before a build that could not publish
     written.append(_out_dir(options))
     if options.cache_dir is not None:
         written.append(options.cache_dir)
     if invocation.args.verbose:
         log.setLevel(logging.DEBUG)
+    else:
+        # botocore logs failed credential refreshes with a traceback; the error we raise for
+        # them is the one line the user needs (as the CLI's publish-layer does).
+        logging.getLogger("botocore").setLevel(logging.CRITICAL)
 
     packaged = _package(invocation)
-    # Layer publishing (the publish_layer inputs) hooks in here: it takes packaged.report,
-    # publishes the layer zip and adds the layer_arn output.
     outputs = action_outputs(packaged.report, packaged.report_path, workspace)
     _annotate_missing(packaged.report, workspace, strict=options.strict)
+    stopped = bool(packaged.report["missing_dependencies"]) and options.strict
+    layer_step, failure = None, None
+    if invocation.publish is not None:
+        try:
+            layer_step = _publish(invocation.publish, packaged, stopped=stopped)
+        except ChalicepackError as error:
+            layer_step, failure = LayerStep("failed", reason=_first_line(str(error))), error
+    outputs.update(layer_outputs(layer_step))
     _write_outputs(env, outputs)
-    _write_summary(env, packaged.report, invocation.runtime, workspace, options)
-    if packaged.report["missing_dependencies"] and options.strict:
+    _write_summary(env, packaged.report, invocation.runtime, workspace, options, layer_step)
+    if failure is not None:
+        _report_error(failure, workspace, title="Layer not published")
+        return failure.exit_code
+    if stopped:
         log.error(
             "error: fail_on_missing is true and %d dependencies have no build for the target",
             len(packaged.report["missing_dependencies"]),
@@ -157,6 +214,7 @@ def read_inputs(env: Mapping[str, str]) -> dict[str, str]:
 def parse_inputs(values: Mapping[str, str], workspace: Path, *, debug: bool = False) -> Invocation:
     """Validate the inputs, turn them into CLI arguments and parse those with the CLI's parser."""
     problems = [problem for item in INPUTS if (problem := _check(item, values[item.name]))]
+    problems += [] if problems else _conflicts(values)
     if problems:
         raise BadInput("\n".join(problems))
     project_dir = workspace / values["project_dir"]
@@ -165,34 +223,107 @@ def parse_inputs(values: Mapping[str, str], workspace: Path, *, debug: bool = Fa
     if debug:
         argv.append("--verbose")  # the runner's "debug logging" shows pip's output too
     args = build_parser().parse_args(argv)
-    return Invocation(args, options_from_args(args), runtime)
+    options = options_from_args(args)
+    publish = None
+    if _is_true(values["publish_layer"]):
+        report = _out_dir(options) / REPORT_NAME
+        publish_args = build_parser().parse_args(publish_arguments(values, report))
+        publish = PublishOptions(
+            report_path=publish_args.report,
+            layer_name=publish_args.layer_name,
+            s3_bucket=publish_args.s3_bucket,
+            region=publish_args.region,
+        )
+    return Invocation(args, options, runtime, publish)
 
 
 def cli_arguments(values: Mapping[str, str], workspace: Path) -> list[str]:
-    """The ``chalicepack`` command line the inputs stand for (paths made absolute)."""
+    """The ``chalicepack`` build (or check) command line the inputs stand for (paths made
+    absolute)."""
     command = "build"
     options: list[str] = []
     positional: list[str] = []
     for item in INPUTS:
+        if item.command != "build":
+            continue
         value = values.get(item.name, item.default)
         if item.kind == "command":
             command = item.flag if _is_true(value) else command
         elif item.kind == "positional":
             positional.append(str(workspace / value))
-        elif item.kind == "flag":
-            options += [item.flag] if _is_true(value) else []
-        elif item.kind == "tristate" and value:
-            options.append(item.flag if _is_true(value) else f"--no-{item.flag[2:]}")
-        elif item.kind == "path" and value:
-            options += [item.flag, str(workspace / value)]
-        elif item.kind in ("text", "choice") and value:
-            options += [item.flag, value]
+        else:
+            options += _arguments(item, value, workspace)
     return [command, *options, *positional]
+
+
+def publish_arguments(values: Mapping[str, str], report: Path) -> list[str]:
+    """The ``chalicepack publish-layer`` command line the inputs stand for, for ``report``."""
+    arguments = [PUBLISH_LAYER, "--report", str(report)]
+    for item in INPUTS:
+        if item.command == PUBLISH_LAYER:
+            arguments += _arguments(item, values.get(item.name, item.default), Path())
+    return arguments
+
+
+def _arguments(item: ActionInput, value: str, workspace: Path) -> list[str]:
+    """The CLI arguments one option input stands for."""
+    if item.kind == "flag":
+        return [item.flag] if _is_true(value) else []
+    if item.kind == "negated":
+        return [] if _is_true(value) else [item.flag]
+    if item.kind == "tristate" and value:
+        return [item.flag if _is_true(value) else f"--no-{item.flag[2:]}"]
+    if item.kind == "path" and value:
+        return [item.flag, str(workspace / value)]
+    if item.kind in ("text", "choice", "option") and value:
+        return [item.flag, value]
+    return []
+
+
+def _conflicts(values: Mapping[str, str]) -> list[str]:
+    """Inputs that are fine alone but cannot go together."""
+    if not _is_true(values["publish_layer"]):
+        return []
+    problems = []
+    if _is_true(values["check_only"]):
+        problems.append(
+            "inputs check_only and publish_layer are both true: check_only writes no zips, so"
+            " there is no layer to publish; publish from a build (check_only: false)"
+        )
+    if values["automatic_layer"] in _FALSE:
+        problems.append(
+            "inputs publish_layer and automatic_layer: publish_layer is true but"
+            " automatic_layer is false, so the build writes no layer zip to publish; set"
+            " automatic_layer to true, or publish_layer to false"
+        )
+    return problems
+
+
+def ignored_inputs(values: Mapping[str, str]) -> list[str]:
+    """Warnings for inputs given a value that has no effect with the others."""
+    messages = []
+    publish_options = [
+        item.name
+        for item in INPUTS
+        if item.command == PUBLISH_LAYER and values.get(item.name, item.default) != item.default
+    ]
+    if publish_options and not _is_true(values["publish_layer"]):
+        names = ", ".join(publish_options)
+        messages.append(
+            f"input {names} has no effect: publish_layer is false, so no layer is published"
+            if len(publish_options) == 1
+            else f"inputs {names} have no effect: publish_layer is false, so no layer is published"
+        )
+    if values["import_timeout"] and not _is_true(values["import_app"]):
+        messages.append("input import_timeout has no effect: import_app is false")
+    elif values["import_timeout"] and _is_true(values["check_only"]):
+        messages.append("input import_timeout has no effect: check_only does not import the app")
+    return messages
 
 
 def _check(item: ActionInput, value: str) -> str | None:
     """What is wrong with ``value`` for ``item``, naming the input and what it accepts."""
-    if item.kind in ("flag", "command") and value not in (*_TRUE, *_FALSE):
+    if item.kind in BOOLEAN_KINDS and value not in (*_TRUE, *_FALSE):
         return f"input {item.name}: {value!r} is not a boolean; use true or false"
     if item.kind == "tristate" and value not in ("", *_TRUE, *_FALSE):
         return (
@@ -203,25 +334,60 @@ def _check(item: ActionInput, value: str) -> str | None:
         return f"input {item.name}: {value!r} is not one of {', '.join(choices)}"
     if item.kind in ("positional", "text") and not value:
         return f"input {item.name}: must not be empty (the default is {item.default!r})"
+    if item.kind == "option" and value:
+        return _option_problem(item, value)
+    return None
+
+
+def _option_problem(item: ActionInput, value: str) -> str | None:
+    """The CLI option's own type check (``--import-timeout``'s seconds), then what AWS would
+    refuse only after the build: a layer name, bucket or region it does not accept."""
+    convert = cli_option(item.flag, item.command).type
+    if callable(convert) and convert is not Path:
+        try:
+            convert(value)
+        except (argparse.ArgumentTypeError, TypeError, ValueError) as error:
+            return f"input {item.name}: {error}"
+    if item.flag == "--layer-name" and not LAYER_NAME.fullmatch(value):
+        return (
+            f"input {item.name}: {value!r} is not a layer name Lambda accepts;"
+            " use 1 to 64 letters, digits, '-' or '_'"
+        )
+    if item.flag == "--s3-bucket" and not (VALID_BUCKET.match(value) or VALID_S3_ARN.match(value)):
+        return f"input {item.name}: {value!r} is not an S3 bucket name"
+    if item.flag == "--region":
+        try:
+            validate_region_name(value)
+        except InvalidRegionError:
+            return f"input {item.name}: {value!r} is not an AWS region name (like us-east-1)"
     return None
 
 
 def cli_choices(flag: str) -> list[str]:
     """The values the CLI accepts for ``flag``, read from its parser so the two cannot drift."""
-    for action in _build_command_actions():
-        if flag in action.option_strings and action.choices is not None:
-            return [str(choice) for choice in action.choices]
-    raise LookupError(f"the CLI's build command has no option {flag} with choices")
+    action = cli_option(flag)
+    if action.choices is None:
+        raise LookupError(f"the CLI's build command option {flag} has no choices")
+    return [str(choice) for choice in action.choices]
 
 
-def _build_command_actions() -> list[argparse.Action]:
+def cli_option(flag: str, command: str = "build") -> argparse.Action:
+    """The CLI parser's definition of ``command``'s option ``flag``."""
+    for action in cli_command_actions(command):
+        if flag in action.option_strings:
+            return action
+    raise LookupError(f"the CLI's {command} command has no option {flag}")
+
+
+def cli_command_actions(command: str = "build") -> list[argparse.Action]:
+    """The options and arguments of one of the CLI's commands, from its own parser."""
     # argparse has no public way to reach a subcommand's parser; _actions has been stable since
     # argparse was added to the standard library.
     for action in build_parser()._actions:
         if isinstance(action, argparse._SubParsersAction):
-            command: argparse.ArgumentParser = action.choices["build"]
-            return command._actions
-    raise LookupError("the CLI has no build command")
+            parser: argparse.ArgumentParser = action.choices[command]
+            return parser._actions
+    raise LookupError("the CLI has no subcommands")
 
 
 def _is_true(value: str) -> bool:
@@ -290,6 +456,52 @@ def _package(invocation: Invocation) -> Packaged:
     return Packaged(result.report, result.report_path)
 
 
+def _require_automatic_layer(options: BuildOptions, workspace: Path) -> None:
+    """publish_layer with automatic_layer off (left to config.json) is a config mistake: say so
+    before building. (An automatic_layer input of false is refused with the other inputs.)"""
+    if options.automatic_layer is not None or options.check_only:
+        return
+    config = load_stage_config(options.project_dir.resolve(), options.stage)
+    if not config.automatic_layer:
+        where = _relative(config.path, workspace)
+        raise BadInput(
+            f"input publish_layer is true but automatic_layer is off for stage"
+            f" {options.stage!r} ({where} does not set it to true), so the build writes no"
+            " layer zip to publish; set the automatic_layer input (or automatic_layer in"
+            f" {where}) to true, or publish_layer to false",
+            file=config.path,
+        )
+
+
+def _publish(publish: PublishOptions, packaged: Packaged, *, stopped: bool) -> LayerStep:
+    """Publish the layer zip the build wrote through ``layer.publish_layer``, or say why not."""
+    if stopped:
+        return LayerStep("not built", reason="fail_on_missing stopped the build before any zip")
+    if "layer" not in packaged.report.get("artifacts", {}):
+        if not packaged.report.get("automatic_layer"):
+            raise BadInput(
+                "input publish_layer is true but the build ran without automatic_layer, so"
+                " there is no layer zip to publish; set the automatic_layer input to true"
+            )
+        reason = (
+            "publish_layer is true but the build has no layer zip: there are no dependencies"
+            " or vendor files to put in it. Nothing was published; layer_arn, layer_version and"
+            " layer_published are empty"
+        )
+        gha.warning(reason, title="No layer to publish")
+        return LayerStep("no layer", reason="there are no dependencies or vendor files")
+    options = dataclasses.replace(publish, report_path=packaged.report_path)
+    with _log_group("chalicepack publish-layer"):
+        published = publish_layer(options)
+    state: LayerState = "published" if published.published else "reused"
+    print(f"layer {published.layer_arn} ({state})", flush=True)
+    return LayerStep(state, published)
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0] if text else text
+
+
 def _out_dir(options: BuildOptions) -> Path:
     # build()'s default output directory, to hand ownership of it to the workspace's owner.
     return options.out_dir or options.project_dir / "dist"
@@ -322,9 +534,24 @@ def action_outputs(report: Mapping[str, Any], report_path: Path, workspace: Path
         "deployment_sha256": deployment.get("sha256", ""),
         "layer_sha256": layer.get("sha256", ""),
         "missing_dependencies": json.dumps(missing),
+        # Absent from the report when the app was not imported (import_app: false, check_only).
+        "functions": json.dumps(report.get("functions", [])),
         "report": _relative(report_path, workspace),
         "runtime": report["runtime"],
         "architecture": report["architecture"],
+    }
+
+
+def layer_outputs(step: LayerStep | None) -> dict[str, str]:
+    """layer_arn, layer_version and layer_published; empty when no layer was published or
+    reused (publish_layer false, no layer zip, or publishing failed)."""
+    layer = step.layer if step is not None else None
+    if layer is None:
+        return {"layer_arn": "", "layer_version": "", "layer_published": ""}
+    return {
+        "layer_arn": layer.layer_arn,
+        "layer_version": str(layer.layer_version),
+        "layer_published": "true" if layer.published else "false",
     }
 
 
@@ -404,10 +631,37 @@ def _requirement_places(
     yield from places
 
 
-def _annotate_error(error: ChalicepackError, workspace: Path) -> None:
-    title = "Bad input" if isinstance(error, BadInput) else "chalicepack failed"
+def in_action_terms(message: str) -> str:
+    """The engine's message, with a note saying which input each CLI flag it names is."""
+    inputs = {item.flag: item for item in INPUTS if item.flag.startswith("--")}
+    notes: dict[str, None] = {}
+    for flag in _FLAG.findall(message):
+        if (item := inputs.get(flag)) is not None:
+            if item.kind == "negated":
+                notes[f"{flag} is `{item.name}: false`"] = None
+            elif item.kind in ("flag", "tristate"):
+                notes[f"{flag} is `{item.name}: true`"] = None
+            else:
+                notes[f"{flag} is the `{item.name}` input"] = None
+        elif flag.startswith("--no-") and (negated := inputs.get(f"--{flag[5:]}")) is not None:
+            notes[f"{flag} is `{negated.name}: false`"] = None
+    if not notes:
+        return message
+    return f"{message}\n(In this Action, {'; '.join(notes)}.)"
+
+
+def _report_error(error: ChalicepackError, workspace: Path, title: str | None = None) -> None:
+    """An ``::error`` annotation (on the file and line when known) and the log's error line."""
+    message = in_action_terms(str(error))
     file = _relative(error.file, workspace) if error.file is not None else None
-    gha.error(str(error), title=title, file=file, line=error.line)
+    gha.error(message, title=title or _error_title(error), file=file, line=error.line)
+    log.error("error: %s", message)
+
+
+def _error_title(error: ChalicepackError) -> str:
+    if isinstance(error, AppImportError):
+        return "App import failed"
+    return "Bad input" if isinstance(error, BadInput) else "chalicepack failed"
 
 
 def _mask_index_credentials(env: Mapping[str, str], project_dir: Path) -> None:
@@ -454,18 +708,25 @@ def _write_summary(
     runtime: Runtime,
     workspace: Path,
     options: BuildOptions,
+    layer: LayerStep | None,
 ) -> None:
     if env.get("GITHUB_STEP_SUMMARY"):
-        gha.append_job_summary(job_summary(report, runtime, workspace, options))
+        gha.append_job_summary(job_summary(report, runtime, workspace, options, layer))
 
 
 def job_summary(
-    report: Mapping[str, Any], runtime: Runtime, workspace: Path, options: BuildOptions
+    report: Mapping[str, Any],
+    runtime: Runtime,
+    workspace: Path,
+    options: BuildOptions,
+    layer: LayerStep | None = None,
 ) -> str:
     """The Markdown job summary, kept under the runner's 1 MiB limit."""
     sections = [
         _summary_heading(report, runtime),
         _summary_artifacts(report, workspace, options),
+        _summary_layer(layer),
+        _summary_functions(report, options),
         _summary_dependencies(report),
         _summary_biggest(report),
         _summary_missing(report, workspace),
@@ -507,6 +768,42 @@ def _summary_artifacts(report: Mapping[str, Any], workspace: Path, options: Buil
         f" ({100 * unzipped / UNZIPPED_LIMIT:.1f}% of 250 MiB), {verdict} the limit."
     )
     return "### Artifacts\n\n" + "\n".join(rows)
+
+
+def _summary_layer(step: LayerStep | None) -> str:
+    if step is None:
+        return ""
+    layer = step.layer
+    if layer is None:
+        return f"### Lambda layer\n\nNot published: {_cell(step.reason)}."
+    if step.state == "published":
+        said = f"Published `{layer.layer_name}` version {layer.layer_version}"
+    else:
+        said = (
+            f"`{layer.layer_name}` version {layer.layer_version} already holds this zip (same"
+            " `CodeSha256`, runtime and architecture): reused, nothing published"
+        )
+    return f"### Lambda layer\n\n{said}.\n\n`{layer.layer_arn}`"
+
+
+def _summary_functions(report: Mapping[str, Any], options: BuildOptions) -> str:
+    heading = "### Lambda functions found"
+    functions = report.get("functions")
+    if functions is None:
+        if options.check_only:
+            why = "`check_only` resolves dependencies only; a build imports the app"
+        elif not options.import_app:
+            why = "`import_app` is false"
+        else:
+            why = "the build stopped before the import check"
+        return f"{heading}\n\nThe app was not imported ({why}), so none are listed."
+    if not functions:
+        return f"{heading}\n\nNone: the app defines no routes, Lambda functions or handlers."
+    rows = ["| name | handler | kind |", "| --- | --- | --- |"]
+    for function in functions:
+        name, handler, kind = (_cell(function[key]) for key in ("name", "handler", "kind"))
+        rows.append(f"| {name} | `{handler}` | {kind} |")
+    return f"{heading} ({len(functions)})\n\n" + "\n".join(rows)
 
 
 def _summary_dependencies(report: Mapping[str, Any]) -> str:

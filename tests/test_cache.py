@@ -27,13 +27,13 @@ def test_a_pinned_rebuild_with_a_warm_cache_needs_no_index(
     second = chalicepack("build", project, "--json", "--out", tmp_path / "second")
 
     assert second.returncode == 0, second.stderr
-    assert "reusing the cached resolution" in second.stderr
+    assert "reusing its cached resolution" in second.stderr
     for name in ("first", "second"):
         digest = hashlib.sha256((tmp_path / name / "deployment.zip").read_bytes()).hexdigest()
         assert digest == first.json()["artifacts"]["deployment"]["sha256"]
 
 
-def test_unpinned_requirements_are_resolved_again(
+def test_unpinned_requirements_keep_their_recent_resolution_until_refresh(
     tmp_path: Path, index: PackageIndex, chalicepack
 ) -> None:
     index.add_wheel("alpha", "1.0")
@@ -41,10 +41,56 @@ def test_unpinned_requirements_are_resolved_again(
     assert chalicepack("build", project).returncode == 0
 
     index.add_wheel("alpha", "1.1")
-    run = chalicepack("build", project, "--json")
+    kept = chalicepack("build", project, "--json", "--out", tmp_path / "kept")
+    refreshed = chalicepack("build", project, "--json", "--refresh")
 
-    assert run.returncode == 0, run.stderr
-    assert run.json()["dependencies"][0]["version"] == "1.1"
+    assert kept.returncode == 0, kept.stderr
+    assert kept.json()["dependencies"][0]["version"] == "1.0"
+    assert "--refresh to resolve again" in kept.stderr
+    assert refreshed.returncode == 0, refreshed.stderr
+    assert refreshed.json()["dependencies"][0]["version"] == "1.1"
+
+
+def test_an_unchanged_rebuild_keeps_the_zips_and_a_change_rebuilds(
+    tmp_path: Path, index: PackageIndex, chalicepack
+) -> None:
+    index.add_wheel("alpha", "1.0")
+    project = make_project(tmp_path / "app", {"requirements.txt": "alpha==1.0\n"})
+    first = chalicepack("build", project, "--json")
+    assert first.returncode == 0, first.stderr
+    index.stop()
+
+    unchanged = chalicepack("build", project, "--json")
+    (project / "app.py").write_text((project / "app.py").read_text() + "# edited\n")
+    edited = chalicepack("build", project, "--json")
+
+    assert unchanged.returncode == 0, unchanged.stderr
+    assert "nothing changed since the last build" in unchanged.stderr
+    assert unchanged.json() == first.json()
+    assert edited.returncode == 0, edited.stderr
+    assert "nothing changed" not in edited.stderr
+    assert (
+        edited.json()["artifacts"]["deployment"]["sha256"]
+        != first.json()["artifacts"]["deployment"]["sha256"]
+    )
+
+
+def test_a_damaged_zip_is_rebuilt_even_when_nothing_else_changed(
+    tmp_path: Path, index: PackageIndex, chalicepack
+) -> None:
+    project = make_project(tmp_path / "app")
+    first = chalicepack("build", project, "--json")
+    zip_path = project / "dist" / "deployment.zip"
+    zip_path.write_bytes(zip_path.read_bytes()[:-10] + b"0123456789")
+
+    again = chalicepack("build", project, "--json")
+
+    assert again.returncode == 0, again.stderr
+    assert "nothing changed" not in again.stderr
+    assert (
+        hashlib.sha256(zip_path.read_bytes()).hexdigest()
+        == first.json()["artifacts"]["deployment"]["sha256"]
+    )
 
 
 def test_a_changed_requirements_file_is_resolved_again(
@@ -106,12 +152,12 @@ def test_an_unchanged_dependency_set_reuses_the_installed_tree_unless_it_was_tam
     assert first.returncode == 0, first.stderr
     assert "reusing the installed tree" not in first.stderr
 
-    second = chalicepack("build", project, "--json")
+    second = chalicepack("build", project, "--json", "--out", tmp_path / "second")
     assert "reusing the installed tree" in second.stderr
 
     (installed,) = (tmp_path / "cache" / "trees").glob("*/site-packages/alpha/__init__.py")
     installed.write_text("corrupted = True\n")
-    third = chalicepack("build", project, "--json")
+    third = chalicepack("build", project, "--json", "--out", tmp_path / "third")
 
     assert third.returncode == 0, third.stderr
     assert "reusing the installed tree" not in third.stderr

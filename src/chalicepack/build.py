@@ -16,11 +16,19 @@ from packaging.utils import canonicalize_name
 from . import __version__
 from .appimport import check_app_import
 from .archive import RawMember, StagedZip, ZipEntry, ZipSummary, entry_for, stage_zip
-from .cache import load_resolution, resolution_key, save_resolution
+from .cache import (
+    DEFAULT_MAX_AGE,
+    load_resolution,
+    resolution_key,
+    resolution_token,
+    save_resolution,
+)
 from .chaliceruntime import installed_runtime, runtime_from_wheel
 from .config import StageConfig, load_stage_config
 from .errors import AppImportError, MissingDependencies, ProjectError
+from .fingerprint import build_fingerprint, unchanged_report
 from .install import fetch_wheels, file_sha256, install_tree, shipped_members
+from .limits import refuse_over_unzipped_limit
 from .pip import redact
 from .project import Project, scan_project
 from .report import (
@@ -30,7 +38,7 @@ from .report import (
     write_json_atomically,
 )
 from .requirements import RequirementLine, index_options, lines_by_name, read_requirement_lines
-from .resolve import Distribution, Resolution, resolve
+from .resolve import Distribution, MissingDistribution, Resolution, resolve
 from .target import Target, host_runtime
 
 log = logging.getLogger(__name__)
@@ -51,6 +59,7 @@ class BuildOptions:
     check_only: bool = False  # resolve and report; write no zip
     import_app: bool = True  # import app.py from the staged package, as Chalice does
     import_timeout: float = 60.0
+    refresh: bool = False  # resolve requirements again even if a recent resolution is cached
     cache_dir: Path | None = None  # default: $XDG_CACHE_HOME/chalicepack
 
 
@@ -79,10 +88,26 @@ def build(options: BuildOptions) -> BuildResult:
     )
     out_dir = (options.out_dir or project_dir / "dist").resolve()
     cache_dir = (options.cache_dir or default_cache_dir()).resolve()
+    requirements = _read_requirements(project, target, cache_dir, options.refresh)
+    settings = {
+        "stage": config.stage,
+        "runtime": target.runtime,
+        "arch": target.arch,
+        "automatic_layer": automatic_layer,
+        "import_app": options.import_app,
+        "strict": options.strict,
+    }
+    if not options.check_only:
+        unchanged = _unchanged_build(
+            project, config, settings, requirements, cache_dir, out_dir / REPORT_NAME
+        )
+        if unchanged is not None:
+            return unchanged
     with tempfile.TemporaryDirectory(prefix="chalicepack-") as scratch:
         return _build_in(
-            Path(scratch), project, config, target, automatic_layer, out_dir, cache_dir, options
-        )
+            Path(scratch), project, config, target, automatic_layer, out_dir, cache_dir, options,
+            requirements, settings,
+        )  # fmt: skip
 
 
 def _build_in(
@@ -94,8 +119,11 @@ def _build_in(
     out_dir: Path,
     cache_dir: Path,
     options: BuildOptions,
+    requirements: _Requirements,
+    settings: Mapping[str, Any],
 ) -> BuildResult:
-    lines, resolution, record_key = _resolve_requirements(project, target, workdir, cache_dir)
+    lines = requirements.lines
+    resolution = _resolve_requirements(project, target, requirements, workdir, cache_dir)
     warnings = []
     if resolution.missing:
         warnings.append(missing_dependencies_warning(resolution.missing))
@@ -117,8 +145,13 @@ def _build_in(
         cache_dir=cache_dir / "pip",
         index_options=index_options(project.requirements) if project.requirements else [],
     )
-    if record_key is not None:
-        save_resolution(cache_dir, record_key, resolution, lines, wheels)
+    if requirements.key is not None:
+        if requirements.cached is None:
+            save_resolution(cache_dir, requirements.key, resolution, lines, wheels)
+        token: str | None = resolution_token(cache_dir, requirements.key)
+    else:
+        token = None
+    report["fingerprint"] = build_fingerprint(project, config.path, settings, token)
     tree = install_tree(wheels, shipped, cache_dir / "trees", target)
     if tree.reused:
         log.info("dependencies unchanged: reusing the installed tree from the cache")
@@ -138,6 +171,7 @@ def _build_in(
     for arcname in overridden:
         log.warning("vendor/%s replaces the file of the same path from a dependency", arcname)
     _refuse_app_collisions(app_entries, library_entries, project)
+    refuse_over_unzipped_limit([*app_entries, *library_entries], project.root)
     for entry in report["dependencies"]:
         entry["wheel"] = wheels[entry["name"]].name
         entry["unpacked_size"] = tree.unpacked_sizes[entry["name"]]
@@ -269,22 +303,71 @@ def _log_app_output(output: str) -> None:
         log.info("app: %s", line)
 
 
-def _resolve_requirements(
-    project: Project, target: Target, workdir: Path, cache_dir: Path
-) -> tuple[tuple[RequirementLine, ...], Resolution, str | None]:
-    """The resolution, from the cache when fully pinned requirements were resolved before."""
+@dataclass(frozen=True)
+class _Requirements:
+    """requirements.txt as read, its resolution cache key, and a reusable cached resolution."""
+
+    lines: tuple[RequirementLine, ...] = ()
+    key: str | None = None
+    cached: Resolution | None = None
+
+
+def _read_requirements(
+    project: Project, target: Target, cache_dir: Path, refresh: bool
+) -> _Requirements:
     if project.requirements is None:
-        return (), Resolution((), ()), None
+        return _Requirements()
     lines = read_requirement_lines(project.requirements)
-    key = resolution_key(project.requirements, lines, target)
-    cached = load_resolution(cache_dir, key) if key else None
-    if cached is not None:
-        log.info("requirements unchanged and pinned: reusing the cached resolution")
-        return lines, cached, None
-    resolution = resolve(
-        project.requirements, lines, target, workdir=workdir, cache_dir=cache_dir / "pip"
+    key = resolution_key(project.requirements, target)
+    max_age = 0.0 if refresh else DEFAULT_MAX_AGE
+    return _Requirements(lines, key, load_resolution(cache_dir, key, max_age))
+
+
+def _resolve_requirements(
+    project: Project, target: Target, requirements: _Requirements, workdir: Path, cache_dir: Path
+) -> Resolution:
+    if project.requirements is None:
+        return Resolution((), ())
+    if requirements.cached is not None:
+        log.info(
+            "requirements.txt unchanged: reusing its cached resolution (--refresh to resolve again)"
+        )
+        return requirements.cached
+    return resolve(
+        project.requirements,
+        requirements.lines,
+        target,
+        workdir=workdir,
+        cache_dir=cache_dir / "pip",
     )
-    return lines, resolution, key
+
+
+def _unchanged_build(
+    project: Project,
+    config: StageConfig,
+    settings: Mapping[str, Any],
+    requirements: _Requirements,
+    cache_dir: Path,
+    report_path: Path,
+) -> BuildResult | None:
+    """The last build's result, when nothing it was built from changed and its zips are intact."""
+    if requirements.key is not None and requirements.cached is None:
+        return None  # requirements must be resolved again: that alone may change the package
+    token = resolution_token(cache_dir, requirements.key) if requirements.key else None
+    fingerprint = build_fingerprint(project, config.path, settings, token)
+    report = unchanged_report(report_path, fingerprint)
+    if report is None:
+        return None
+    log.info("nothing changed since the last build in %s: keeping its zips", report_path.parent)
+    warnings = []
+    if report["missing_dependencies"]:
+        missing = [
+            MissingDistribution(item["name"], item["version"], item["reason"], item["fix"])
+            for item in report["missing_dependencies"]
+        ]
+        warnings.append(missing_dependencies_warning(missing))
+        log.warning("%s", warnings[-1])
+    return BuildResult(report, report_path, warnings)
 
 
 def _under(prefix: str, entry: ZipEntry) -> ZipEntry:
@@ -324,12 +407,25 @@ def _refuse_app_collisions(
     app: Sequence[ZipEntry], libraries: Sequence[ZipEntry], project: Project
 ) -> None:
     app_paths = {entry.arcname for entry in app}
+    # The app's chalicelib/ is its own package: nothing may replace or add a module in it.
+    app_package = "chalicelib/" if any(p.startswith("chalicelib/") for p in app_paths) else None
     for entry in libraries:
-        if entry.arcname in app_paths:
+        if entry.arcname in app_paths or (app_package and entry.arcname.startswith(app_package)):
+            if entry.arcname in app_paths:
+                what = f"replace the app's {entry.arcname} in the package"
+            else:
+                what = f"add {entry.arcname} to the app's own chalicelib/ package"
             raise ProjectError(
-                f"{entry.source} would replace the app's {entry.arcname} in the package; "
-                f"rename it, or remove it from {project.root / 'vendor'} or requirements.txt"
+                f"{_shipped_from(entry)} would {what}; rename it, or remove it from"
+                f" {project.root / 'vendor'} or requirements.txt"
             )
+
+
+def _shipped_from(entry: ZipEntry) -> str:
+    """The wheel a dependency's file comes from, else the file itself (vendor/)."""
+    if entry.raw is not None:
+        return f"the dependency wheel {entry.raw.archive.name}"
+    return str(entry.source)
 
 
 def _artifact(summary: ZipSummary) -> dict[str, Any]:

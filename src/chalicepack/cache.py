@@ -1,11 +1,19 @@
-"""The cache shared by builds: downloaded and built wheels by sha256, and resolutions.
+"""The cache shared by builds: downloaded and built wheels by sha256, installed trees, and
+resolutions.
 
 Layout under the cache directory (default ``$XDG_CACHE_HOME/chalicepack``):
 ``wheels/<sha256>/<file>.whl`` (content-addressed; written to a temporary name and renamed,
-so concurrent builds never see half a file), ``pip/`` (pip's own HTTP cache) and
-``resolutions/<key>.json``. A resolution is recorded only for fully pinned requirements (every
-line ``name==version`` and every resolved distribution named by such a line), so that an
-unchanged rebuild needs no index at all; its key covers every input that could change it.
+so concurrent builds never see half a file), ``trees/<key>/`` (installed site-packages, see
+``install``), ``pip/`` (pip's own HTTP cache) and ``resolutions/<key>.json``.
+
+A resolution is reused when nothing that could change it changed (the key covers every
+requirements and constraints file, the target, the ``PIP_*`` environment and chalicepack's
+version) and every wheel it names is still in the store. One of fully pinned requirements
+(every line ``name==version``, and every resolved distribution named by such a line) is
+reused for good: a rebuild needs no index at all. One of looser requirements is reused for
+``max_age`` seconds (an hour by default; ``--refresh`` makes it 0), as ``chalice package``
+reuses its dependencies while requirements.txt is unchanged, so that a rebuild in an edit loop
+does not ask the index again; after that the requirements are resolved again.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -23,15 +32,12 @@ from .requirements import RequirementLine, is_exact_pin, referenced_files
 from .resolve import Distribution, MissingDistribution, Resolution
 from .target import Target
 
-_FORMAT = 1
+_FORMAT = 2
+DEFAULT_MAX_AGE = 3600.0
 
 
-def resolution_key(
-    requirements: Path, lines: tuple[RequirementLine, ...], target: Target
-) -> str | None:
-    """The cache key of this resolution, or None when requirements are not fully pinned."""
-    if not lines or not all(is_exact_pin(line) for line in lines):
-        return None
+def resolution_key(requirements: Path, target: Target) -> str:
+    """The cache key of resolving ``requirements`` for ``target`` in this environment."""
     digest = hashlib.sha256()
     inputs: dict[str, Any] = {
         "format": _FORMAT,
@@ -48,11 +54,18 @@ def resolution_key(
     return digest.hexdigest()
 
 
-def load_resolution(cache_dir: Path, key: str) -> Resolution | None:
-    """A recorded resolution whose wheels are all still in the store, else None."""
-    path = cache_dir / "resolutions" / f"{key}.json"
+def _record_path(cache_dir: Path, key: str) -> Path:
+    return cache_dir / "resolutions" / f"{key}.json"
+
+
+def load_resolution(cache_dir: Path, key: str, max_age: float) -> Resolution | None:
+    """A recorded resolution still valid (pinned, or younger than ``max_age`` seconds) whose
+    wheels are all still in the store, else None."""
+    path = _record_path(cache_dir, key)
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
+        if not record["pinned"] and time.time() - record["resolved_at"] > max_age:
+            return None
         resolution = Resolution(
             tuple(Distribution(**_tuples(item)) for item in record["distributions"]),
             tuple(MissingDistribution(**_tuples(item)) for item in record["missing"]),
@@ -68,6 +81,11 @@ def load_resolution(cache_dir: Path, key: str) -> Resolution | None:
     return resolution
 
 
+def resolution_token(cache_dir: Path, key: str) -> str:
+    """A digest of the recorded resolution: what a reused build was built from."""
+    return hashlib.sha256(_record_path(cache_dir, key).read_bytes()).hexdigest()
+
+
 def save_resolution(
     cache_dir: Path,
     key: str,
@@ -75,11 +93,10 @@ def save_resolution(
     lines: tuple[RequirementLine, ...],
     wheels: dict[str, Path],
 ) -> None:
-    """Record ``resolution`` with the sha256 of each stored wheel, if fully pinned."""
-    pinned = {line.name for line in lines}
+    """Record ``resolution`` with the sha256 of each stored wheel."""
+    exact = {line.name for line in lines if is_exact_pin(line)}
     names = [d.name for d in resolution.distributions] + [m.name for m in resolution.missing]
-    if not set(names) <= pinned:
-        return  # some version came from the index's current state, not from the file
+    pinned = bool(lines) and len(exact) == len(lines) and set(names) <= exact
     distributions = []
     for distribution in resolution.distributions:
         stored = wheels[distribution.name]
@@ -87,10 +104,12 @@ def save_resolution(
             {**asdict(distribution), "sha256": stored.parent.name, "filename": stored.name}
         )
     record = {
+        "pinned": pinned,
+        "resolved_at": time.time(),
         "distributions": distributions,
         "missing": [asdict(item) for item in resolution.missing],
     }
-    write_json_atomically(cache_dir / "resolutions" / f"{key}.json", record)
+    write_json_atomically(_record_path(cache_dir, key), record)
 
 
 def _tuples(item: dict[str, Any]) -> dict[str, Any]:

@@ -96,6 +96,11 @@ def _add_build_options(command: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how long importing app.py may take (default: 60)",
     )
+    command.add_argument(
+        "--refresh",
+        action="store_true",
+        help="resolve requirements again even when a recent resolution is cached",
+    )
     command.add_argument("-v", "--verbose", action="store_true", help="log pip's output")
 
 
@@ -112,6 +117,7 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         check_only=args.command == "check",
         import_app=args.import_app,
         import_timeout=args.import_timeout,
+        refresh=args.refresh,
     )
 
 

@@ -322,7 +322,10 @@ def test_environment_must_be_an_object_of_strings(tmp_path: Path) -> None:
 def test_automatic_layer_must_be_a_boolean(tmp_path: Path) -> None:
     path = write_config(tmp_path, base(automatic_layer="yes", stages={"dev": {}}))
 
-    assert config_error(tmp_path) == f'{path}: automatic_layer: expected true or false, got "yes"'
+    assert config_error(tmp_path) == (
+        f'{path}: automatic_layer: expected true or false, got "yes"'
+        ' (write "automatic_layer": true, without quotes)'
+    )
 
 
 def test_stages_must_be_an_object(tmp_path: Path) -> None:

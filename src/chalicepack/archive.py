@@ -13,6 +13,7 @@ member's compressed bytes; ``zipfile`` reads everything we write in the tests.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import stat
@@ -109,8 +110,11 @@ def stage_zip(destination: Path, entries: Iterable[ZipEntry]) -> StagedZip:
         if previous.arcname == current.arcname:
             raise BuildFailure(f"two files would be zipped as {current.arcname}")
     dos_time, dos_date = _dos_date_time(zip_timestamp())
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
+    except OSError as error:
+        raise _write_failure(destination, error) from error
     temporary = Path(name)
     try:
         with os.fdopen(handle, "wb") as out, ExitStack() as sources:
@@ -119,11 +123,32 @@ def stage_zip(destination: Path, entries: Iterable[ZipEntry]) -> StagedZip:
                 writer.add(entry)
             writer.finish()
         os.chmod(temporary, 0o644)
+    except OSError as error:  # the disk filled up, a file-size limit, a read-only disk, ...
+        temporary.unlink(missing_ok=True)
+        raise _write_failure(destination, error) from error
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
     size = temporary.stat().st_size
     return StagedZip(temporary, ZipSummary(destination, len(ordered), size, writer.unzipped))
+
+
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def _write_failure(destination: Path, error: OSError) -> BuildFailure:
+    """The outside failure that stopped writing ``destination``; the message says what to do."""
+    reason = error.strerror or str(error)
+    if error.errno in _DISK_FULL:
+        return BuildFailure(
+            f"cannot write {destination}: {reason}: the disk is full or a file-size limit"
+            f" (ulimit -f) was reached; free space in {destination.parent} or choose another"
+            " --out, then build again (the previous artifacts are untouched)"
+        )
+    return BuildFailure(
+        f"cannot write {destination}: {reason}; check that {destination.parent} is a writable"
+        " directory, or choose another --out"
+    )
 
 
 def raw_copyable(info: zipfile.ZipInfo) -> bool:

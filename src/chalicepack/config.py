@@ -86,6 +86,11 @@ _CHALICE_KEYS = frozenset(
 _MISNAMED = {"architecture": "lambda_architecture", "architectures": "lambda_architecture"}
 _ARCH_ALIASES = {"amd64": "x86_64", "x86-64": "x86_64", "x64": "x86_64", "aarch64": "arm64"}
 _NEAR_MISS_CUTOFF = 0.85
+# Strings meant as a boolean: shown with the JSON value to write instead.
+_BOOLEAN_WORDS = {
+    **dict.fromkeys(("true", "yes", "on", "1", "y"), True),
+    **dict.fromkeys(("false", "no", "off", "0", "n"), False),
+}
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,17 @@ def parse_config(text: str, path: Path) -> dict[str, Any]:
             " (config.json must be plain JSON: no comments, no trailing commas)",
             file=path,
             line=exc.lineno,
+        ) from None
+    except RecursionError:
+        raise ConfigError(
+            f"{path}: invalid JSON: nested too deeply to read; a Chalice config is a few levels"
+            " deep (check for a runaway run of [ or {)",
+            file=path,
+        ) from None
+    except ValueError as exc:  # e.g. a number with more digits than Python converts
+        raise ConfigError(
+            f"{path}: invalid JSON: {exc} (config.json holds strings, booleans and small numbers)",
+            file=path,
         ) from None
     if not isinstance(document, dict):
         raise ConfigError(
@@ -252,10 +268,11 @@ def _stage_section(
         # Chalice's default stage needs no entry in a project that defines no stages at all.
         if stage == DEFAULT_STAGE and not stages:
             return {}
-        defined = ", ".join(sorted(stages)) or "none"
+        defined = ", ".join(_name(name) for name in sorted(stages)) or "none"
+        entry = json.dumps(stage, ensure_ascii=not stage.isprintable())
         problems.append(
             f"stage {stage!r} is not defined; stages defined: {defined}"
-            f' (add a "{stage}" entry under "stages", or use one of the defined stages)'
+            f' (add a {entry} entry under "stages", or use one of the defined stages)'
         )
         return None
     section = stages[stage]
@@ -316,7 +333,11 @@ def _string_map(value: object, where: tuple[str, ...], problems: list[str]) -> d
 def _boolean(value: object, where: tuple[str, ...], problems: list[str]) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
-    problems.append(f"{_dotted(where)}: expected true or false, got {_describe(value)}")
+    hint = ""
+    if isinstance(value, str) and value.strip().lower() in _BOOLEAN_WORDS:
+        word = json.dumps(_BOOLEAN_WORDS[value.strip().lower()])
+        hint = f" (write {json.dumps(where[-1])}: {word}, without quotes)"
+    problems.append(f"{_dotted(where)}: expected true or false, got {_describe(value)}{hint}")
     return None
 
 
@@ -352,7 +373,12 @@ def _check_keys(
 
 
 def _dotted(where: tuple[str, ...]) -> str:
-    return ".".join(where)
+    return ".".join(_name(part) for part in where)
+
+
+def _name(name: str) -> str:
+    """A key as written, or JSON-quoted when it holds what would break the message's line."""
+    return name if name.isprintable() else json.dumps(name)
 
 
 def _describe(value: object) -> str:

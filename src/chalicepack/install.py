@@ -3,6 +3,7 @@ installed with ``installer`` (RECORD verified, ``.data`` mapped, paths validated
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -11,9 +12,9 @@ import shutil
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -27,6 +28,11 @@ from .errors import BadInput, BuildFailure
 from .pip import redact, run_pip
 from .resolve import Distribution
 from .target import Target
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; concurrent builds must not share a cache
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +84,17 @@ def fetch_wheels(
 
 
 def _stored(store: Path, distribution: Distribution) -> Path | None:
+    """The stored wheel, verified against its content address; a damaged one is removed."""
     if distribution.sha256 is None:
         return None
     path = store / distribution.sha256 / distribution.filename
-    return path if path.is_file() else None
+    if not path.is_file():
+        return None
+    if file_sha256(path) != distribution.sha256:
+        log.warning("%s in the cache is damaged (its sha256 changed); fetching it again", path)
+        path.unlink(missing_ok=True)
+        return None
+    return path
 
 
 def _download(
@@ -154,6 +167,7 @@ def _install_one(
     destination: SchemeDictionaryDestination,
     site_packages: Path,
 ) -> InstalledDistribution:
+    _refuse_paths_outside(wheel)
     before = _tree_files(site_packages)
     try:
         with WheelFile.open(wheel) as source:
@@ -164,11 +178,35 @@ def _install_one(
             f"{wheel.name} would overwrite {error.filename}, installed by another "
             "dependency; two requirements ship the same file"
         ) from error
-    except (InstallerError, ValueError, OSError) as error:
-        raise BadInput(f"{wheel.name} is not a valid wheel: {error}") from error
+    except (InstallerError, ValueError) as error:
+        # RECORD mismatches, paths outside site-packages (../, absolute): refused by installer.
+        raise BadInput(
+            f"{wheel.name} is not a valid wheel: {error}; it was refused and nothing of it"
+            " ships: replace or remove the requirement that brings it in"
+        ) from error
+    except OSError as error:
+        raise BuildFailure(f"cannot install {wheel.name}: {error}") from error
     files = sorted(_tree_files(site_packages) - before)
     size = sum((site_packages / name).stat().st_size for name in files)
     return InstalledDistribution(distribution, wheel, tuple(files), size)
+
+
+def _refuse_paths_outside(wheel: Path) -> None:
+    """Refuse, naming it, a member that would land outside site-packages (a "zip slip":
+    ``../`` or an absolute path). ``installer`` refuses them too, less clearly."""
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError) as error:
+        raise BadInput(f"{wheel.name} is not a valid wheel: {error}") from error
+    for name in names:
+        path = PurePosixPath(name.replace("\\", "/"))
+        if path.is_absolute() or ".." in path.parts or PureWindowsPath(name).drive:
+            raise BadInput(
+                f"{wheel.name} is not a valid wheel: it holds {name!r}, a path outside"
+                " site-packages; it was refused and nothing of it was written: replace or"
+                " remove the requirement that brings it in"
+            )
 
 
 def _tree_files(root: Path) -> set[str]:
@@ -197,13 +235,33 @@ def install_tree(
     installed for the same target before (and the tree is intact), else installed there."""
     key = _tree_key(wheels, distributions, target)
     final = trees / key
+    trees.mkdir(parents=True, exist_ok=True)
+    # One build at a time checks, replaces or prunes trees: another build may be zipping
+    # from the tree that a check made before its rename would find missing or damaged.
+    with _locked(trees / ".lock"):
+        return _install_tree_locked(wheels, distributions, trees, final)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` for this process (released if it dies, even by SIGKILL)."""
+    with path.open("a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _install_tree_locked(
+    wheels: dict[str, Path], distributions: Sequence[Distribution], trees: Path, final: Path
+) -> InstalledTree:
     reused = _intact_tree(final)
     if reused is not None:
         os.utime(final / _TREE_RECORD)  # recently used trees survive pruning
         return InstalledTree(final / "site-packages", reused, reused=True)
-    trees.mkdir(parents=True, exist_ok=True)
     if final.exists():  # damaged or half-pruned: never reuse it
         shutil.rmtree(final, ignore_errors=True)
+    for stale in trees.glob(".tree-*"):  # left by a killed build (a live one holds the lock)
+        shutil.rmtree(stale, ignore_errors=True)
     scratch = Path(tempfile.mkdtemp(dir=trees, prefix=".tree-"))
     try:
         installed = install_wheels(wheels, distributions, scratch / "site-packages")

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +24,41 @@ log = logging.getLogger(__name__)
 _UNREACHABLE = re.compile(
     r"NewConnectionError|ConnectTimeout|ReadTimeout|Max retries exceeded|ProxyError"
     r"|SSLError|Name or service not known|Temporary failure in name resolution"
-    r"|HTTP error 5\d\d|status code 5\d\d"
+    r"|HTTP error 5\d\d|status code 5\d\d|incomplete-download|Connection interrupted"
+    r"|didn't respond within"
 )
+# pip's verbose log (``--log``) says why it skipped an index page; its console does not.
+_FETCH_FAILED = re.compile(r"Could not fetch URL (\S+): (.*) - skipping$", re.MULTILINE)
 _NO_MATCH = re.compile(
     r"(?:No matching distribution found for|"
     r"Could not find a version that satisfies the requirement) (\S+)"
 )
 _CREDENTIALS = re.compile(r"(?<=://)[^/@\s:]+(?::[^/@\s]*)?@")
+
+
+# "    name==1.0 from URL (from -r FILE (line N)):" then "Expected sha256 X" and "Got Y".
+_HASH_MISMATCH = re.compile(
+    r"^\s+(?P<requirement>\S+) from \S+(?: \(from -r (?P<file>.+?) \(line (?P<line>\d+)\)\))?:"
+    r"\s*\n\s+Expected sha256 (?P<expected>\w+)(?:\s*\n\s+or \w+)*\s*\n\s+Got\s+(?P<got>\w+)",
+    re.MULTILINE,
+)
+# pip refusing an sdist member outside its root: tarfile's data filter, or pip's own zip check.
+_UNSAFE_ARCHIVE = (
+    re.compile(r"Invalid member in the tar file (?:\S*/)?(?P<file>[^/\s]+): (?P<reason>.*)"),
+    re.compile(
+        r"The zip file \((?:\S*/)?(?P<file>[^/\s)]+)\) has a file \((?P<reason>[^)]+)\) trying"
+        r" to install outside target directory"
+    ),
+)
+
+
+@dataclass(frozen=True)
+class HashMismatch:
+    requirement: str
+    file: Path | None
+    line: int | None
+    expected: str
+    got: str
 
 
 def redact(text: str) -> str:
@@ -41,14 +70,17 @@ def redact(text: str) -> str:
 class PipResult:
     returncode: int
     stderr: str
+    # "url: reason" for each index page pip could not fetch (from its verbose log), redacted.
+    fetch_failures: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         return self.returncode == 0
 
     @property
-    def index_unreachable(self) -> bool:
-        return bool(_UNREACHABLE.search(self.stderr))
+    def not_found_pages(self) -> tuple[str, ...]:
+        """Index pages that answered 404 Not Found (the project is not on that index)."""
+        return tuple(f.split(": ", 1)[0] for f in self.fetch_failures if " 404 " in f)
 
     @property
     def unmatched_requirement(self) -> str | None:
@@ -72,6 +104,57 @@ class PipResult:
     def hash_mismatch(self) -> bool:
         return "DO NOT MATCH THE HASHES" in self.stderr
 
+    @property
+    def hash_mismatches(self) -> tuple[HashMismatch, ...]:
+        """What pip says about each file whose sha256 is not the one the requirements give."""
+        return tuple(
+            HashMismatch(
+                requirement=match["requirement"],
+                file=Path(match["file"]) if match["file"] else None,
+                line=int(match["line"]) if match["line"] else None,
+                expected=match["expected"],
+                got=match["got"],
+            )
+            for match in _HASH_MISMATCH.finditer(self.stderr)
+        )
+
+    @property
+    def index_problem(self) -> str | None:
+        """In one line, why the index could not be used (no answer, 5xx, refused access, a
+        broken download), when that is why pip failed; None for a 404, which says the
+        project is not there: the requirement's fault, not the index's."""
+        for failure in self.fetch_failures:
+            if " 404 " not in failure:
+                return failure
+        # pip's rich error boxes start lines with "\u00d7" (x) and "\u2570\u2500>".
+        lines = [line.strip(" \u00d7\u2570\u2500>") for line in self.stderr.splitlines()]
+        for index, line in enumerate(lines):
+            if line.startswith("Download failed"):
+                url = next((u for u in lines[index + 1 :] if u.startswith("URL: ")), "")
+                return redact(f"{line} ({url.split('#', 1)[0]})" if url else line)
+        for line in lines:
+            if _UNREACHABLE.search(line):
+                return redact(line)
+        return None
+
+    @property
+    def error(self) -> str | None:
+        """pip's first ERROR line other than "no matching distribution", without file hashes."""
+        for line in self.stderr.splitlines():
+            if line.startswith("ERROR: ") and not _NO_MATCH.search(line):
+                line = re.sub(r"#sha256=\w+| \(from -r .*?\(line \d+\)\)", "", line)
+                return redact(line.removeprefix("ERROR: ").strip())
+        return None
+
+    @property
+    def unsafe_archive(self) -> tuple[str, str] | None:
+        """The archive pip refused to unpack (a member outside its root), and why."""
+        for pattern in _UNSAFE_ARCHIVE:
+            found = pattern.search(self.stderr)
+            if found:
+                return found["file"], redact(found["reason"].strip())
+        return None
+
     def tail(self, lines: int = 12) -> str:
         return redact("\n".join(self.stderr.strip().splitlines()[-lines:]))
 
@@ -88,27 +171,49 @@ def run_pip(
     ``markers`` makes pip evaluate environment markers with these values (the target's).
     """
     module = "pip" if markers is None else "chalicepack.targetpip"
-    command = [sys.executable, "-m", module, *_common_options(cache_dir), *args]
-    log.debug("running %s", redact(" ".join(command)))
     env = {**os.environ, **(env or {}), "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
     if markers is not None:
         env[ENVIRONMENT_VARIABLE] = json.dumps(dict(markers))
-    try:
-        completed = subprocess.run(
-            command, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env
-        )
-    except OSError as error:
-        raise BuildFailure(f"could not run pip: {error}") from error
+    with tempfile.TemporaryDirectory(prefix="chalicepack-pip-") as scratch:
+        pip_log = Path(scratch) / "pip.log"
+        # --log: pip's verbose log, the only place it says why an index page was skipped.
+        command = [sys.executable, "-m", module, "--log", str(pip_log)]
+        command += [*_common_options(cache_dir, env), *args]
+        log.debug("running %s", redact(" ".join(command)))
+        try:
+            completed = subprocess.run(
+                command, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env
+            )
+        except OSError as error:
+            raise BuildFailure(f"could not run pip: {error}") from error
+        failures = _fetch_failures(pip_log) if completed.returncode else ()
     if completed.stderr.strip():
         log.debug("pip said:\n%s", redact(completed.stderr.strip()))
-    return PipResult(completed.returncode, completed.stderr)
+    return PipResult(completed.returncode, completed.stderr, failures)
 
 
-def _common_options(cache_dir: Path | None) -> list[str]:
-    options = ["--quiet", "--retries", "2", "--timeout", "30"]
+def _common_options(cache_dir: Path | None, env: Mapping[str, str]) -> list[str]:
+    """Bounded retries and timeouts by default; ``PIP_RETRIES`` / ``PIP_TIMEOUT`` set in the
+    environment win (a command-line option would override them)."""
+    options = ["--quiet"]
+    if not env.get("PIP_RETRIES"):
+        options += ["--retries", "2"]
+    if not env.get("PIP_TIMEOUT"):
+        options += ["--timeout", "30"]
     if cache_dir is not None:
         options += ["--cache-dir", str(cache_dir)]
     return options
+
+
+def _fetch_failures(pip_log: Path) -> tuple[str, ...]:
+    try:
+        text = pip_log.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ()
+    failures = dict.fromkeys(
+        redact(f"{url}: {reason}") for url, reason in _FETCH_FAILED.findall(text)
+    )
+    return tuple(failures)
 
 
 def dry_run_report(

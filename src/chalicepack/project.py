@@ -45,7 +45,7 @@ def scan_project(root: Path) -> Project:
             f"{app} {problem}: every Chalice project needs app.py at its root "
             "(point at the project directory, the one holding .chalice/)"
         )
-    app_files = [ProjectFile(APP, _inside(root, app))]
+    app_files = [ProjectFile(APP, _readable(_inside(root, app)))]
     app_files += _walk(root, root / CHALICELIB, prefix=CHALICELIB)
     vendor_files = _walk(root, root / VENDOR, prefix="")
     requirements = root / REQUIREMENTS
@@ -76,19 +76,54 @@ def _files_below(
     try:
         children = sorted(os.scandir(directory), key=lambda child: child.name)
     except OSError as error:
-        raise ProjectError(f"{directory}: cannot read directory: {error.strerror}") from error
+        raise ProjectError(
+            f"{directory}: cannot read directory: {error.strerror}; "
+            f"{_READABLE_FIX if error.errno == errno.EACCES else 'fix or remove it'}"
+        ) from error
     for child in children:
         if child.name == "__pycache__" or child.name.endswith(".pyc"):
             continue
         path = Path(child.path)
+        _utf8_name(directory, child.name)
         arcname = f"{prefix}/{child.name}" if prefix else child.name
         if path.is_dir():
             yield from _files_below(root, path, arcname, (*seen, real))
         elif path.is_file():
-            yield ProjectFile(arcname, _inside(root, path))
+            yield ProjectFile(arcname, _readable(_inside(root, path)))
         else:
             _inside(root, path)  # raises for a loop or a broken link
             raise ProjectError(f"{path} is not a regular file or directory; remove it")
+
+
+_READABLE_FIX = "make it readable by the user running the build (chmod a+rX), or remove it"
+
+
+def _readable(path: Path) -> Path:
+    """``path``, refused now (naming it) unless it can be opened: an unreadable file would
+    otherwise fail the build later, while zipping. Opening reads nothing."""
+    try:
+        os.close(os.open(path, os.O_RDONLY))
+    except OSError as error:
+        fix = _READABLE_FIX if error.errno == errno.EACCES else "fix or remove it"
+        raise ProjectError(f"{path}: cannot read: {error.strerror}; {fix}") from error
+    return path
+
+
+def _utf8_name(directory: Path, name: str) -> None:
+    """Refuse a file name that is not valid UTF-8: a zip names its entries in UTF-8."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(name).decode("utf-8", errors="backslashreplace")
+        raise ProjectError(
+            f"{_shown(directory)}/{shown}: the file name is not valid UTF-8, and a zip entry"
+            " name must be; rename it with UTF-8 characters only"
+        ) from None
+
+
+def _shown(path: Path) -> str:
+    """``path`` printable whatever bytes it holds (undecodable bytes as \\xNN)."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
 
 
 def _inside(root: Path, path: Path) -> Path:

@@ -42,26 +42,54 @@ class RequirementLine:
 
 def read_requirement_lines(path: Path) -> tuple[RequirementLine, ...]:
     """Every requirement in ``path`` and the files it includes with ``-r``."""
-    return tuple(_read(path.resolve(), stack=()))
+    return tuple(_read(path.resolve(), stack=(), included_by=None))
 
 
-def _read(path: Path, stack: tuple[Path, ...]) -> Iterator[RequirementLine]:
-    if path in stack:
+@dataclass(frozen=True)
+class _Include:
+    """The ``-r`` line that included a file: where it is and what it says."""
+
+    path: Path
+    lineno: int
+    text: str
+
+
+def _read(
+    path: Path, stack: tuple[Path, ...], included_by: _Include | None
+) -> Iterator[RequirementLine]:
+    if path in stack and included_by is not None:
+        chain = " -> ".join(item.name for item in (*stack[stack.index(path) :], path))
         raise RequirementsError(
-            f"{stack[-1]}: includes {path}, which includes itself; remove the loop"
+            f"{included_by.path}:{included_by.lineno}: {included_by.text!r} includes {path},"
+            f" which is already being read (a -r loop: {chain}); remove that line",
+            file=included_by.path,
+            line=included_by.lineno,
         )
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        where = f"{stack[-1]}: " if stack else ""
-        raise RequirementsError(f"{where}requirements file {path} does not exist") from None
+        if included_by is None:
+            raise RequirementsError(f"requirements file {path} does not exist") from None
+        raise RequirementsError(
+            f"{included_by.path}:{included_by.lineno}: {included_by.text!r}: {path} does not"
+            f" exist; fix the path (relative to {included_by.path.parent}) or remove the line",
+            file=included_by.path,
+            line=included_by.lineno,
+        ) from None
     except (OSError, UnicodeDecodeError) as error:
-        raise RequirementsError(f"{path}: cannot read requirements: {error}") from error
+        raise RequirementsError(
+            f"{path}: cannot read requirements: {error}; make it a readable UTF-8 file",
+            file=path,
+        ) from error
     for lineno, line in _logical_lines(text):
         if line.startswith("-"):
             include = _included_file(line)
             if include is not None:
-                yield from _read((path.parent / include).resolve(), (*stack, path))
+                yield from _read(
+                    (path.parent / include).resolve(),
+                    (*stack, path),
+                    _Include(path, lineno, line),
+                )
             continue
         yield RequirementLine(path, lineno, line, _project_name(path, lineno, line))
 
@@ -152,11 +180,22 @@ def _project_name(path: Path, lineno: int, line: str) -> str | None:
         if _LOCATION.search(requirement_text) or "+" in requirement_text.split(":", 1)[0]:
             return None
         raise RequirementsError(
-            f"{path}:{lineno}: cannot parse requirement {line!r}: {error}; "
+            f"{path}:{lineno}: cannot parse requirement {line!r}: {_one_line(error)}; "
             "write it as 'name', 'name==version' or 'name @ url'",
             file=path,
             line=lineno,
         ) from error
+
+
+def _one_line(error: InvalidRequirement) -> str:
+    """packaging's message (its first line), with the column its caret line points at."""
+    first, *rest = str(error).splitlines()
+    carets = [line for line in rest if line.strip() and set(line.strip()) <= {"^", "~"}]
+    if carets and len(rest) >= 2:
+        # The text is shown indented by 4 under the message, then the caret line.
+        column = len(carets[0]) - len(carets[0].lstrip()) - 3
+        return f"{first} at column {column}"
+    return first
 
 
 def lines_by_name(lines: tuple[RequirementLine, ...]) -> dict[str, RequirementLine]:

@@ -23,7 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import (
+    InvalidSdistFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_sdist_filename,
+)
 
 from .errors import BuildFailure, RequirementsError
 from .pip import PipResult, dry_run_report, redact
@@ -135,20 +140,21 @@ def _resolve_ignoring_platform(
     which stand-ins replace so that the rest still resolves."""
     unbuildable: dict[str, MissingDistribution] = {}
     while True:
-        result, report = _loose_attempt(context, unbuildable)
+        result, report, host = _loose_attempt(context, unbuildable)
         if report is not None:
             return distributions_from_report(report), unbuildable
         failed = _unbuildable(result, context)
         if failed is None or failed.name in unbuildable or len(unbuildable) >= 10:
             _raise_for_failure(result, context)
-            raise _unresolvable(result, context)
+            raise _unresolvable(result, context, host.error if host is not result else None)
         log.info("%s==%s: its source distribution does not build here", failed.name, failed.version)
         unbuildable[failed.name] = failed
 
 
 def _loose_attempt(
     context: _Context, unbuildable: Mapping[str, MissingDistribution]
-) -> tuple[PipResult, dict[str, Any] | None]:
+) -> tuple[PipResult, dict[str, Any] | None, PipResult]:
+    """The last attempt's result and report, and the first (host) attempt's result."""
     # First as this host would install it (sdists allowed), then wheels of any platform: a
     # project with only macOS wheels resolves in neither on a Linux host but in the second.
     args = ["-r", str(context.requirements)]
@@ -159,13 +165,15 @@ def _loose_attempt(
         pins = context.workdir / "unbuildable-pins.txt"
         pins.write_text("".join(f"{m.name}=={m.version}\n" for m in unbuildable.values()))
         args += ["--find-links", str(stand_ins), "-c", str(pins)]
-    result, report = context.dry_run(args, "host")
-    if report is None and _unbuildable(result, context) is None:
+    host, report = context.dry_run(args, "host")
+    if report is None and _unbuildable(host, context) is None:
+        _raise_for_failure(host, context)
         any_platform = [*context.wheels_only, *args]
         for platform in _OTHER_PLATFORMS:
             any_platform += ["--platform", platform]
         result, report = context.dry_run(any_platform, "any-platform")
-    return result, report
+        return result, report, host
+    return host, report, host
 
 
 def _unbuildable(result: PipResult, context: _Context) -> MissingDistribution | None:
@@ -450,24 +458,82 @@ def _parse(text: str) -> Requirement | None:
 
 
 def _raise_for_failure(result: PipResult, context: _Context) -> None:
-    if result.index_unreachable:
+    problem = result.index_problem
+    if problem is not None:
         raise BuildFailure(
-            f"{context.requirements}: could not reach the package index; check the network "
-            f"and the index URL, then retry.\npip said:\n{result.tail()}"
+            f"{context.requirements}: could not reach the package index ({problem}); "
+            "check the network and the index URL, then retry"
         )
     if result.hash_mismatch:
+        raise _hash_error(result, context)
+    unsafe = result.unsafe_archive
+    if unsafe is not None:
+        archive, reason = unsafe
+        line = lines_by_name(context.lines).get(_archive_project(archive))
+        where = f"{line.where()}: {line.text!r}" if line else str(context.requirements)
         raise RequirementsError(
-            f"{context.requirements}: a downloaded file does not match its --hash; update "
-            f"the hash if the release was re-published legitimately.\n{result.tail(8)}",
-            file=context.requirements,
+            f"{where}: pip refused to unpack the source distribution {archive}: {reason}; it "
+            "would write outside its own folder (a broken or malicious sdist): pin another "
+            "release or remove the requirement that brings it in",
+            file=line.path if line else context.requirements,
+            line=line.lineno if line else None,
         )
 
 
-def _unresolvable(result: PipResult, context: _Context) -> RequirementsError:
+def _archive_project(filename: str) -> str:
+    """The canonical project name of an sdist file name (``name-1.0.tar.gz``)."""
+    try:
+        return canonicalize_name(parse_sdist_filename(filename)[0])
+    except InvalidSdistFilename:
+        return canonicalize_name(filename.split("-", 1)[0])
+
+
+def _hash_error(result: PipResult, context: _Context) -> RequirementsError:
+    for mismatch in result.hash_mismatches:
+        file = mismatch.file or context.requirements
+        where = f"{file}:{mismatch.line}" if mismatch.line else str(file)
+        return RequirementsError(
+            f"{where}: {mismatch.requirement}: the downloaded file does not match its --hash "
+            f"(its sha256 is {mismatch.got}, not {mismatch.expected}); update the --hash only "
+            "if the release was re-published legitimately, else someone tampered with it",
+            file=file,
+            line=mismatch.line,
+        )
+    return RequirementsError(
+        f"{context.requirements}: a downloaded file does not match its --hash; update the "
+        "--hash only if the release was re-published legitimately (run with -v for pip's output)",
+        file=context.requirements,
+    )
+
+
+def _unresolvable(
+    result: PipResult, context: _Context, host_error: str | None = None
+) -> RequirementsError:
+    """``host_error``: what went wrong when pip tried the release it found (with sdists
+    allowed), if that was not "no match": the real reason, e.g. a malformed sdist."""
     unmatched = result.unmatched_requirement
     parsed = _parse(unmatched) if unmatched else None
     line = lines_by_name(context.lines).get(canonicalize_name(parsed.name)) if parsed else None
-    if line is not None:
+    if line is not None and host_error is not None:
+        return RequirementsError(
+            f"{line.where()}: {line.text!r}: pip found a release but could not use it: "
+            f"{host_error}; pin another release or remove the requirement",
+            file=line.path,
+            line=line.lineno,
+        )
+    if line is not None and parsed is not None:
+        page = next(
+            (url for url in result.not_found_pages if url.rstrip("/").endswith(f"/{line.name}")),
+            None,
+        )
+        if page is not None:
+            return RequirementsError(
+                f"{line.where()}: {line.text!r}: no release of {unmatched} exists on the "
+                f"configured index ({page} answered 404 Not Found); fix the name or version, "
+                "or the index URL",
+                file=line.path,
+                line=line.lineno,
+            )
         return RequirementsError(
             f"{line.where()}: {line.text!r}: no release of {unmatched} exists on the configured "
             f"index; fix the name or version (pip said: {redact(result.tail(1))})",

@@ -1,0 +1,46 @@
+"""Lambda's size limit on what a build ships, checked from file sizes before anything is zipped."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from .archive import ZipEntry
+from .errors import BadInput
+from .report import human_size
+
+# 250 MB unzipped: a function and all its layers together
+# (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
+UNZIPPED_LIMIT = 262_144_000
+BIGGEST_SHOWN = 5
+
+
+def refuse_over_unzipped_limit(entries: Sequence[ZipEntry], project_root: Path) -> None:
+    """Refuse a package Lambda would refuse: ``entries`` (the function's and the layer's, each
+    file once) over 250 MB unzipped. Sizes come from ``stat`` and the wheels' listings, so a
+    huge file is refused without being read."""
+    sizes = [(_size(entry), entry) for entry in entries]
+    total = sum(size for size, _ in sizes)
+    if total <= UNZIPPED_LIMIT:
+        return
+    biggest = sorted(sizes, key=lambda item: (-item[0], item[1].arcname))[:BIGGEST_SHOWN]
+    listing = ", ".join(f"{_origin(entry, project_root)} ({human_size(s)})" for s, entry in biggest)
+    raise BadInput(
+        f"the function and its layer would be {human_size(total)} unzipped ({total} bytes), over"
+        f" Lambda's limit of {UNZIPPED_LIMIT} bytes (250 MB) for a function and its layers;"
+        f" the biggest files: {listing}; remove what the function does not need (load big data"
+        " from S3 at run time)"
+    )
+
+
+def _size(entry: ZipEntry) -> int:
+    return entry.raw.info.file_size if entry.raw is not None else entry.source.stat().st_size
+
+
+def _origin(entry: ZipEntry, project_root: Path) -> str:
+    """Where a file to ship comes from, as the user knows it."""
+    if entry.raw is not None:
+        return f"{entry.arcname} from {entry.raw.archive.name}"
+    if entry.source.is_relative_to(project_root):
+        return str(entry.source.relative_to(project_root))
+    return entry.arcname

@@ -1,5 +1,5 @@
-"""Shared fixtures: a real package index on 127.0.0.1, Chalice projects from dicts, the CLI
-run as a real process, and isolation from this machine's own pip configuration."""
+"""Shared fixtures: a real package index and a moto_server on 127.0.0.1, Chalice projects from
+dicts, the CLI run as a real process, and isolation from this machine's own pip configuration."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from motoserver import MotoServer
 from pkgindex import PackageIndex
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +43,15 @@ def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PackageIn
     monkeypatch.setenv("PIP_INDEX_URL", package_index.url)
     yield package_index
     package_index.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """One moto_server on 127.0.0.1 for the session; a test calls ``reset()`` for an empty one."""
+    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto_server.log")
+    server.start()
+    yield server
+    server.stop()
 
 
 def write_tree(root: Path, files: Mapping[str, str | bytes]) -> Path:

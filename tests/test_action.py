@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -685,14 +685,6 @@ def test_an_input_without_effect_is_a_warning(index: PackageIndex, run_action) -
 # --- publishing the layer ---------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto_server.log")
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def aws(moto_server: MotoServer, tmp_path: Path) -> dict[str, str]:
     """An empty moto, and the step environment whose only AWS is it: AWS_ENDPOINT_URL, fake
@@ -859,3 +851,131 @@ def test_publish_layer_with_an_empty_layer_warns_and_leaves_the_layer_outputs_em
     assert outputs["layer_published"] == ""
     assert outputs["deployment_zip"] == "docs-app/dist/deployment.zip"
     assert "Not published: there are no dependencies or vendor files." in step.summary
+
+
+# --- templates: package_format ----------------------------------------------------------------
+
+
+def no_aws_config(tmp_path: Path) -> dict[str, str]:
+    """A runner with no AWS settings at all (host_environment drops AWS_*), and none of this
+    machine's AWS config files either."""
+    return {
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+    }
+
+
+def test_package_format_cloudformation_writes_sam_json_beside_the_zips_without_aws(
+    index: PackageIndex, workspace: Path, tmp_path: Path, run_action
+) -> None:
+    """A pull-request check: no credentials, no region; the template still comes."""
+    publish_sortedcontainers(index)
+
+    step = run_action(
+        {"project_dir": "docs-app", "automatic_layer": "true", "package_format": "cloudformation"},
+        env=no_aws_config(tmp_path),
+    )
+
+    assert step.returncode == 0, step.stderr
+    outputs = step.outputs
+    assert outputs["template"] == "docs-app/dist/sam.json"
+    assert outputs["deployment_zip"] == "docs-app/dist/deployment.zip"
+    assert outputs["layer_zip"] == "docs-app/dist/layer-deployment.zip"
+    assert outputs["report"] == "docs-app/dist/build-report.json"
+    assert sorted(outputs) == sorted(action_metadata()["outputs"])
+    out = workspace / "docs-app/dist"
+    assert sorted(path.name for path in out.iterdir()) == [
+        "build-report.json",
+        "deployment.zip",
+        "layer-deployment.zip",
+        "sam.json",
+    ]
+    template = json.loads((workspace / outputs["template"]).read_text())
+    resources = template["Resources"]
+    assert resources["APIHandler"]["Properties"]["CodeUri"] == "./deployment.zip"
+    assert resources["ManagedLayer"]["Properties"]["ContentUri"] == "./layer-deployment.zip"
+    assert resources["APIHandler"]["Properties"]["Runtime"] == outputs["runtime"]
+    report = json.loads((workspace / outputs["report"]).read_text())
+    assert report["template"] == {"path": str(out / "sam.json"), "format": "cloudformation"}
+    assert report["artifacts"]["deployment"]["sha256"] == outputs["deployment_sha256"]
+    assert outputs["deployment_sha256"] == sha256(out / "deployment.zip")
+    assert step.commands[0].startswith("::group ::chalicepack package (cloudformation): stage dev")
+    assert "the template is generated for us-east-1" in step.stderr
+    assert "Template: `docs-app/dist/sam.json` (cloudformation)" in step.summary
+
+
+def test_package_format_terraform_writes_chalice_tf_json_and_publishes_the_layer_beside_it(
+    index: PackageIndex, workspace: Path, aws: dict[str, str], run_action
+) -> None:
+    publish_sortedcontainers(index)
+    inputs = {
+        **PUBLISH,
+        "package_format": "terraform",
+        "output_dir": "build/tf",
+        "aws_region": "eu-west-1",
+    }
+
+    step = run_action(inputs, env=aws)
+
+    assert step.returncode == 0, step.stderr
+    outputs = step.outputs
+    assert outputs["template"] == "build/tf/chalice.tf.json"
+    assert outputs["layer_zip"] == "build/tf/layer-deployment.zip"
+    template = json.loads((workspace / outputs["template"]).read_text())
+    function = template["resource"]["aws_lambda_function"]["api_handler"]
+    assert function["filename"] == "${path.module}/deployment.zip"
+    assert "the template's region: eu-west-1 (aws_region)" in step.stderr
+    # The layer zip in OUTDIR is the one published, in aws_region.
+    assert outputs["layer_arn"] == (
+        f"arn:aws:lambda:eu-west-1:{ACCOUNT}:layer:docs-app-dev-managed-layer:1"
+    )
+    (version,) = lambda_client(aws, "eu-west-1").list_layer_versions(
+        LayerName="docs-app-dev-managed-layer"
+    )["LayerVersions"]
+    assert outputs["layer_sha256"] in version["Description"]
+
+
+def test_package_format_with_fail_on_missing_writes_no_template_but_sets_the_outputs(
+    index: PackageIndex, workspace: Path, tmp_path: Path, run_action
+) -> None:
+    index.add_wheel("macosonly", "1.0", tag="cp311-cp311-macosx_11_0_arm64")
+    a_project_missing_macosonly(workspace, "macosonly==1.0\n")
+
+    step = run_action(
+        {"project_dir": "docs-app", "package_format": "terraform", "fail_on_missing": "true"},
+        env=no_aws_config(tmp_path),
+    )
+
+    assert step.returncode == 1
+    assert step.outputs["template"] == ""
+    assert step.outputs["deployment_zip"] == ""
+    assert step.outputs["report"] == "docs-app/dist/build-report.json"
+    (missing,) = json.loads(step.outputs["missing_dependencies"])
+    annotation = missing_annotation("error", "docs-app/requirements.txt", 1, missing["reason"])
+    assert annotation in step.commands
+    assert sorted(path.name for path in (workspace / "docs-app/dist").iterdir()) == [
+        "build-report.json"
+    ]
+
+
+def test_a_bad_package_format_lists_the_allowed_values(workspace: Path, run_action) -> None:
+    step = run_action({"project_dir": "docs-app", "package_format": "sam"})
+
+    assert step.returncode == 2
+    message = "input package_format: 'sam' is not one of cloudformation, terraform"
+    assert f"::error title=Bad input::{message}" in step.commands
+    assert step.outputs == {}
+    assert not (workspace / "docs-app/dist").exists()
+
+
+def test_check_only_with_a_package_format_is_bad_input_naming_both(
+    workspace: Path, run_action
+) -> None:
+    step = run_action(
+        {"project_dir": "docs-app", "check_only": "true", "package_format": "cloudformation"}
+    )
+
+    assert step.returncode == 2
+    (error,) = [c for c in step.commands if c.startswith("::error")]
+    assert error.startswith("::error title=Bad input::inputs check_only and package_format:")
+    assert not (workspace / "docs-app/dist").exists()

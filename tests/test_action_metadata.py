@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
 import subprocess
 import sys
@@ -17,9 +19,19 @@ from ghrunner import action_metadata
 
 pytest.importorskip("github_action_utils", reason="the Action needs Python 3.11+")
 
-from chalicepack.action import INPUTS, cli_command_actions, in_action_terms, parse_inputs
+from chalicepack.action import (
+    DEFAULT_TEMPLATE_REGION,
+    INPUTS,
+    cli_command_actions,
+    ignored_inputs,
+    in_action_terms,
+    parse_inputs,
+    template_region,
+)
+from chalicepack.build import BuildOptions
 from chalicepack.layer import PublishOptions
 from chalicepack.report import REPORT_NAME
+from chalicepack.templates import PackageOptions
 
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 
@@ -75,6 +87,75 @@ def test_every_build_input_reaches_its_cli_option(tmp_path: Path) -> None:
     assert invocation.publish is None
 
 
+def test_with_a_package_format_every_build_input_reaches_the_package_options(
+    tmp_path: Path,
+) -> None:
+    values = {
+        "project_dir": "apps/api",
+        "stage": "prod",
+        "automatic_layer": "true",
+        "runtime": "python3.12",
+        "architecture": "arm64",
+        "output_dir": "out",
+        "cache_dir": "cache",
+        "fail_on_missing": "true",
+        "import_app": "false",
+        "import_timeout": "5.5",
+        "package_format": "terraform",
+    }
+
+    invocation = parse_inputs({**DEFAULTS, **values}, tmp_path)
+
+    assert invocation.args.command == "package"
+    assert invocation.package == PackageOptions(
+        build=BuildOptions(
+            project_dir=tmp_path / "apps/api",
+            stage="prod",
+            automatic_layer=True,
+            runtime="python3.12",
+            arch="arm64",
+            strict=True,
+            cache_dir=tmp_path / "cache",
+            import_app=False,
+            import_timeout=5.5,
+        ),
+        out_dir=tmp_path / "out",
+        pkg_format="terraform",
+    )
+    # What the rest of the Action reads: the package's build options and OUTDIR.
+    assert invocation.options == dataclasses.replace(
+        invocation.package.build, out_dir=tmp_path / "out"
+    )
+
+
+def test_with_a_package_format_the_output_dir_defaults_as_for_a_build(tmp_path: Path) -> None:
+    values = {**DEFAULTS, "runtime": "python3.12", "project_dir": "app"}
+
+    built = parse_inputs(values, tmp_path)
+    packaged = parse_inputs({**values, "package_format": "cloudformation"}, tmp_path)
+
+    assert packaged.package is not None
+    assert packaged.package.out_dir == tmp_path / "app" / "dist"
+    assert packaged.package.build == dataclasses.replace(built.options, out_dir=None)
+    assert packaged.package.pkg_format == "cloudformation"
+    assert built.package is None
+
+
+def test_publishing_after_a_package_reads_the_report_in_its_outdir(tmp_path: Path) -> None:
+    values = {
+        **DEFAULTS,
+        "runtime": "python3.12",
+        "automatic_layer": "true",
+        "package_format": "cloudformation",
+        "output_dir": "sam",
+        "publish_layer": "true",
+    }
+
+    invocation = parse_inputs(values, tmp_path)
+
+    assert invocation.publish == PublishOptions(report_path=tmp_path / "sam" / REPORT_NAME)
+
+
 def test_every_publish_input_reaches_the_publish_layer_options(tmp_path: Path) -> None:
     values = {
         "publish_layer": "true",
@@ -119,9 +200,20 @@ def test_the_publish_defaults_leave_the_publish_layer_defaults_alone(tmp_path: P
 
 # What the Action sets itself rather than take as an input: its outputs come from the report
 # (--json), its log level from the runner's debug logging (--verbose), and publish-layer reads
-# the report of the build it just ran (--report).
+# the report of the build it just ran (--report). package's own --template-format,
+# --merge-template and --profile are not inputs (yet): the Action writes JSON, unmerged, and
+# takes the region from aws_region or the environment. build's --refresh (the resolution
+# cache's bypass) is not an input yet: package has no --refresh to map it to.
 NOT_INPUTS = {
-    "build": {"--help", "--json", "--verbose"},
+    "build": {"--help", "--json", "--verbose", "--refresh"},
+    "package": {
+        "--help",
+        "--json",
+        "--verbose",
+        "--template-format",
+        "--merge-template",
+        "--profile",
+    },
     "publish-layer": {"--help", "--json", "--verbose", "--report"},
 }
 
@@ -129,14 +221,19 @@ NOT_INPUTS = {
 @pytest.mark.parametrize("command", sorted(NOT_INPUTS))
 def test_every_cli_option_is_an_input(command: str) -> None:
     flags = {
-        next((o for o in action.option_strings if o.startswith("--")), action.dest.upper())
+        next(
+            (o for o in action.option_strings if o.startswith("--")),
+            action.metavar or action.dest.upper(),
+        )
         for action in cli_command_actions(command)
     }
+    # package takes build's options (some under other names) and its own.
+    commands = ("build", command) if command == "package" else (command,)
     # check_only and publish_layer choose commands rather than set an option.
     covered = {
-        item.flag
+        item.flag_in(command)
         for item in INPUTS
-        if item.command == command and item.kind not in ("command", "followup")
+        if item.command in commands and item.kind not in ("command", "followup")
     }
 
     assert flags - NOT_INPUTS[command] == covered
@@ -150,6 +247,55 @@ def test_an_error_naming_cli_flags_says_which_inputs_they_are() -> None:
         " --no-import is `import_app: false`; --s3-bucket is the `layer_s3_bucket` input.)"
     )
     assert in_action_terms("no flags, not even --json") == "no flags, not even --json"
+    # package's names for build inputs, and its own.
+    assert in_action_terms("--project-dir x has no app.py; or --pkg-format") == (
+        "--project-dir x has no app.py; or --pkg-format\n(In this Action, --project-dir is the"
+        " `project_dir` input; --pkg-format is the `package_format` input.)"
+    )
+
+
+def test_aws_region_is_in_effect_with_a_package_format_alone() -> None:
+    values = {**DEFAULTS, "aws_region": "eu-west-1", "layer_name": "deps"}
+
+    assert ignored_inputs({**values, "package_format": "terraform"}) == [
+        "input layer_name has no effect: publish_layer is false, so no layer is published"
+    ]
+    assert ignored_inputs(values) == [
+        "inputs layer_name, aws_region have no effect: publish_layer is false, so no layer is"
+        " published"
+    ]
+
+
+@pytest.fixture
+def no_aws_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """No AWS_* variables and no AWS config files, as on a fresh runner."""
+    for name in [name for name in os.environ if name.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    return dict(os.environ)
+
+
+def test_the_template_region_is_aws_region_then_the_environment_then_a_default(
+    no_aws_settings: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env = no_aws_settings
+    default = template_region("", env)
+    assert default is not None and default.name == DEFAULT_TEMPLATE_REGION == "us-east-1"
+    assert "no AWS region is set" in default.message
+
+    region = template_region("", {**env, "AWS_REGION": "eu-west-1"})
+    assert region is not None and region.name == "eu-west-1"
+    region = template_region("ap-south-1", {**env, "AWS_REGION": "eu-west-1"})
+    assert region is not None and region.name == "ap-south-1"
+
+    # botocore finds one itself (AWS_DEFAULT_REGION, the profile's): left to it.
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-north-1")
+    assert template_region("", dict(os.environ)) is None
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    (tmp_path / "no-config").write_text("[profile deploy]\nregion = eu-south-1\n")
+    monkeypatch.setenv("AWS_PROFILE", "deploy")
+    assert template_region("", dict(os.environ)) is None
 
 
 def readme_section(heading: str) -> str:
@@ -166,6 +312,8 @@ def test_the_readme_table_documents_every_input_with_its_cli_flag() -> None:
     assert list(documented) == [item.name for item in INPUTS]  # in action.yml's order
     for item in INPUTS:
         assert f"`{item.flag}`" in documented[item.name], item.name
+        if item.package_flag:
+            assert f"package: `{item.package_flag}`" in documented[item.name], item.name
 
 
 def test_the_readme_documents_every_output() -> None:
@@ -217,18 +365,8 @@ def action_steps(workflow: Path) -> list[dict[str, Any]]:
     ]
 
 
-# These use the package_format input and template output, which action.yml does not declare
-# yet (`chalicepack package` in the Action is in progress). Strict: once they are declared
-# this xfail fails, and the entry goes.
-AHEAD_OF_ACTION_YML = {"deploy-sam.yml", "deploy-terraform.yml"}
 WORKFLOWS = [
-    pytest.param(
-        path,
-        id=path.name,
-        marks=[pytest.mark.xfail(reason="package_format not in action.yml yet", strict=True)]
-        if path.name in AHEAD_OF_ACTION_YML
-        else [],
-    )
+    pytest.param(path, id=path.name)
     for path in sorted(
         [*ROOT.glob("examples/workflows/*.yml"), *ROOT.glob(".github/workflows/*.yml")]
     )

@@ -10,7 +10,7 @@ import os
 import shutil
 import time
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +29,6 @@ from conftest import make_project
 from motoserver import ACCOUNT, REGION, MotoServer, aws_environment, free_port
 
 BOUNDED_SECONDS = 30
-
-
-@pytest.fixture(scope="session")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto_server.log")
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -409,6 +401,45 @@ def test_a_zip_changed_after_the_build_is_not_published(
     assert run.returncode == 2
     assert "changed after" in one_line(run.stderr)
     assert client(aws, "lambda").list_layers()["Layers"] == []
+
+
+@pytest.mark.parametrize(
+    ("where", "named"),
+    [
+        (("--region", "us east 1"), "--region: 'us east 1'"),
+        ({"AWS_REGION": "us east 1"}, "AWS_REGION: 'us east 1'"),
+    ],
+    ids=["option", "environment"],
+)
+def test_a_region_botocore_refuses_is_bad_input_naming_where_it_came_from(
+    where: tuple[str, ...] | dict[str, str],
+    named: str,
+    tmp_path: Path,
+    chalicepack,
+    aws: MotoServer,
+) -> None:
+    report = write_build(tmp_path / "dist")
+    options = where if isinstance(where, tuple) else ()
+    env = where if isinstance(where, dict) else None
+
+    run = chalicepack("publish-layer", "--report", report, *options, env=env)
+
+    assert run.returncode == 2
+    assert one_line(run.stderr) == (
+        f"chalicepack: error: {named} is not an AWS region name; use one like us-east-1"
+    )
+    assert client(aws, "lambda").list_layers()["Layers"] == []
+
+
+def test_an_endpoint_that_is_not_a_url_is_bad_input(tmp_path: Path, chalicepack) -> None:
+    report = write_build(tmp_path / "dist")
+
+    run = chalicepack("publish-layer", "--report", report, env={"AWS_ENDPOINT_URL": "moto"})
+
+    assert run.returncode == 2
+    message = one_line(run.stderr)
+    assert "cannot set up the AWS lambda client: Invalid endpoint: moto" in message
+    assert "AWS_ENDPOINT_URL_LAMBDA" in message
 
 
 # --- Outside failures: exit 1, one line, bounded time, credentials never shown ----------------

@@ -29,6 +29,7 @@ from chalicepack.templates import (
     PackageOptions,
     PackageResult,
     add_package_command,
+    options_from_args,
     package,
     run_package,
 )
@@ -563,6 +564,36 @@ def parse(*argv: str | Path) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="chalicepack")
     add_package_command(parser.add_subparsers(dest="command"))
     return parser.parse_args(["package", *map(str, argv)])
+
+
+def test_the_import_options_reach_the_build(tmp_path: Path) -> None:
+    default = options_from_args(parse(tmp_path / "out")).build
+    assert (default.import_app, default.import_timeout) == (True, 60.0)
+
+    options = options_from_args(parse(tmp_path / "out", "--no-import", "--import-timeout", "5.5"))
+
+    assert (options.build.import_app, options.build.import_timeout) == (False, 5.5)
+
+
+def import_timeout_type(command: str) -> Callable[[str], Any]:
+    """The type function of ``command``'s --import-timeout, from the CLI's own parser."""
+    from chalicepack.cli import build_parser
+
+    (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    (option,) = [a for a in commands.choices[command]._actions if a.dest == "import_timeout"]
+    assert callable(option.type)
+    return option.type
+
+
+@pytest.mark.parametrize("seconds", ["1", "0.5", "900", "0", "901", "-3", "soon"])
+def test_import_timeout_takes_what_builds_takes(seconds: str) -> None:
+    def outcome(command: str) -> object:
+        try:
+            return import_timeout_type(command)(seconds)
+        except argparse.ArgumentTypeError as error:
+            return str(error)
+
+    assert outcome("package") == outcome("build")
 
 
 def test_run_package_prints_the_template_then_the_zips(

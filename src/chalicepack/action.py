@@ -1,9 +1,9 @@
-"""chalicepack as a GitHub Action: ``INPUT_*`` -> CLI options -> build (-> publish the layer) ->
-outputs, annotations, job summary. A thin shell like ``cli``, and the Action's one place errors
-become exit codes.
+"""chalicepack as a GitHub Action: ``INPUT_*`` -> CLI options -> build or package (-> publish the
+layer) -> outputs, annotations, job summary. A thin shell like ``cli``, and the Action's one place
+errors become exit codes.
 
-Every input becomes a CLI flag (of ``build``/``check``, or of ``publish-layer``) and goes
-through the CLI's own parser (``build_parser``), so the Action and the CLI cannot drift apart.
+Every input becomes a CLI flag (of ``build``/``check``/``package``, or of ``publish-layer``) and
+goes through the CLI's own parser (``build_parser``), so the Action and the CLI cannot drift apart.
 Workflow commands (annotations, groups, masks, outputs, the summary) are written with
 ``github-action-utils``; logs go to stderr as in the CLI.
 """
@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import botocore.session
 import github_action_utils as gha
-from botocore.exceptions import InvalidRegionError
+from botocore.exceptions import BotoCoreError, InvalidRegionError
 from botocore.handlers import VALID_BUCKET, VALID_S3_ARN
 from botocore.utils import validate_region_name
 
@@ -32,16 +33,25 @@ from .build import BuildOptions, build
 from .cli import build_parser, options_from_args
 from .config import load_stage_config
 from .errors import AppImportError, BadInput, ChalicepackError, MissingDependencies
-from .layer import LAYER_NAME, PublishedLayer, PublishOptions, publish_layer
+from .layer import (
+    LAYER_NAME,
+    PublishedLayer,
+    PublishOptions,
+    publish_layer,
+    publish_options_from_args,
+)
 from .report import REPORT_NAME, human_size, summary_lines
 from .target import host_runtime
+from .templates import PackageOptions, package
+from .templates import options_from_args as package_options_from_args
 
 log = logging.getLogger("chalicepack")
 
 EXIT_OK, EXIT_FAILED = 0, 1  # and ChalicepackError.exit_code
 
 # How an input's value becomes CLI arguments:
-#   command   true runs that command instead of build (check_only -> check)
+#   command   true runs that command instead of build (check_only -> check); package_format, a
+#             choice of the package command, runs package instead of build when not empty
 #   followup  true runs that command after a successful build (publish_layer -> publish-layer)
 #   positional, path   the value (a path relative to the workspace, made absolute)
 #   text      the value, which must not be empty; choice, option: the value, or nothing if empty
@@ -53,6 +63,11 @@ InputKind = Literal[
 ]  # fmt: skip
 BOOLEAN_KINDS = ("command", "followup", "flag", "negated")
 PUBLISH_LAYER = "publish-layer"
+PACKAGE = "package"
+# chalice package names the region's service principals in the template; for the services it
+# names (lambda, apigateway, s3, sns) they are the same in every region. A pull-request check
+# without AWS settings still gets a template with this one.
+DEFAULT_TEMPLATE_REGION = "us-east-1"
 
 
 @dataclass(frozen=True)
@@ -64,23 +79,29 @@ class ActionInput:
     default: str  # action.yml's default: the runner passes it when the input is not given
     kind: InputKind
     command: str = "build"  # the CLI command whose flag it is (build's are check's too)
+    package_flag: str = ""  # a build input's flag in `chalicepack package`, when not ``flag``
 
     @property
     def variable(self) -> str:
         return f"INPUT_{self.name.upper()}"
 
+    def flag_in(self, command: str) -> str:
+        """The flag (or positional argument) this input is in ``command``."""
+        return (self.package_flag or self.flag) if command == PACKAGE else self.flag
+
 
 # The order is action.yml's; a test holds action.yml, this table and the README to each other.
 INPUTS: tuple[ActionInput, ...] = (
-    ActionInput("project_dir", "PROJECT_DIR", ".", "positional"),
+    ActionInput("project_dir", "PROJECT_DIR", ".", "positional", package_flag="--project-dir"),
     ActionInput("stage", "--stage", "dev", "text"),
     ActionInput("automatic_layer", "--automatic-layer", "", "tristate"),
     ActionInput("runtime", "--runtime", "", "choice"),
     ActionInput("architecture", "--arch", "", "choice"),
-    ActionInput("output_dir", "--out", "", "path"),
+    ActionInput("output_dir", "--out", "", "path", package_flag="OUTDIR"),
     ActionInput("cache_dir", "--cache-dir", ".chalicepack-cache", "path"),
     ActionInput("fail_on_missing", "--strict", "false", "flag"),
     ActionInput("check_only", "check", "false", "command"),
+    ActionInput("package_format", "--pkg-format", "", "choice", PACKAGE),
     ActionInput("import_app", "--no-import", "true", "negated"),
     ActionInput("import_timeout", "--import-timeout", "", "option"),
     ActionInput("publish_layer", PUBLISH_LAYER, "false", "followup", PUBLISH_LAYER),
@@ -125,9 +146,10 @@ class Invocation:
     """What the inputs asked for, parsed by the CLI's parser."""
 
     args: argparse.Namespace
-    options: BuildOptions
+    options: BuildOptions  # with package_format: the package's, out_dir its OUTDIR
     runtime: Runtime
     publish: PublishOptions | None = None  # publish_layer: true; report_path is the build's
+    package: PackageOptions | None = None  # package_format is not empty
 
 
 LayerState = Literal["published", "reused", "no layer", "not built", "failed"]
@@ -178,7 +200,10 @@ def _run(env: Mapping[str, str], workspace: Path, written: list[Path]) -> int:
         # them is the one line the user needs (as the CLI's publish-layer does).
         logging.getLogger("botocore").setLevel(logging.CRITICAL)
 
-    packaged = _package(invocation)
+    region = None
+    if invocation.package is not None:
+        region = template_region(values["aws_region"], env)
+    packaged = _package(invocation, region)
     outputs = action_outputs(packaged.report, packaged.report_path, workspace)
     _annotate_missing(packaged.report, workspace, strict=options.strict)
     stopped = bool(packaged.report["missing_dependencies"]) and options.strict
@@ -223,37 +248,51 @@ def parse_inputs(values: Mapping[str, str], workspace: Path, *, debug: bool = Fa
     if debug:
         argv.append("--verbose")  # the runner's "debug logging" shows pip's output too
     args = build_parser().parse_args(argv)
-    options = options_from_args(args)
+    packaging = None
+    if args.command == PACKAGE:
+        packaging = package_options_from_args(args)
+        # The package's build options, with the OUTDIR its zips and report go to.
+        options = dataclasses.replace(packaging.build, out_dir=packaging.out_dir)
+    else:
+        options = options_from_args(args)
     publish = None
     if _is_true(values["publish_layer"]):
         report = _out_dir(options) / REPORT_NAME
         publish_args = build_parser().parse_args(publish_arguments(values, report))
-        publish = PublishOptions(
-            report_path=publish_args.report,
-            layer_name=publish_args.layer_name,
-            s3_bucket=publish_args.s3_bucket,
-            region=publish_args.region,
-        )
-    return Invocation(args, options, runtime, publish)
+        publish = publish_options_from_args(publish_args)
+    return Invocation(args, options, runtime, publish, packaging)
+
+
+def cli_command(values: Mapping[str, str]) -> str:
+    """The CLI command the inputs run: check (check_only), package (package_format) or build."""
+    if _is_true(values.get("check_only", "false")):
+        return "check"
+    return PACKAGE if values.get("package_format") else "build"
 
 
 def cli_arguments(values: Mapping[str, str], workspace: Path) -> list[str]:
-    """The ``chalicepack`` build (or check) command line the inputs stand for (paths made
-    absolute)."""
-    command = "build"
+    """The ``chalicepack`` build, check or package command line the inputs stand for (paths
+    made absolute)."""
+    command = cli_command(values)
     options: list[str] = []
     positional: list[str] = []
     for item in INPUTS:
-        if item.command != "build":
+        if item.kind == "command" or item.command not in ("build", command):
             continue
         value = values.get(item.name, item.default)
-        if item.kind == "command":
-            command = item.flag if _is_true(value) else command
-        elif item.kind == "positional":
+        flag = item.flag_in(command)
+        if flag == "OUTDIR":
+            # package's OUTDIR is required; build's default output directory stands in for it.
+            positional.append(str(workspace / (value or _default_out(values["project_dir"]))))
+        elif flag == "PROJECT_DIR":
             positional.append(str(workspace / value))
         else:
-            options += _arguments(item, value, workspace)
+            options += _arguments(item, value, workspace, flag)
     return [command, *options, *positional]
+
+
+def _default_out(project_dir: str) -> str:
+    return (Path(project_dir) / "dist").as_posix()
 
 
 def publish_arguments(values: Mapping[str, str], report: Path) -> list[str]:
@@ -261,30 +300,38 @@ def publish_arguments(values: Mapping[str, str], report: Path) -> list[str]:
     arguments = [PUBLISH_LAYER, "--report", str(report)]
     for item in INPUTS:
         if item.command == PUBLISH_LAYER:
-            arguments += _arguments(item, values.get(item.name, item.default), Path())
+            value = values.get(item.name, item.default)
+            arguments += _arguments(item, value, Path(), item.flag)
     return arguments
 
 
-def _arguments(item: ActionInput, value: str, workspace: Path) -> list[str]:
-    """The CLI arguments one option input stands for."""
+def _arguments(item: ActionInput, value: str, workspace: Path, flag: str) -> list[str]:
+    """The CLI arguments one option input stands for, as ``flag``."""
     if item.kind == "flag":
-        return [item.flag] if _is_true(value) else []
+        return [flag] if _is_true(value) else []
     if item.kind == "negated":
-        return [] if _is_true(value) else [item.flag]
+        return [] if _is_true(value) else [flag]
     if item.kind == "tristate" and value:
-        return [item.flag if _is_true(value) else f"--no-{item.flag[2:]}"]
-    if item.kind == "path" and value:
-        return [item.flag, str(workspace / value)]
+        return [flag if _is_true(value) else f"--no-{flag[2:]}"]
+    if item.kind in ("path", "positional") and value:  # positional: package's --project-dir
+        return [flag, str(workspace / value)]
     if item.kind in ("text", "choice", "option") and value:
-        return [item.flag, value]
+        return [flag, value]
     return []
 
 
 def _conflicts(values: Mapping[str, str]) -> list[str]:
     """Inputs that are fine alone but cannot go together."""
-    if not _is_true(values["publish_layer"]):
-        return []
     problems = []
+    if _is_true(values["check_only"]) and values["package_format"]:
+        problems.append(
+            "inputs check_only and package_format: check_only is true, so no zips and no"
+            f" template are written, but package_format is {values['package_format']!r}; set"
+            " check_only to false to write the template, or leave package_format empty for a"
+            " check"
+        )
+    if not _is_true(values["publish_layer"]):
+        return problems
     if _is_true(values["check_only"]):
         problems.append(
             "inputs check_only and publish_layer are both true: check_only writes no zips, so"
@@ -305,7 +352,10 @@ def ignored_inputs(values: Mapping[str, str]) -> list[str]:
     publish_options = [
         item.name
         for item in INPUTS
-        if item.command == PUBLISH_LAYER and values.get(item.name, item.default) != item.default
+        if item.command == PUBLISH_LAYER
+        and values.get(item.name, item.default) != item.default
+        # aws_region is also the template's region
+        and not (item.name == "aws_region" and values.get("package_format"))
     ]
     if publish_options and not _is_true(values["publish_layer"]):
         names = ", ".join(publish_options)
@@ -330,7 +380,11 @@ def _check(item: ActionInput, value: str) -> str | None:
             f"input {item.name}: {value!r} is not true, false or empty"
             " (empty takes it from .chalice/config.json)"
         )
-    if item.kind == "choice" and value and value not in (choices := cli_choices(item.flag)):
+    if (
+        item.kind == "choice"
+        and value
+        and value not in (choices := cli_choices(item.flag, item.command))
+    ):
         return f"input {item.name}: {value!r} is not one of {', '.join(choices)}"
     if item.kind in ("positional", "text") and not value:
         return f"input {item.name}: must not be empty (the default is {item.default!r})"
@@ -363,11 +417,11 @@ def _option_problem(item: ActionInput, value: str) -> str | None:
     return None
 
 
-def cli_choices(flag: str) -> list[str]:
+def cli_choices(flag: str, command: str = "build") -> list[str]:
     """The values the CLI accepts for ``flag``, read from its parser so the two cannot drift."""
-    action = cli_option(flag)
+    action = cli_option(flag, command)
     if action.choices is None:
-        raise LookupError(f"the CLI's build command option {flag} has no choices")
+        raise LookupError(f"the CLI's {command} command option {flag} has no choices")
     return [str(choice) for choice in action.choices]
 
 
@@ -438,22 +492,93 @@ def _runtime_from_file(path: Path, workspace: Path) -> Runtime:
 # --- the build --------------------------------------------------------------------------------
 
 
-def _package(invocation: Invocation) -> Packaged:
-    """Run the engine inside a log group and return its report."""
-    options = invocation.options
+def _package(invocation: Invocation, region: TemplateRegion | None = None) -> Packaged:
+    """Run the engine (build, check or package) inside a log group and return its report."""
+    options, packaging = invocation.options, invocation.package
     verb = "check" if options.check_only else "build"
+    if packaging is not None:
+        verb = f"package ({packaging.pkg_format})"
     title = f"chalicepack {verb}: stage {options.stage}, {invocation.runtime.name}"
     with _log_group(title):
         try:
-            result = build(options)
+            if packaging is None:
+                built = build(options)
+                report, report_path = built.report, built.report_path
+            else:
+                if region is not None:
+                    log.info("%s", region.message)
+                with _aws_default_region(region.name if region else None):
+                    packaged = package(packaging)
+                print(packaged.template, flush=True)
+                report, report_path = packaged.report, packaged.report_path
         except MissingDependencies as missing:
             # Under fail_on_missing the engine writes the report, then refuses to write zips;
-            # the report still gives the outputs, annotations and summary.
-            path = missing.report_path
+            # the report still gives the outputs, annotations and summary. (package leaves it
+            # in OUTDIR.)
+            path = missing.report_path if packaging is None else packaging.out_dir / REPORT_NAME
             return Packaged(json.loads(path.read_text(encoding="utf-8")), path)
-    for line in summary_lines(result.report):
+    for line in summary_lines(report):
         print(line, flush=True)
-    return Packaged(result.report, result.report_path)
+    return Packaged(report, report_path)
+
+
+@dataclass(frozen=True)
+class TemplateRegion:
+    """The region chalice's packager is given (as AWS_DEFAULT_REGION), and why that one."""
+
+    name: str
+    message: str  # for the log
+
+
+def template_region(aws_region: str, env: Mapping[str, str]) -> TemplateRegion | None:
+    """The region to generate the template with, None when botocore finds one by itself.
+
+    chalice package refuses to run without a region; it names the region's service principals
+    in the template (the same in every region for the services it names). In the order the
+    layer is published with: the aws_region input, AWS_REGION, then what botocore finds
+    (AWS_DEFAULT_REGION, the profile's); else DEFAULT_TEMPLATE_REGION, so a pull-request check
+    without AWS settings still gets its template.
+    """
+    if aws_region:
+        return TemplateRegion(aws_region, f"the template's region: {aws_region} (aws_region)")
+    if env.get("AWS_REGION"):
+        region = env["AWS_REGION"]
+        return TemplateRegion(region, f"the template's region: {region} (AWS_REGION)")
+    if _region_configured():
+        return None
+    return TemplateRegion(
+        DEFAULT_TEMPLATE_REGION,
+        f"no AWS region is set (aws_region, AWS_REGION, AWS_DEFAULT_REGION): the template is"
+        f" generated for {DEFAULT_TEMPLATE_REGION}; chalice package names the region's service"
+        " principals, which are the same in every region for the services it uses",
+    )
+
+
+def _region_configured() -> bool:
+    """Whether botocore finds a region in this process's environment and AWS config."""
+    try:
+        return bool(botocore.session.Session().get_config_variable("region"))
+    except BotoCoreError:  # a profile that does not exist: chalice package says so
+        return True
+
+
+@contextmanager
+def _aws_default_region(region: str | None) -> Iterator[None]:
+    """AWS_DEFAULT_REGION set to ``region`` while the engine runs chalice's packager (a child
+    process inheriting this environment); put back afterwards, so publishing the layer still
+    finds only the user's region."""
+    if region is None:
+        yield
+        return
+    saved = os.environ.get("AWS_DEFAULT_REGION")
+    os.environ["AWS_DEFAULT_REGION"] = region
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["AWS_DEFAULT_REGION"]
+        else:
+            os.environ["AWS_DEFAULT_REGION"] = saved
 
 
 def _require_automatic_layer(options: BuildOptions, workspace: Path) -> None:
@@ -537,6 +662,10 @@ def action_outputs(report: Mapping[str, Any], report_path: Path, workspace: Path
         # Absent from the report when the app was not imported (import_app: false, check_only).
         "functions": json.dumps(report.get("functions", [])),
         "report": _relative(report_path, workspace),
+        # With package_format: the template chalice's packager wrote beside the zips.
+        "template": _relative(Path(report["template"]["path"]), workspace)
+        if "template" in report
+        else "",
         "runtime": report["runtime"],
         "architecture": report["architecture"],
     }
@@ -633,7 +762,12 @@ def _requirement_places(
 
 def in_action_terms(message: str) -> str:
     """The engine's message, with a note saying which input each CLI flag it names is."""
-    inputs = {item.flag: item for item in INPUTS if item.flag.startswith("--")}
+    inputs = {
+        flag: item
+        for item in INPUTS
+        for flag in (item.flag, item.package_flag)
+        if flag.startswith("--")
+    }
     notes: dict[str, None] = {}
     for flag in _FLAG.findall(message):
         if (item := inputs.get(flag)) is not None:
@@ -767,6 +901,11 @@ def _summary_artifacts(report: Mapping[str, Any], workspace: Path, options: Buil
         f" and its layers together. Unzipped total: {human_size(unzipped)}"
         f" ({100 * unzipped / UNZIPPED_LIMIT:.1f}% of 250 MiB), {verdict} the limit."
     )
+    if template := report.get("template"):
+        rows.append(
+            f"\nTemplate: `{_relative(Path(template['path']), workspace)}` ({template['format']}),"
+            " written by Chalice's own packager around these zips."
+        )
     return "### Artifacts\n\n" + "\n".join(rows)
 
 

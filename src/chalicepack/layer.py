@@ -18,7 +18,14 @@ import boto3
 import botocore.exceptions
 from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, NoCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    InvalidRegionError,
+    NoCredentialsError,
+)
+from botocore.utils import validate_region_name
 
 from . import __version__
 from .errors import BadInput, PublishError
@@ -275,7 +282,10 @@ def publish_layer(options: PublishOptions) -> PublishedLayer:
     for warning in check_limits(plan, options.s3_bucket):
         log.warning("warning: %s", warning)
     session, region = _session(options.region)
-    lambda_client: LambdaClient = session.client("lambda", region_name=region, config=AWS_CONFIG)
+    with _creating_client("lambda"):
+        lambda_client: LambdaClient = session.client(
+            "lambda", region_name=region, config=AWS_CONFIG
+        )
     newest = _newest_version(lambda_client, plan.layer_name)
     if newest is not None and _holds(newest, plan):
         arn, version = newest["LayerVersionArn"], int(newest["Version"])
@@ -283,7 +293,8 @@ def publish_layer(options: PublishOptions) -> PublishedLayer:
         return PublishedLayer(arn, version, published=False, layer_name=plan.layer_name)
     content: LayerVersionContentInputTypeDef
     if options.s3_bucket:
-        s3_client: S3Client = session.client("s3", region_name=region, config=AWS_CONFIG)
+        with _creating_client("s3"):
+            s3_client: S3Client = session.client("s3", region_name=region, config=AWS_CONFIG)
         key = _upload(s3_client, options.s3_bucket, plan.layer)
         content = {"S3Bucket": options.s3_bucket, "S3Key": key}
     else:
@@ -302,10 +313,12 @@ def publish_layer(options: PublishOptions) -> PublishedLayer:
 
 
 def _session(region: str | None) -> tuple[boto3.session.Session, str]:
-    """A boto3 session from the standard AWS environment, its credentials and region checked."""
+    """A boto3 session from the standard AWS environment, its region and credentials checked."""
     try:
         session = boto3.session.Session()
-        region = region or os.environ.get("AWS_REGION") or session.region_name
+        region, source = _region(region, session)
+        if region:
+            _check_region(region, source)
         credentials = session.get_credentials()
     except BotoCoreError as error:
         raise PublishError(f"cannot set up AWS access: {error}") from error
@@ -319,6 +332,25 @@ def _session(region: str | None) -> tuple[boto3.session.Session, str]:
             "no AWS region: pass --region, or set AWS_REGION (or a profile's region)"
         )
     return session, region
+
+
+def _region(region: str | None, session: boto3.session.Session) -> tuple[str | None, str]:
+    """The region to publish in, and where it came from (for a message)."""
+    if region:
+        return region, "--region"
+    if os.environ.get("AWS_REGION"):
+        return os.environ["AWS_REGION"], "AWS_REGION"
+    return session.region_name, "the AWS configuration (AWS_DEFAULT_REGION or the profile's)"
+
+
+def _check_region(region: str, source: str) -> None:
+    """Refuse a region botocore would refuse with a traceback when the client is created."""
+    try:
+        validate_region_name(region)
+    except InvalidRegionError:
+        raise BadInput(
+            f"{source}: {region!r} is not an AWS region name; use one like us-east-1"
+        ) from None
 
 
 def _newest_version(client: LambdaClient, layer_name: str) -> dict[str, Any] | None:
@@ -353,6 +385,20 @@ def _upload(client: S3Client, bucket: str, layer: Artifact) -> str:
             str(layer.path), bucket, key, ExtraArgs={"ContentType": "application/zip"}
         )
     return key
+
+
+@contextmanager
+def _creating_client(service: str) -> Iterator[None]:
+    """botocore's refusals while it sets a client up, as ours (it checks the endpoint then)."""
+    try:
+        yield
+    except ValueError as error:  # an AWS_ENDPOINT_URL* that is not a URL, and the like
+        raise BadInput(
+            f"cannot set up the AWS {service} client: {error}; check AWS_ENDPOINT_URL and "
+            f"AWS_ENDPOINT_URL_{service.upper()}"
+        ) from None
+    except BotoCoreError as error:
+        raise PublishError(f"cannot set up the AWS {service} client: {error}") from error
 
 
 @contextmanager
@@ -437,19 +483,22 @@ def add_publish_layer_command(subparsers: Any) -> argparse.ArgumentParser:
     return command
 
 
+def publish_options_from_args(args: argparse.Namespace) -> PublishOptions:
+    """``publish-layer``'s parsed arguments as the options of :func:`publish_layer`."""
+    return PublishOptions(
+        report_path=args.report,
+        layer_name=args.layer_name,
+        s3_bucket=args.s3_bucket,
+        region=args.region,
+    )
+
+
 def run_publish_layer(args: argparse.Namespace) -> int:
     """Publish as ``args`` say; print the layer version ARN (or JSON) on stdout."""
     if not args.verbose:
         # botocore logs failed credential refreshes with a traceback; the error we raise for
         # them is the one line the user needs.
         logging.getLogger("botocore").setLevel(logging.CRITICAL)
-    result = publish_layer(
-        PublishOptions(
-            report_path=args.report,
-            layer_name=args.layer_name,
-            s3_bucket=args.s3_bucket,
-            region=args.region,
-        )
-    )
+    result = publish_layer(publish_options_from_args(args))
     print(json.dumps(result.as_json(), indent=2) if args.json else result.layer_arn)
     return 0

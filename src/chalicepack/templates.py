@@ -388,8 +388,33 @@ def add_package_command(
     command.add_argument(
         "--json", action="store_true", help="print build-report.json to stdout instead"
     )
+    command.add_argument(
+        "--no-import",
+        dest="import_app",
+        action="store_false",
+        help="do not run the build's import check of app.py (the report lists no functions); "
+        "generating the template still imports it, as chalice package does",
+    )
+    command.add_argument(
+        "--import-timeout",
+        type=_seconds,
+        default=BuildOptions.import_timeout,
+        metavar="SECONDS",
+        help="how long the build's import check of app.py may take (default: 60)",
+    )
     command.add_argument("-v", "--verbose", action="store_true", help="log pip's output")
     return command
+
+
+def _seconds(text: str) -> float:
+    """``--import-timeout``'s value, checked as ``build``'s is (a test holds the two together)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 900:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a number of seconds from 1 to 900")
+    return value
 
 
 def options_from_args(args: argparse.Namespace) -> PackageOptions:
@@ -402,6 +427,8 @@ def options_from_args(args: argparse.Namespace) -> PackageOptions:
             arch=args.arch,
             strict=args.strict,
             cache_dir=args.cache_dir,
+            import_app=args.import_app,
+            import_timeout=args.import_timeout,
         ),
         out_dir=args.out_dir,
         pkg_format=args.pkg_format,

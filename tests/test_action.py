@@ -958,6 +958,27 @@ def test_package_format_with_fail_on_missing_writes_no_template_but_sets_the_out
     ]
 
 
+@pytest.mark.parametrize("package_format", ["", "cloudformation"])
+def test_refresh_resolves_again_instead_of_reusing_a_recent_resolution(
+    package_format: str, index: PackageIndex, workspace: Path, tmp_path: Path, run_action
+) -> None:
+    publish_sortedcontainers(index)
+    (workspace / "docs-app/requirements.txt").write_text("sortedcontainers\n")
+    inputs = {"project_dir": "docs-app", "package_format": package_format}
+    assert run_action(inputs, env=no_aws_config(tmp_path)).returncode == 0
+
+    index.add_wheel("sortedcontainers", "2.4.1", tag="py2.py3-none-any")
+    kept = run_action(inputs, env=no_aws_config(tmp_path))
+    kept_report = json.loads((workspace / kept.outputs["report"]).read_text())
+    refreshed = run_action({**inputs, "refresh": "true"}, env=no_aws_config(tmp_path))
+    refreshed_report = json.loads((workspace / refreshed.outputs["report"]).read_text())
+
+    assert kept.returncode == 0, kept.stderr
+    assert [d["version"] for d in kept_report["dependencies"]] == ["2.4.0"]
+    assert refreshed.returncode == 0, refreshed.stderr
+    assert [d["version"] for d in refreshed_report["dependencies"]] == ["2.4.1"]
+
+
 def test_a_bad_package_format_lists_the_allowed_values(workspace: Path, run_action) -> None:
     step = run_action({"project_dir": "docs-app", "package_format": "sam"})
 

@@ -63,6 +63,7 @@ def test_every_build_input_reaches_its_cli_option(tmp_path: Path) -> None:
         "architecture": "arm64",
         "output_dir": "out",
         "cache_dir": "cache",
+        "refresh": "true",
         "fail_on_missing": "true",
         "check_only": "true",
         "import_app": "false",
@@ -80,6 +81,7 @@ def test_every_build_input_reaches_its_cli_option(tmp_path: Path) -> None:
     assert options.arch == "arm64"
     assert options.out_dir == tmp_path / "out"
     assert options.cache_dir == tmp_path / "cache"
+    assert options.refresh is True
     assert options.strict is True
     assert options.check_only is True
     assert options.import_app is False
@@ -98,6 +100,7 @@ def test_with_a_package_format_every_build_input_reaches_the_package_options(
         "architecture": "arm64",
         "output_dir": "out",
         "cache_dir": "cache",
+        "refresh": "true",
         "fail_on_missing": "true",
         "import_app": "false",
         "import_timeout": "5.5",
@@ -118,6 +121,7 @@ def test_with_a_package_format_every_build_input_reaches_the_package_options(
             cache_dir=tmp_path / "cache",
             import_app=False,
             import_timeout=5.5,
+            refresh=True,
         ),
         out_dir=tmp_path / "out",
         pkg_format="terraform",
@@ -185,7 +189,7 @@ def test_the_defaults_leave_the_cli_defaults_alone(tmp_path: Path) -> None:
     assert options.arch is None
     assert options.out_dir is None
     assert options.cache_dir == tmp_path / ".chalicepack-cache"
-    assert (options.strict, options.check_only) == (False, False)
+    assert (options.strict, options.check_only, options.refresh) == (False, False, False)
     assert (options.import_app, options.import_timeout) == (True, 60.0)
     assert invocation.publish is None
 
@@ -202,10 +206,9 @@ def test_the_publish_defaults_leave_the_publish_layer_defaults_alone(tmp_path: P
 # (--json), its log level from the runner's debug logging (--verbose), and publish-layer reads
 # the report of the build it just ran (--report). package's own --template-format,
 # --merge-template and --profile are not inputs (yet): the Action writes JSON, unmerged, and
-# takes the region from aws_region or the environment. build's --refresh (the resolution
-# cache's bypass) is not an input yet: package has no --refresh to map it to.
+# takes the region from aws_region or the environment.
 NOT_INPUTS = {
-    "build": {"--help", "--json", "--verbose", "--refresh"},
+    "build": {"--help", "--json", "--verbose"},
     "package": {
         "--help",
         "--json",

@@ -524,6 +524,7 @@ def test_strict_with_a_missing_dependency_writes_no_template_but_the_report(
         package(options)
 
     assert raised.value.exit_code == 1
+    assert raised.value.report_path == out / "build-report.json"  # not the build's scratch copy
     assert sorted(path.name for path in out.iterdir()) == ["build-report.json"]
     report = json.loads((out / "build-report.json").read_text())
     assert [item["name"] for item in report["missing_dependencies"]] == ["macosonly"]
@@ -575,6 +576,11 @@ def test_the_import_options_reach_the_build(tmp_path: Path) -> None:
     assert (options.build.import_app, options.build.import_timeout) == (False, 5.5)
 
 
+def test_refresh_reaches_the_build(tmp_path: Path) -> None:
+    assert options_from_args(parse(tmp_path / "out")).build.refresh is False
+    assert options_from_args(parse(tmp_path / "out", "--refresh")).build.refresh is True
+
+
 def import_timeout_type(command: str) -> Callable[[str], Any]:
     """The type function of ``command``'s --import-timeout, from the CLI's own parser."""
     from chalicepack.cli import build_parser
@@ -594,6 +600,7 @@ def test_import_timeout_takes_what_builds_takes(seconds: str) -> None:
             return str(error)
 
     assert outcome("package") == outcome("build")
+    assert import_timeout_type("package") is import_timeout_type("build")  # one validator
 
 
 def test_run_package_prints_the_template_then_the_zips(
@@ -685,6 +692,36 @@ def test_cli_package_writes_the_template_and_exits_0(
 
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines()[:2] == [str(out / "sam.json"), str(out / "deployment.zip")]
+
+
+@needs_cli
+def test_cli_package_keeps_a_recent_resolution_until_refresh(
+    index: PackageIndex, chalicepack, tmp_path: Path
+) -> None:
+    index.add_wheel("alpha", "1.0")
+    project = make_project(
+        tmp_path / "project", {"app.py": ROUTE_APP, "requirements.txt": "alpha\n"}
+    )
+    cache = tmp_path / "cache"
+    first = chalicepack(
+        "package", tmp_path / "first", "--project-dir", project, "--cache-dir", cache
+    )
+    assert first.returncode == 0, first.stderr
+
+    index.add_wheel("alpha", "1.1")
+    kept = chalicepack(
+        "package", tmp_path / "kept", "--project-dir", project, "--cache-dir", cache, "--json"
+    )
+    refreshed = chalicepack(
+        "package", tmp_path / "new", "--project-dir", project, "--cache-dir", cache, "--json",
+        "--refresh",
+    )  # fmt: skip
+
+    assert kept.returncode == 0, kept.stderr
+    assert kept.json()["dependencies"][0]["version"] == "1.0"
+    assert "--refresh to resolve again" in kept.stderr
+    assert refreshed.returncode == 0, refreshed.stderr
+    assert refreshed.json()["dependencies"][0]["version"] == "1.1"
 
 
 @needs_cli

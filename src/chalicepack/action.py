@@ -99,6 +99,7 @@ INPUTS: tuple[ActionInput, ...] = (
     ActionInput("architecture", "--arch", "", "choice"),
     ActionInput("output_dir", "--out", "", "path", package_flag="OUTDIR"),
     ActionInput("cache_dir", "--cache-dir", ".chalicepack-cache", "path"),
+    ActionInput("refresh", "--refresh", "false", "flag"),
     ActionInput("fail_on_missing", "--strict", "false", "flag"),
     ActionInput("check_only", "check", "false", "command"),
     ActionInput("package_format", "--pkg-format", "", "choice", PACKAGE),
@@ -513,9 +514,8 @@ def _package(invocation: Invocation, region: TemplateRegion | None = None) -> Pa
                 report, report_path = packaged.report, packaged.report_path
         except MissingDependencies as missing:
             # Under fail_on_missing the engine writes the report, then refuses to write zips;
-            # the report still gives the outputs, annotations and summary. (package leaves it
-            # in OUTDIR.)
-            path = missing.report_path if packaging is None else packaging.out_dir / REPORT_NAME
+            # the report still gives the outputs, annotations and summary.
+            path = missing.report_path
             return Packaged(json.loads(path.read_text(encoding="utf-8")), path)
     for line in summary_lines(report):
         print(line, flush=True)

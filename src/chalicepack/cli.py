@@ -17,6 +17,7 @@ from . import __version__
 from .build import BuildOptions, build
 from .errors import BadInput, ChalicepackError
 from .layer import add_publish_layer_command, run_publish_layer
+from .options import seconds
 from .report import summary_lines
 from .target import ARCHES, RUNTIME_GLIBC
 from .templates import add_package_command, run_package
@@ -91,7 +92,7 @@ def _add_build_options(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument(
         "--import-timeout",
-        type=_seconds,
+        type=seconds,
         default=60.0,
         metavar="SECONDS",
         help="how long importing app.py may take (default: 60)",
@@ -119,16 +120,6 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         import_timeout=args.import_timeout,
         refresh=args.refresh,
     )
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 < value <= 900:
-        raise argparse.ArgumentTypeError(f"{text!r}: use a number of seconds from 1 to 900")
-    return value
 
 
 class Terminated(BaseException):

@@ -27,8 +27,15 @@ from typing import Any, Literal
 from . import __version__
 from .build import DEPLOYMENT_ZIP, LAYER_ZIP, BuildOptions, BuildResult, build
 from .chaliceruntime import RUNTIME_FILES
-from .errors import AppImportError, BadInput, BuildFailure, ChalicepackError
+from .errors import (
+    AppImportError,
+    BadInput,
+    BuildFailure,
+    ChalicepackError,
+    MissingDependencies,
+)
 from .install import file_sha256
+from .options import seconds
 from .report import REPORT_NAME, summary_lines, write_json_atomically
 from .target import ARCHES, RUNTIME_GLIBC, Target
 
@@ -148,13 +155,17 @@ def package(options: PackageOptions) -> PackageResult:
 
 def _build(options: PackageOptions, build_dir: Path, out_dir: Path) -> BuildResult:
     """``chalicepack build`` into ``build_dir``; when it fails after writing its report (under
-    ``--strict``), the report is kept in OUTDIR, as ``build`` leaves it in its output."""
+    ``--strict``), the report is kept in OUTDIR, as ``build`` leaves it in its output, and a
+    ``MissingDependencies`` names that copy (``build_dir`` goes with the scratch directory)."""
     try:
         return build(replace(options.build, out_dir=build_dir, check_only=False))
-    except ChalicepackError:
-        if (build_dir / REPORT_NAME).is_file():
-            out_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(build_dir / REPORT_NAME, out_dir / REPORT_NAME)
+    except ChalicepackError as error:
+        if not (build_dir / REPORT_NAME).is_file():
+            raise
+        out_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(build_dir / REPORT_NAME, out_dir / REPORT_NAME)
+        if isinstance(error, MissingDependencies):
+            raise MissingDependencies(str(error), report_path=out_dir / REPORT_NAME) from None
         raise
 
 
@@ -397,24 +408,18 @@ def add_package_command(
     )
     command.add_argument(
         "--import-timeout",
-        type=_seconds,
+        type=seconds,
         default=BuildOptions.import_timeout,
         metavar="SECONDS",
         help="how long the build's import check of app.py may take (default: 60)",
     )
+    command.add_argument(
+        "--refresh",
+        action="store_true",
+        help="resolve requirements again even when a recent resolution is cached",
+    )
     command.add_argument("-v", "--verbose", action="store_true", help="log pip's output")
     return command
-
-
-def _seconds(text: str) -> float:
-    """``--import-timeout``'s value, checked as ``build``'s is (a test holds the two together)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 < value <= 900:
-        raise argparse.ArgumentTypeError(f"{text!r}: use a number of seconds from 1 to 900")
-    return value
 
 
 def options_from_args(args: argparse.Namespace) -> PackageOptions:
@@ -429,6 +434,7 @@ def options_from_args(args: argparse.Namespace) -> PackageOptions:
             cache_dir=args.cache_dir,
             import_app=args.import_app,
             import_timeout=args.import_timeout,
+            refresh=args.refresh,
         ),
         out_dir=args.out_dir,
         pkg_format=args.pkg_format,

@@ -40,6 +40,7 @@ from .report import (
 from .requirements import RequirementLine, index_options, lines_by_name, read_requirement_lines
 from .resolve import Distribution, MissingDistribution, Resolution, resolve
 from .target import Target, host_runtime
+from .trim import exclude, runtime_provided
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ class BuildOptions:
     import_app: bool = True  # import app.py from the staged package, as Chalice does
     import_timeout: float = 60.0
     refresh: bool = False  # resolve requirements again even if a recent resolution is cached
+    exclude: tuple[str, ...] = ()  # globs of dependency/vendor paths to leave out (see trim)
+    without_runtime_provided: bool = False  # leave out boto3 & co, which Lambda provides
     cache_dir: Path | None = None  # default: $XDG_CACHE_HOME/chalicepack
 
 
@@ -96,6 +99,8 @@ def build(options: BuildOptions) -> BuildResult:
         "automatic_layer": automatic_layer,
         "import_app": options.import_app,
         "strict": options.strict,
+        "exclude": list(options.exclude),
+        "without_runtime_provided": options.without_runtime_provided,
     }
     if not options.check_only:
         unchanged = _unchanged_build(
@@ -138,6 +143,8 @@ def _build_in(
 
     chalice = [d for d in resolution.distributions if d.name == "chalice"]
     shipped = [d for d in resolution.distributions if d.name != "chalice"]
+    provided = runtime_provided(shipped) if options.without_runtime_provided else set()
+    shipped = [d for d in shipped if d.name not in provided]
     wheels = fetch_wheels(
         resolution.distributions,
         target,
@@ -168,10 +175,16 @@ def _build_in(
     vendor_entries = [entry_for(f.arcname, f.path) for f in project.vendor_files]
     dependency_entries = _dependency_entries(site_packages, [wheels[d.name] for d in shipped])
     library_entries, overridden = _vendor_over_dependencies(vendor_entries, dependency_entries)
+    trimmed = exclude(library_entries, options.exclude)
+    library_entries = trimmed.kept
+    for pattern in trimmed.unmatched:
+        log.warning("--exclude %r matched no dependency or vendor file", pattern)
+    report["left_out"] = _left_out(report, provided, wheels, trimmed.removed)
     for arcname in overridden:
         log.warning("vendor/%s replaces the file of the same path from a dependency", arcname)
     _refuse_app_collisions(app_entries, library_entries, project)
     refuse_over_unzipped_limit([*app_entries, *library_entries], project.root)
+    report["dependencies"] = [d for d in report["dependencies"] if d["name"] not in provided]
     for entry in report["dependencies"]:
         entry["wheel"] = wheels[entry["name"]].name
         entry["unpacked_size"] = tree.unpacked_sizes[entry["name"]]
@@ -368,6 +381,32 @@ def _unchanged_build(
         warnings.append(missing_dependencies_warning(missing))
         log.warning("%s", warnings[-1])
     return BuildResult(report, report_path, warnings)
+
+
+def _left_out(
+    report: Mapping[str, Any],
+    provided: set[str],
+    wheels: Mapping[str, Path],
+    excluded: Sequence[ZipEntry],
+) -> dict[str, Any]:
+    """What ``--without-runtime-provided`` and ``--exclude`` kept out, and the bytes saved."""
+    runtime = [
+        {
+            "name": d["name"],
+            "version": d["version"],
+            "unpacked_size": sum(i.file_size for i in shipped_members(wheels[d["name"]]).values()),
+        }
+        for d in report["dependencies"]
+        if d["name"] in provided
+    ]
+    excluded_bytes = sum(
+        e.raw.info.file_size if e.raw is not None else e.source.stat().st_size for e in excluded
+    )
+    return {
+        "runtime_provided": runtime,
+        "excluded_files": [e.arcname for e in excluded],
+        "bytes_saved": sum(item["unpacked_size"] for item in runtime) + excluded_bytes,
+    }
 
 
 def _under(prefix: str, entry: ZipEntry) -> ZipEntry:

@@ -102,6 +102,19 @@ def _add_build_options(command: argparse.ArgumentParser) -> None:
         action="store_true",
         help="resolve requirements again even when a recent resolution is cached",
     )
+    command.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="leave out dependency and vendor files matching this glob (repeatable)",
+    )
+    command.add_argument(
+        "--without-runtime-provided",
+        action="store_true",
+        help="leave out boto3, botocore, s3transfer, jmespath and what only they need "
+        "(Lambda's Python runtime provides them)",
+    )
     command.add_argument("-v", "--verbose", action="store_true", help="log pip's output")
 
 
@@ -119,6 +132,8 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         import_app=args.import_app,
         import_timeout=args.import_timeout,
         refresh=args.refresh,
+        exclude=tuple(args.exclude),
+        without_runtime_provided=args.without_runtime_provided,
     )
 
 

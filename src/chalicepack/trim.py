@@ -1,0 +1,79 @@
+"""What a user may leave out to fit Lambda's limits, on request only.
+
+- ``--without-runtime-provided``: the distributions Lambda's Python runtime already ships
+  (boto3, botocore, s3transfer, jmespath) and those only they require (python-dateutil,
+  urllib3, six... unless something else in the package needs them too). The runtime's copies
+  are what the function then imports; pin nothing newer than the runtime's boto3 if you rely
+  on a recent API.
+- ``--exclude PATTERN``: dependency and vendor files whose path in the package matches a
+  glob (``fnmatch``, ``*`` crosses ``/``), or lies below a directory that matches it:
+  ``*/tests`` drops every package's ``tests/`` folder. App files are never excluded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import PurePosixPath
+
+from .archive import ZipEntry
+from .resolve import Distribution
+
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath")
+
+
+def runtime_provided(distributions: Sequence[Distribution]) -> set[str]:
+    """Names of the runtime-provided distributions and of those only they require."""
+    provided = {d.name for d in distributions if d.name in RUNTIME_PROVIDED}
+    if not provided:
+        return set()
+    edges = {d.name: set(d.requires) for d in distributions}
+    roots = [d.name for d in distributions if d.requested and d.name not in provided]
+    needed: set[str] = set()
+    stack = list(roots)
+    while stack:
+        name = stack.pop()
+        if name in needed or name in provided:
+            continue
+        needed.add(name)
+        stack.extend(edges.get(name, ()))
+    below_provided: set[str] = set()
+    stack = list(provided)
+    while stack:
+        name = stack.pop()
+        if name in below_provided:
+            continue
+        below_provided.add(name)
+        stack.extend(edges.get(name, ()))
+    return {name for name in below_provided if name not in needed}
+
+
+@dataclass(frozen=True)
+class Excluded:
+    kept: list[ZipEntry]
+    removed: list[ZipEntry]
+    unmatched: list[str]  # patterns that matched no file: probably a typo
+
+
+def exclude(entries: Iterable[ZipEntry], patterns: Sequence[str]) -> Excluded:
+    kept: list[ZipEntry] = []
+    removed: list[ZipEntry] = []
+    used: set[str] = set()
+    for entry in entries:
+        pattern = _matching(entry.arcname, patterns)
+        if pattern is None:
+            kept.append(entry)
+        else:
+            removed.append(entry)
+            used.add(pattern)
+    return Excluded(kept, removed, [p for p in patterns if p not in used])
+
+
+def _matching(arcname: str, patterns: Sequence[str]) -> str | None:
+    path = PurePosixPath(arcname)
+    candidates = [arcname, *(str(parent) for parent in path.parents if str(parent) != ".")]
+    for pattern in patterns:
+        if any(fnmatchcase(candidate, pattern) for candidate in candidates):
+            return pattern
+    return None

@@ -421,12 +421,179 @@ def test_a_bad_input_value_names_the_input_and_what_it_accepts(
     assert step.outputs == {}
 
 
-def test_every_bad_input_is_reported_at_once(workspace: Path, run_action) -> None:
-    step = run_action({"automatic_layer": "on", "check_only": "maybe"})
+PROJECT_FIX = (
+    "set project_dir to the folder that holds app.py and .chalice/, relative to the workspace root"
+)
+RUNNER_PATH = "(${{ github.workspace }} is the runner's path, not the container's)"
+
+
+def inside_only(example: str) -> str:
+    return (
+        "it must be inside the workspace: the runner mounts only the workspace into the Action's"
+        " container, so anything written elsewhere is lost when the step ends; use a path"
+        f" relative to the workspace root, like {example}"
+    )
+
+
+OUT_INSIDE = inside_only("build/lambda")
+CACHE_INSIDE = inside_only(".chalicepack-cache (the default)")
+
+
+def no_setup(workspace: Path, outside: Path) -> None:
+    pass
+
+
+def build_links_outside(workspace: Path, outside: Path) -> None:
+    (workspace / "build").symlink_to(outside)
+
+
+def the_cache_links_outside(workspace: Path, outside: Path) -> None:
+    (workspace / ".chalicepack-cache").symlink_to(outside / "cache")
+
+
+def a_symlink_loop(workspace: Path, outside: Path) -> None:
+    (workspace / "loop").symlink_to(workspace / "loop")
+
+
+def files_outside(tmp_path: Path, workspace: Path) -> set[Path]:
+    """Everything under tmp_path but the workspace and the runner's file-commands folder."""
+    skipped = (workspace, tmp_path / "_runner_file_commands")
+    return {
+        path
+        for path in tmp_path.rglob("*")
+        if not any(path == root or path.is_relative_to(root) for root in skipped)
+    }
+
+
+# {outside} is tmp_path/elsewhere (it does not exist unless the setup makes it), {workspace}
+# the workspace, both resolved.
+@pytest.mark.parametrize(
+    ("inputs", "setup", "message"),
+    [
+        (
+            {"project_dir": "no-such-app"},
+            no_setup,
+            f"input project_dir: no-such-app does not exist in the workspace; {PROJECT_FIX}"
+            " (and check it out with actions/checkout before this step)",
+        ),
+        (
+            {"project_dir": "docs-app/./app.py"},
+            no_setup,
+            f"input project_dir: docs-app/app.py is not a directory; {PROJECT_FIX}",
+        ),
+        (
+            # ${{ github.workspace }} in a container Action: the runner's path.
+            {"project_dir": "{outside}/docs-app"},
+            no_setup,
+            "input project_dir: {outside}/docs-app does not exist in the Action's container,"
+            f" whose workspace is {{workspace}} {{runner_path}}; {PROJECT_FIX} (and check it out"
+            " with actions/checkout before this step)",
+        ),
+        (
+            {"output_dir": "{outside}/out"},
+            no_setup,
+            f"input output_dir: {{outside}}/out is outside the workspace {{runner_path}};"
+            f" {OUT_INSIDE}",
+        ),
+        (
+            {"output_dir": "../elsewhere/out"},
+            no_setup,
+            "input output_dir: ../elsewhere/out resolves to {outside}/out, outside the"
+            f" workspace; {OUT_INSIDE}",
+        ),
+        (
+            {"output_dir": "docs-app/../../elsewhere"},
+            no_setup,
+            "input output_dir: docs-app/../../elsewhere resolves to {outside}, outside the"
+            f" workspace; {OUT_INSIDE}",
+        ),
+        (
+            {"output_dir": "build/lambda"},
+            build_links_outside,
+            "input output_dir: build/lambda leads through a symlink to {outside}/lambda, outside"
+            f" the workspace; {OUT_INSIDE}",
+        ),
+        (
+            {"output_dir": "loop/out"},
+            a_symlink_loop,
+            f"input output_dir: loop/out goes through a symlink loop; {OUT_INSIDE}",
+        ),
+        (
+            {"cache_dir": "{outside}/cache"},
+            no_setup,
+            f"input cache_dir: {{outside}}/cache is outside the workspace {{runner_path}};"
+            f" {CACHE_INSIDE}",
+        ),
+        (
+            {"cache_dir": "../../cache"},
+            no_setup,
+            "input cache_dir: ../../cache resolves to {tmp_parent}/cache, outside the workspace;"
+            f" {CACHE_INSIDE}",
+        ),
+        (
+            {},  # the default cache_dir, a symlink out of the workspace
+            the_cache_links_outside,
+            "input cache_dir: .chalicepack-cache leads through a symlink to {outside}/cache,"
+            f" outside the workspace; {CACHE_INSIDE}",
+        ),
+    ],
+)
+def test_a_bad_path_input_names_the_input_and_writes_nothing_anywhere(
+    inputs: dict[str, str],
+    setup,
+    message: str,
+    tmp_path: Path,
+    workspace: Path,
+    run_action,
+) -> None:
+    places = {
+        "outside": str(tmp_path.resolve() / "elsewhere"),
+        "workspace": str(workspace.resolve()),
+        "tmp_parent": str(tmp_path.resolve().parent),
+        "runner_path": RUNNER_PATH,
+    }
+    setup(workspace, Path(places["outside"]))
+    in_workspace = sorted(workspace.rglob("*"))
+    outside = files_outside(tmp_path, workspace)
+
+    step = run_action(
+        {"project_dir": "docs-app", **{k: v.format(**places) for k, v in inputs.items()}}
+    )
 
     assert step.returncode == 2
+    expected = message.format(**places)
+    assert [c for c in step.commands if c.startswith("::error")] == [
+        f"::error title=Bad input::{expected}"
+    ]
+    assert expected in step.stderr
+    assert step.outputs == {}
+    assert step.summary == ""
+    assert sorted(workspace.rglob("*")) == in_workspace  # no dist/, no cache
+    assert files_outside(tmp_path, workspace) == outside  # nothing made outside either
+    assert not (tmp_path.parent / "cache").exists()
+
+
+def test_every_bad_input_is_reported_at_once(tmp_path: Path, workspace: Path, run_action) -> None:
+    out = tmp_path.resolve() / "out"
+    step = run_action(
+        {
+            "automatic_layer": "on",
+            "check_only": "maybe",
+            "project_dir": "no-such-app",
+            "output_dir": str(out),
+            "cache_dir": "..",
+        }
+    )
+
+    assert step.returncode == 2
+    (error,) = [c for c in step.commands if c.startswith("::error")]
+    assert error.startswith("::error title=Bad input::input project_dir: no-such-app does not")
     assert "input automatic_layer: 'on'" in step.stderr
     assert "input check_only: 'maybe'" in step.stderr
+    assert "input project_dir: no-such-app does not exist in the workspace" in step.stderr
+    assert f"input output_dir: {out} is outside the workspace" in step.stderr
+    assert f"input cache_dir: .. resolves to {tmp_path.resolve()}, outside" in step.stderr
+    assert not out.exists()
 
 
 def test_a_project_without_app_py_is_bad_input(workspace: Path, run_action) -> None:

@@ -185,6 +185,8 @@ def main() -> int:
 def _run(env: Mapping[str, str], workspace: Path, written: list[Path]) -> int:
     values = read_inputs(env)
     _mask_index_credentials(env, workspace / values["project_dir"])
+    if problems := input_problems(values, workspace):  # before anything is built or written
+        raise BadInput("\n".join(problems))
     invocation = parse_inputs(values, workspace, debug=env.get("RUNNER_DEBUG") == "1")
     for message in ignored_inputs(values):
         gha.warning(message, title="Input ignored")
@@ -238,10 +240,9 @@ def read_inputs(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def parse_inputs(values: Mapping[str, str], workspace: Path, *, debug: bool = False) -> Invocation:
-    """Validate the inputs, turn them into CLI arguments and parse those with the CLI's parser."""
-    problems = [problem for item in INPUTS if (problem := _check(item, values[item.name]))]
-    problems += [] if problems else _conflicts(values)
-    if problems:
+    """Validate the inputs' values, turn them into CLI arguments and parse those with the CLI's
+    parser. (Where the path inputs point is checked by ``input_problems`` given the workspace.)"""
+    if problems := input_problems(values):
         raise BadInput("\n".join(problems))
     project_dir = workspace / values["project_dir"]
     runtime = _runtime(values["runtime"], project_dir, workspace)
@@ -262,6 +263,19 @@ def parse_inputs(values: Mapping[str, str], workspace: Path, *, debug: bool = Fa
         publish_args = build_parser().parse_args(publish_arguments(values, report))
         publish = publish_options_from_args(publish_args)
     return Invocation(args, options, runtime, publish, packaging)
+
+
+def input_problems(values: Mapping[str, str], workspace: Path | None = None) -> list[str]:
+    """Everything wrong with the inputs, each naming its input and the fix, to report at once:
+    bad values and, given the workspace, path inputs that point where they must not (see
+    ``_place``); then, when each input is fine alone, inputs that contradict each other."""
+    problems = [
+        problem
+        for item in INPUTS
+        if (problem := _check(item, values[item.name]))
+        or (workspace is not None and (problem := _place(item, values[item.name], workspace)))
+    ]
+    return problems or _conflicts(values)
 
 
 def cli_command(values: Mapping[str, str]) -> str:
@@ -392,6 +406,63 @@ def _check(item: ActionInput, value: str) -> str | None:
     if item.kind == "option" and value:
         return _option_problem(item, value)
     return None
+
+
+# Where each path input must be, and an example of a good value.
+_PATH_EXAMPLES = {"output_dir": "build/lambda", "cache_dir": ".chalicepack-cache (the default)"}
+_PROJECT_FIX = (
+    "set project_dir to the folder that holds app.py and .chalice/, relative to the workspace root"
+)
+_RUNNER_PATH = "(${{ github.workspace }} is the runner's path, not the container's)"
+
+
+def _place(item: ActionInput, value: str, workspace: Path) -> str | None:
+    """What is wrong with where a path input points: a project_dir that is not a folder, an
+    output_dir or cache_dir outside the workspace (also through ``..`` or a symlink).
+
+    Only the workspace is mounted into the Action's container: what is written elsewhere is
+    gone when the step ends, and a path outside it (like ``${{ github.workspace }}``, the
+    runner's path) does not exist in the container.
+    """
+    if not value or item.kind not in ("positional", "path"):
+        return None
+    workspace = workspace.resolve()
+    given = Path(os.path.normpath(workspace / value))  # `..` undone, symlinks not followed
+    shown = _relative(given, workspace)
+    hint = f" {_RUNNER_PATH}" if Path(value).is_absolute() else ""
+    if item.kind == "positional":  # project_dir
+        if given.is_dir():
+            return None
+        if given.exists():
+            return f"input {item.name}: {shown} is not a directory; {_PROJECT_FIX}"
+        where = (
+            "in the workspace"
+            if given.is_relative_to(workspace)
+            else f"in the Action's container, whose workspace is {workspace}{hint}"
+        )
+        return (
+            f"input {item.name}: {shown} does not exist {where}; {_PROJECT_FIX} (and check it"
+            " out with actions/checkout before this step)"
+        )
+    inside = (
+        "it must be inside the workspace: the runner mounts only the workspace into the"
+        " Action's container, so anything written elsewhere is lost when the step ends; use a"
+        f" path relative to the workspace root, like {_PATH_EXAMPLES[item.name]}"
+    )
+    try:
+        resolved = given.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+        return f"input {item.name}: {shown} goes through a symlink loop; {inside}"
+    if resolved.is_relative_to(workspace):
+        return None
+    if given.is_relative_to(workspace):
+        return (
+            f"input {item.name}: {shown} leads through a symlink to {resolved}, outside the"
+            f" workspace; {inside}"
+        )
+    if hint:
+        return f"input {item.name}: {shown} is outside the workspace{hint}; {inside}"
+    return f"input {item.name}: {value} resolves to {given}, outside the workspace; {inside}"
 
 
 def _option_problem(item: ActionInput, value: str) -> str | None:

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from ghrunner import (
 )
 from motoserver import ACCOUNT, REGION, MotoServer, aws_environment
 from pkgindex import PackageIndex
+from test_trim import publish_aws_sdk
 
 pytest.importorskip("github_action_utils", reason="the Action needs Python 3.11+")
 
@@ -169,6 +171,7 @@ def test_the_job_summary_shows_artifacts_against_lambda_limits_and_the_dependenc
     # No .python-version: the summary says where the runtime came from and to pin it.
     assert "the action image's Python" in step.summary
     assert "pin it with the `runtime` input" in step.summary
+    assert "Left out" not in step.summary  # no exclude, no without_runtime_provided
 
 
 def _sizes(artifact: dict) -> list[str]:
@@ -455,6 +458,23 @@ def a_symlink_loop(workspace: Path, outside: Path) -> None:
     (workspace / "loop").symlink_to(workspace / "loop")
 
 
+def an_app_outside(workspace: Path, outside: Path) -> None:
+    """A whole Chalice project at {outside}, outside the workspace."""
+    shutil.copytree(EXAMPLE_APP, outside)
+
+
+def an_app_linked_outside(workspace: Path, outside: Path) -> None:
+    an_app_outside(workspace, outside)
+    (workspace / "linked-app").symlink_to(outside)
+
+
+PROJECT_INSIDE = (
+    "the project must be inside the workspace: the runner mounts only the workspace into the"
+    " Action's container, so a folder elsewhere is not your checkout, and what is written there"
+    f" (PROJECT_DIR/dist by default) is lost when the step ends; {PROJECT_FIX}"
+)
+
+
 def files_outside(tmp_path: Path, workspace: Path) -> set[Path]:
     """Everything under tmp_path but the workspace and the runner's file-commands folder."""
     skipped = (workspace, tmp_path / "_runner_file_commands")
@@ -488,6 +508,30 @@ def files_outside(tmp_path: Path, workspace: Path) -> set[Path]:
             "input project_dir: {outside}/docs-app does not exist in the Action's container,"
             f" whose workspace is {{workspace}} {{runner_path}}; {PROJECT_FIX} (and check it out"
             " with actions/checkout before this step)",
+        ),
+        (
+            {"project_dir": "../elsewhere"},
+            an_app_outside,
+            "input project_dir: ../elsewhere resolves to {outside}, outside the workspace;"
+            f" {PROJECT_INSIDE}",
+        ),
+        (
+            {"project_dir": "{outside}"},
+            an_app_outside,
+            f"input project_dir: {{outside}} is outside the workspace {{runner_path}};"
+            f" {PROJECT_INSIDE}",
+        ),
+        (
+            {"project_dir": "linked-app"},
+            an_app_linked_outside,
+            "input project_dir: linked-app leads through a symlink to {outside}, outside the"
+            f" workspace; {PROJECT_INSIDE}",
+        ),
+        (
+            {"project_dir": "../elsewhere/app.py"},  # outside first, then not a folder
+            an_app_outside,
+            "input project_dir: ../elsewhere/app.py resolves to {outside}/app.py, outside the"
+            f" workspace; {PROJECT_INSIDE}",
         ),
         (
             {"output_dir": "{outside}/out"},
@@ -571,6 +615,65 @@ def test_a_bad_path_input_names_the_input_and_writes_nothing_anywhere(
     assert sorted(workspace.rglob("*")) == in_workspace  # no dist/, no cache
     assert files_outside(tmp_path, workspace) == outside  # nothing made outside either
     assert not (tmp_path.parent / "cache").exists()
+
+
+def names_in(path: Path) -> list[str]:
+    with zipfile.ZipFile(path) as archive:
+        return archive.namelist()
+
+
+@pytest.mark.parametrize("package_format", ["", "cloudformation"])
+def test_exclude_and_without_runtime_provided_trim_the_zip_and_the_summary_gives_the_bytes_saved(
+    package_format: str, index: PackageIndex, workspace: Path, tmp_path: Path, run_action
+) -> None:
+    publish_aws_sdk(index)
+    index.add_wheel(
+        "bulky",
+        "1.0",
+        files={
+            "bulky/__init__.py": "",
+            "bulky/tests/test_bulky.py": "def test(): pass\n",
+            "bulky/docs/guide.md": "# guide\n",
+        },
+    )
+    project = workspace / "docs-app"
+    (project / "requirements.txt").write_text("bulky\nboto3\n")
+    (project / "chalicelib" / "NOTES.md").write_text("app files always ship\n")
+
+    step = run_action(
+        {
+            "project_dir": "docs-app",
+            "package_format": package_format,
+            # As a YAML block scalar gives it: one glob a line, a blank line and a newline.
+            "exclude": "*/tests\n\n*.md\n",
+            "without_runtime_provided": "true",
+        },
+        env=no_aws_config(tmp_path),
+    )
+
+    assert step.returncode == 0, step.stderr
+    shipped = names_in(workspace / step.outputs["deployment_zip"])
+    assert "bulky/__init__.py" in shipped
+    assert "chalicelib/NOTES.md" in shipped  # app files always ship
+    assert not [name for name in shipped if "/tests/" in name or name.endswith("guide.md")]
+    assert not [name for name in shipped if name.startswith(("boto3", "botocore", "s3transfer"))]
+    report = json.loads((workspace / step.outputs["report"]).read_text())
+    left_out = report["left_out"]
+    assert sorted(left_out["excluded_files"]) == [
+        "bulky/docs/guide.md",
+        "bulky/tests/test_bulky.py",
+    ]
+    assert sorted(entry["name"] for entry in left_out["runtime_provided"]) == [
+        "boto3", "botocore", "jmespath", "python-dateutil", "s3transfer", "six", "urllib3",
+    ]  # fmt: skip
+    assert "boto3" not in [entry["name"] for entry in report["dependencies"]]
+    saved = left_out["bytes_saved"]
+    assert saved > 0
+    assert (
+        f"Left out: {', '.join(entry['name'] for entry in left_out['runtime_provided'])}"
+        " (Lambda's runtime provides them, `without_runtime_provided`) and 2 files matching"
+        f" `exclude`; {human_size(saved)} ({saved:,} bytes) unzipped saved."
+    ) in step.summary
 
 
 def test_every_bad_input_is_reported_at_once(tmp_path: Path, workspace: Path, run_action) -> None:

@@ -68,6 +68,8 @@ def test_every_build_input_reaches_its_cli_option(tmp_path: Path) -> None:
         "check_only": "true",
         "import_app": "false",
         "import_timeout": "5.5",
+        "exclude": "*/tests\n\n  *.md  \n-leading-dash",
+        "without_runtime_provided": "true",
     }
     assert set(values) == {item.name for item in INPUTS if item.command == "build"}
 
@@ -86,6 +88,9 @@ def test_every_build_input_reaches_its_cli_option(tmp_path: Path) -> None:
     assert options.check_only is True
     assert options.import_app is False
     assert options.import_timeout == 5.5
+    # One --exclude per non-empty line, stripped; a glob starting with '-' is still a glob.
+    assert options.exclude == ("*/tests", "*.md", "-leading-dash")
+    assert options.without_runtime_provided is True
     assert invocation.publish is None
 
 
@@ -104,8 +109,13 @@ def test_with_a_package_format_every_build_input_reaches_the_package_options(
         "fail_on_missing": "true",
         "import_app": "false",
         "import_timeout": "5.5",
+        "exclude": "*/tests\n*.md",
+        "without_runtime_provided": "true",
         "package_format": "terraform",
     }
+    assert set(values) == {
+        item.name for item in INPUTS if item.command == "build" and item.kind != "command"
+    } | {"package_format"}
 
     invocation = parse_inputs({**DEFAULTS, **values}, tmp_path)
 
@@ -122,6 +132,8 @@ def test_with_a_package_format_every_build_input_reaches_the_package_options(
             import_app=False,
             import_timeout=5.5,
             refresh=True,
+            exclude=("*/tests", "*.md"),
+            without_runtime_provided=True,
         ),
         out_dir=tmp_path / "out",
         pkg_format="terraform",
@@ -191,6 +203,7 @@ def test_the_defaults_leave_the_cli_defaults_alone(tmp_path: Path) -> None:
     assert options.cache_dir == tmp_path / ".chalicepack-cache"
     assert (options.strict, options.check_only, options.refresh) == (False, False, False)
     assert (options.import_app, options.import_timeout) == (True, 60.0)
+    assert (options.exclude, options.without_runtime_provided) == ((), False)
     assert invocation.publish is None
 
 
@@ -255,6 +268,23 @@ def test_an_error_naming_cli_flags_says_which_inputs_they_are() -> None:
         "--project-dir x has no app.py; or --pkg-format\n(In this Action, --project-dir is the"
         " `project_dir` input; --pkg-format is the `package_format` input.)"
     )
+    assert in_action_terms("drop --exclude, or --without-runtime-provided") == (
+        "drop --exclude, or --without-runtime-provided\n(In this Action, --exclude is the"
+        " `exclude` input; --without-runtime-provided is `without_runtime_provided: true`.)"
+    )
+
+
+def test_the_trimming_inputs_have_no_effect_with_check_only() -> None:
+    values = {**DEFAULTS, "check_only": "true"}
+
+    assert ignored_inputs({**values, "exclude": "*/tests"}) == [
+        "input exclude has no effect: check_only writes no zip to leave anything out of"
+    ]
+    assert ignored_inputs({**values, "exclude": "*/tests", "without_runtime_provided": "true"}) == [
+        "inputs exclude, without_runtime_provided have no effect: check_only writes no zip to"
+        " leave anything out of"
+    ]
+    assert ignored_inputs({**DEFAULTS, "exclude": "*/tests"}) == []
 
 
 def test_aws_region_is_in_effect_with_a_package_format_alone() -> None:

@@ -581,6 +581,19 @@ def test_refresh_reaches_the_build(tmp_path: Path) -> None:
     assert options_from_args(parse(tmp_path / "out", "--refresh")).build.refresh is True
 
 
+def test_the_trimming_options_reach_the_build(tmp_path: Path) -> None:
+    default = options_from_args(parse(tmp_path / "out")).build
+    assert (default.exclude, default.without_runtime_provided) == ((), False)
+
+    args = parse(
+        tmp_path / "out", "--exclude", "*/tests", "--exclude=*.md", "--without-runtime-provided"
+    )
+    options = options_from_args(args).build
+
+    assert options.exclude == ("*/tests", "*.md")
+    assert options.without_runtime_provided is True
+
+
 def import_timeout_type(command: str) -> Callable[[str], Any]:
     """The type function of ``command``'s --import-timeout, from the CLI's own parser."""
     from chalicepack.cli import build_parser

@@ -55,11 +55,12 @@ EXIT_OK, EXIT_FAILED = 0, 1  # and ChalicepackError.exit_code
 #   followup  true runs that command after a successful build (publish_layer -> publish-layer)
 #   positional, path   the value (a path relative to the workspace, made absolute)
 #   text      the value, which must not be empty; choice, option: the value, or nothing if empty
+#   lines     one flag per non-empty line of the value (exclude: each glob -> --exclude GLOB)
 #   flag      true adds the flag; negated: false adds the flag (import_app: false -> --no-import)
 #   tristate  true/false adds --flag/--no-flag, empty adds nothing
 InputKind = Literal[
     "command", "followup", "positional", "text", "path", "choice", "option", "flag", "negated",
-    "tristate",
+    "tristate", "lines",
 ]  # fmt: skip
 BOOLEAN_KINDS = ("command", "followup", "flag", "negated")
 PUBLISH_LAYER = "publish-layer"
@@ -105,6 +106,8 @@ INPUTS: tuple[ActionInput, ...] = (
     ActionInput("package_format", "--pkg-format", "", "choice", PACKAGE),
     ActionInput("import_app", "--no-import", "true", "negated"),
     ActionInput("import_timeout", "--import-timeout", "", "option"),
+    ActionInput("exclude", "--exclude", "", "lines"),
+    ActionInput("without_runtime_provided", "--without-runtime-provided", "false", "flag"),
     ActionInput("publish_layer", PUBLISH_LAYER, "false", "followup", PUBLISH_LAYER),
     ActionInput("layer_name", "--layer-name", "", "option", PUBLISH_LAYER),
     ActionInput("layer_s3_bucket", "--s3-bucket", "", "option", PUBLISH_LAYER),
@@ -332,7 +335,15 @@ def _arguments(item: ActionInput, value: str, workspace: Path, flag: str) -> lis
         return [flag, str(workspace / value)]
     if item.kind in ("text", "choice", "option") and value:
         return [flag, value]
+    if item.kind == "lines":
+        # --flag=VALUE: a glob starting with '-' is still the option's value.
+        return [f"{flag}={line}" for line in _lines(value)]
     return []
+
+
+def _lines(value: str) -> list[str]:
+    """The non-empty lines of a multi-line input, stripped."""
+    return [line.strip() for line in value.splitlines() if line.strip()]
 
 
 def _conflicts(values: Mapping[str, str]) -> list[str]:
@@ -383,6 +394,21 @@ def ignored_inputs(values: Mapping[str, str]) -> list[str]:
         messages.append("input import_timeout has no effect: import_app is false")
     elif values["import_timeout"] and _is_true(values["check_only"]):
         messages.append("input import_timeout has no effect: check_only does not import the app")
+    if _is_true(values["check_only"]):
+        trims = [
+            name
+            for name, given in (
+                ("exclude", bool(values["exclude"])),
+                ("without_runtime_provided", _is_true(values["without_runtime_provided"])),
+            )
+            if given
+        ]
+        if trims:
+            verb = "has" if len(trims) == 1 else "have"
+            messages.append(
+                f"input{'s' if len(trims) > 1 else ''} {', '.join(trims)} {verb} no effect:"
+                " check_only writes no zip to leave anything out of"
+            )
     return messages
 
 
@@ -417,8 +443,9 @@ _RUNNER_PATH = "(${{ github.workspace }} is the runner's path, not the container
 
 
 def _place(item: ActionInput, value: str, workspace: Path) -> str | None:
-    """What is wrong with where a path input points: a project_dir that is not a folder, an
-    output_dir or cache_dir outside the workspace (also through ``..`` or a symlink).
+    """What is wrong with where a path input points: a project_dir that is not a folder or
+    is outside the workspace, an output_dir or cache_dir outside the workspace (also through
+    ``..`` or a symlink).
 
     Only the workspace is mounted into the Action's container: what is written elsewhere is
     gone when the step ends, and a path outside it (like ``${{ github.workspace }}``, the
@@ -431,38 +458,55 @@ def _place(item: ActionInput, value: str, workspace: Path) -> str | None:
     shown = _relative(given, workspace)
     hint = f" {_RUNNER_PATH}" if Path(value).is_absolute() else ""
     if item.kind == "positional":  # project_dir
-        if given.is_dir():
-            return None
-        if given.exists():
+        if not given.exists():
+            where = (
+                "in the workspace"
+                if given.is_relative_to(workspace)
+                else f"in the Action's container, whose workspace is {workspace}{hint}"
+            )
+            return (
+                f"input {item.name}: {shown} does not exist {where}; {_PROJECT_FIX} (and check"
+                " it out with actions/checkout before this step)"
+            )
+        outside = _outside(item, value, given, workspace, _PROJECT_INSIDE)
+        if outside is not None:
+            return outside
+        if not given.is_dir():
             return f"input {item.name}: {shown} is not a directory; {_PROJECT_FIX}"
-        where = (
-            "in the workspace"
-            if given.is_relative_to(workspace)
-            else f"in the Action's container, whose workspace is {workspace}{hint}"
-        )
-        return (
-            f"input {item.name}: {shown} does not exist {where}; {_PROJECT_FIX} (and check it"
-            " out with actions/checkout before this step)"
-        )
+        return None
     inside = (
         "it must be inside the workspace: the runner mounts only the workspace into the"
         " Action's container, so anything written elsewhere is lost when the step ends; use a"
         f" path relative to the workspace root, like {_PATH_EXAMPLES[item.name]}"
     )
+    return _outside(item, value, given, workspace, inside)
+
+
+_PROJECT_INSIDE = (
+    "the project must be inside the workspace: the runner mounts only the workspace into the"
+    " Action's container, so a folder elsewhere is not your checkout, and what is written there"
+    f" (PROJECT_DIR/dist by default) is lost when the step ends; {_PROJECT_FIX}"
+)
+
+
+def _outside(item: ActionInput, value: str, given: Path, workspace: Path, why: str) -> str | None:
+    """What is wrong with a path input that leads out of the workspace (``given``: the path
+    with ``..`` undone), ``why`` saying why it must not; None when it stays inside."""
+    shown = _relative(given, workspace)
     try:
         resolved = given.resolve()
     except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
-        return f"input {item.name}: {shown} goes through a symlink loop; {inside}"
+        return f"input {item.name}: {shown} goes through a symlink loop; {why}"
     if resolved.is_relative_to(workspace):
         return None
     if given.is_relative_to(workspace):
         return (
             f"input {item.name}: {shown} leads through a symlink to {resolved}, outside the"
-            f" workspace; {inside}"
+            f" workspace; {why}"
         )
-    if hint:
-        return f"input {item.name}: {shown} is outside the workspace{hint}; {inside}"
-    return f"input {item.name}: {value} resolves to {given}, outside the workspace; {inside}"
+    if Path(value).is_absolute():
+        return f"input {item.name}: {shown} is outside the workspace {_RUNNER_PATH}; {why}"
+    return f"input {item.name}: {value} resolves to {given}, outside the workspace; {why}"
 
 
 def _option_problem(item: ActionInput, value: str) -> str | None:
@@ -972,12 +1016,35 @@ def _summary_artifacts(report: Mapping[str, Any], workspace: Path, options: Buil
         f" and its layers together. Unzipped total: {human_size(unzipped)}"
         f" ({100 * unzipped / UNZIPPED_LIMIT:.1f}% of 250 MiB), {verdict} the limit."
     )
+    if left_out := _summary_left_out(report):
+        rows.append(f"\n{left_out}")
     if template := report.get("template"):
         rows.append(
             f"\nTemplate: `{_relative(Path(template['path']), workspace)}` ({template['format']}),"
             " written by Chalice's own packager around these zips."
         )
     return "### Artifacts\n\n" + "\n".join(rows)
+
+
+def _summary_left_out(report: Mapping[str, Any]) -> str:
+    """What ``without_runtime_provided`` and ``exclude`` kept out of the zips, and the bytes
+    saved (the report's ``left_out``); empty when nothing was left out."""
+    left_out = report.get("left_out") or {}
+    provided = [entry["name"] for entry in left_out.get("runtime_provided", [])]
+    excluded = left_out.get("excluded_files", [])
+    if not provided and not excluded:
+        return ""
+    saved = int(left_out.get("bytes_saved", 0))
+    parts = []
+    if provided:
+        parts.append(
+            f"{', '.join(_cell(name) for name in provided)} (Lambda's runtime provides them,"
+            " `without_runtime_provided`)"
+        )
+    if excluded:
+        files = "file" if len(excluded) == 1 else "files"
+        parts.append(f"{len(excluded)} {files} matching `exclude`")
+    return f"Left out: {' and '.join(parts)}; {human_size(saved)} ({saved:,} bytes) unzipped saved."
 
 
 def _summary_layer(step: LayerStep | None) -> str:

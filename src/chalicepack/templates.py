@@ -418,6 +418,19 @@ def add_package_command(
         action="store_true",
         help="resolve requirements again even when a recent resolution is cached",
     )
+    command.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="leave out dependency and vendor files matching this glob (repeatable)",
+    )
+    command.add_argument(
+        "--without-runtime-provided",
+        action="store_true",
+        help="leave out boto3, botocore, s3transfer, jmespath and what only they need "
+        "(Lambda's Python runtime provides them)",
+    )
     command.add_argument("-v", "--verbose", action="store_true", help="log pip's output")
     return command
 
@@ -435,6 +448,8 @@ def options_from_args(args: argparse.Namespace) -> PackageOptions:
             import_app=args.import_app,
             import_timeout=args.import_timeout,
             refresh=args.refresh,
+            exclude=tuple(args.exclude),
+            without_runtime_provided=args.without_runtime_provided,
         ),
         out_dir=args.out_dir,
         pkg_format=args.pkg_format,

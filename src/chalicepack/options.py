@@ -1,8 +1,97 @@
-"""Value checks shared by the CLI's commands (``build``/``check`` and ``package``)."""
+"""The build options the CLI's commands share (``build``/``check`` and ``package``): one
+definition, so the commands, and the Action that maps its inputs through them, cannot drift."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from .build import BuildOptions
+from .target import ARCHES, RUNTIME_GLIBC
+
+
+def add_build_options(command: argparse.ArgumentParser) -> None:
+    """Every option that shapes a build, less the project and output directories."""
+    command.add_argument("--stage", default="dev", help="config.json stage (default: dev)")
+    command.add_argument(
+        "--automatic-layer",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="put dependencies in a layer zip (default: the stage's automatic_layer)",
+    )
+    command.add_argument(
+        "--runtime",
+        choices=list(RUNTIME_GLIBC),
+        help="Lambda runtime (default: the running interpreter's, as Chalice does)",
+    )
+    command.add_argument(
+        "--arch",
+        choices=list(ARCHES),
+        help="Lambda architecture (default: config.json's lambda_architecture, else x86_64)",
+    )
+    command.add_argument(
+        "--strict", action="store_true", help="exit 1 when a dependency has no build for the target"
+    )
+    command.add_argument(
+        "--cache-dir", type=Path, help="wheel cache (default: $XDG_CACHE_HOME/chalicepack)"
+    )
+    command.add_argument(
+        "--json", action="store_true", help="print build-report.json to stdout instead"
+    )
+    command.add_argument(
+        "--no-import",
+        dest="import_app",
+        action="store_false",
+        help="do not import app.py to check it and list its Lambda functions",
+    )
+    command.add_argument(
+        "--import-timeout",
+        type=seconds,
+        default=BuildOptions.import_timeout,
+        metavar="SECONDS",
+        help="how long importing app.py may take (default: 60)",
+    )
+    command.add_argument(
+        "--refresh",
+        action="store_true",
+        help="resolve requirements again even when a recent resolution is cached",
+    )
+    command.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="leave out dependency and vendor files matching this glob (repeatable)",
+    )
+    command.add_argument(
+        "--without-runtime-provided",
+        action="store_true",
+        help="leave out boto3, botocore, s3transfer, jmespath and what only they need "
+        "(Lambda's Python runtime provides them)",
+    )
+    command.add_argument("-v", "--verbose", action="store_true", help="log pip's output")
+
+
+def build_options(
+    args: argparse.Namespace, *, out_dir: Path | None, check_only: bool = False
+) -> BuildOptions:
+    """The BuildOptions of parsed arguments (``args.project_dir`` names the project)."""
+    return BuildOptions(
+        project_dir=args.project_dir,
+        stage=args.stage,
+        out_dir=out_dir,
+        automatic_layer=args.automatic_layer,
+        runtime=args.runtime,
+        arch=args.arch,
+        strict=args.strict,
+        cache_dir=args.cache_dir,
+        check_only=check_only,
+        import_app=args.import_app,
+        import_timeout=args.import_timeout,
+        refresh=args.refresh,
+        exclude=tuple(args.exclude),
+        without_runtime_provided=args.without_runtime_provided,
+    )
 
 
 def seconds(text: str) -> float:

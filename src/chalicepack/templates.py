@@ -35,9 +35,9 @@ from .errors import (
     MissingDependencies,
 )
 from .install import file_sha256
-from .options import seconds
+from .options import add_build_options, build_options
 from .report import REPORT_NAME, summary_lines, write_json_atomically
-from .target import ARCHES, RUNTIME_GLIBC, Target
+from .target import Target
 
 log = logging.getLogger(__name__)
 
@@ -351,7 +351,6 @@ def add_package_command(
         default=Path("."),
         help="the Chalice project (holding app.py and .chalice/); default: .",
     )
-    command.add_argument("--stage", default="dev", help="config.json stage (default: dev)")
     command.add_argument(
         "--pkg-format",
         choices=PKG_FORMATS,
@@ -374,83 +373,13 @@ def add_package_command(
     command.add_argument(
         "--profile", help="AWS profile whose region's service principals the template names"
     )
-    command.add_argument(
-        "--automatic-layer",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="put dependencies in a layer zip (default: the stage's automatic_layer)",
-    )
-    command.add_argument(
-        "--runtime",
-        choices=list(RUNTIME_GLIBC),
-        help="Lambda runtime (default: the running interpreter's, as Chalice does)",
-    )
-    command.add_argument(
-        "--arch",
-        choices=list(ARCHES),
-        help="Lambda architecture (default: config.json's lambda_architecture, else x86_64)",
-    )
-    command.add_argument(
-        "--strict", action="store_true", help="exit 1 when a dependency has no build for the target"
-    )
-    command.add_argument(
-        "--cache-dir", type=Path, help="wheel cache (default: $XDG_CACHE_HOME/chalicepack)"
-    )
-    command.add_argument(
-        "--json", action="store_true", help="print build-report.json to stdout instead"
-    )
-    command.add_argument(
-        "--no-import",
-        dest="import_app",
-        action="store_false",
-        help="do not run the build's import check of app.py (the report lists no functions); "
-        "generating the template still imports it, as chalice package does",
-    )
-    command.add_argument(
-        "--import-timeout",
-        type=seconds,
-        default=BuildOptions.import_timeout,
-        metavar="SECONDS",
-        help="how long the build's import check of app.py may take (default: 60)",
-    )
-    command.add_argument(
-        "--refresh",
-        action="store_true",
-        help="resolve requirements again even when a recent resolution is cached",
-    )
-    command.add_argument(
-        "--exclude",
-        action="append",
-        default=[],
-        metavar="PATTERN",
-        help="leave out dependency and vendor files matching this glob (repeatable)",
-    )
-    command.add_argument(
-        "--without-runtime-provided",
-        action="store_true",
-        help="leave out boto3, botocore, s3transfer, jmespath and what only they need "
-        "(Lambda's Python runtime provides them)",
-    )
-    command.add_argument("-v", "--verbose", action="store_true", help="log pip's output")
+    add_build_options(command)
     return command
 
 
 def options_from_args(args: argparse.Namespace) -> PackageOptions:
     return PackageOptions.parse(
-        build=BuildOptions(
-            project_dir=args.project_dir,
-            stage=args.stage,
-            automatic_layer=args.automatic_layer,
-            runtime=args.runtime,
-            arch=args.arch,
-            strict=args.strict,
-            cache_dir=args.cache_dir,
-            import_app=args.import_app,
-            import_timeout=args.import_timeout,
-            refresh=args.refresh,
-            exclude=tuple(args.exclude),
-            without_runtime_provided=args.without_runtime_provided,
-        ),
+        build=build_options(args, out_dir=None),
         out_dir=args.out_dir,
         pkg_format=args.pkg_format,
         template_format=args.template_format,

@@ -29,7 +29,7 @@ from chalicepack.action import (
     template_region,
 )
 from chalicepack.build import BuildOptions
-from chalicepack.layer import PublishOptions
+from chalicepack.options import PublishOptions
 from chalicepack.report import REPORT_NAME
 from chalicepack.templates import PackageOptions
 

@@ -33,13 +33,8 @@ from .build import BuildOptions, build
 from .cli import build_parser, options_from_args
 from .config import load_stage_config
 from .errors import AppImportError, BadInput, ChalicepackError, MissingDependencies
-from .layer import (
-    LAYER_NAME,
-    PublishedLayer,
-    PublishOptions,
-    publish_layer,
-    publish_options_from_args,
-)
+from .layer import LAYER_NAME, PublishedLayer, publish_layer
+from .options import PublishOptions, publish_options_from_args
 from .report import REPORT_NAME, human_size, summary_lines
 from .target import host_runtime
 from .templates import PackageOptions, package

@@ -285,10 +285,14 @@ def _check_import(
 def _link_tree(root: Path, entries: Iterable[ZipEntry]) -> Path:
     """A directory holding ``entries`` at their zip paths, as symlinks to their sources."""
     root.mkdir(parents=True)
+    made = {root}
     for entry in entries:
         link = root / entry.arcname
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(entry.source.resolve())
+        if link.parent not in made:
+            link.parent.mkdir(parents=True, exist_ok=True)
+            made.add(link.parent)
+        # Sources are absolute already (project files resolved, the cached tree's own paths).
+        os.symlink(entry.source, link)
     return root
 
 

@@ -16,8 +16,7 @@ from types import FrameType
 from . import __version__
 from .build import BuildOptions, build
 from .errors import BadInput, ChalicepackError
-from .layer import add_publish_layer_command, run_publish_layer
-from .options import add_build_options, build_options
+from .options import add_build_options, add_publish_layer_command, build_options
 from .report import summary_lines
 from .templates import add_package_command, run_package
 
@@ -93,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = build_parser().parse_args(argv)
             log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
             if args.command == "publish-layer":
+                from .layer import run_publish_layer  # boto3 loads only for this command
+
                 return run_publish_layer(args)
             if args.command == "package":
                 return run_package(args)

@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -168,9 +169,11 @@ def _install_one(
     site_packages: Path,
 ) -> InstalledDistribution:
     _refuse_paths_outside(wheel)
-    before = _tree_files(site_packages)
     try:
-        with WheelFile.open(wheel) as source:
+        with WheelFile.open(wheel) as source, warnings.catch_warnings():
+            # installer warns (RuntimeWarning) for each .pyc a wheel carries and skips it, as
+            # we want: say so in the debug log, not as a raw warning on stderr.
+            warnings.filterwarnings("ignore", message="Skip installing", category=RuntimeWarning)
             source.validate_record()
             install(source, destination, additional_metadata={})
     except FileExistsError as error:
@@ -186,7 +189,11 @@ def _install_one(
         ) from error
     except OSError as error:
         raise BuildFailure(f"cannot install {wheel.name}: {error}") from error
-    files = sorted(_tree_files(site_packages) - before)
+    # What the wheel put in site-packages: its shipped members and the RECORD installer wrote
+    # (walking the whole tree after each wheel would cost time quadratic in its size).
+    record = f"{source.dist_info_dir}/RECORD"
+    candidates = [*shipped_members(wheel), record]
+    files = sorted(name for name in candidates if (site_packages / name).is_file())
     size = sum((site_packages / name).stat().st_size for name in files)
     return InstalledDistribution(distribution, wheel, tuple(files), size)
 
@@ -207,12 +214,6 @@ def _refuse_paths_outside(wheel: Path) -> None:
                 " site-packages; it was refused and nothing of it was written: replace or"
                 " remove the requirement that brings it in"
             )
-
-
-def _tree_files(root: Path) -> set[str]:
-    if not root.exists():
-        return set()
-    return {path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()}
 
 
 @dataclass(frozen=True)

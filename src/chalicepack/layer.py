@@ -30,7 +30,8 @@ from botocore.utils import validate_region_name
 from . import __version__
 from .errors import BadInput, PublishError
 from .install import file_sha256
-from .report import REPORT_NAME, human_size
+from .options import PublishOptions, publish_options_from_args
+from .report import human_size
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -158,14 +159,6 @@ class LayerPlan:
             f"built by chalicepack {self.chalicepack_version}; "
             f"{self.layer.path.name} sha256 {self.layer.sha256}"
         )
-
-
-@dataclass(frozen=True)
-class PublishOptions:
-    report_path: Path = Path("dist") / REPORT_NAME
-    layer_name: str | None = None  # default: <app_name>-<stage>-managed-layer, as Chalice names it
-    s3_bucket: str | None = None  # needed for a layer zip over 50 MB
-    region: str | None = None  # default: AWS_REGION, then boto3's (AWS_DEFAULT_REGION, profile)
 
 
 @dataclass(frozen=True)
@@ -451,46 +444,6 @@ def _one_line(message: str) -> str:
     """AWS's message on one line; an unparsed error body (XML, HTML) is dropped, not echoed."""
     message = " ".join(message.split())
     return "" if message.startswith("<") else message[:300]
-
-
-def add_publish_layer_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``publish-layer`` to the CLI's subcommands; ``run_publish_layer`` runs it."""
-    command: argparse.ArgumentParser = subparsers.add_parser(
-        "publish-layer",
-        help="publish the layer zip of a build as a Lambda layer version, unless unchanged",
-    )
-    command.add_argument(
-        "--report",
-        type=Path,
-        default=PublishOptions.report_path,
-        help=f"the build's report (default: dist/{REPORT_NAME})",
-    )
-    command.add_argument(
-        "--layer-name", help="layer name (default: <app_name>-<stage>-managed-layer, as Chalice)"
-    )
-    command.add_argument(
-        "--s3-bucket", help="upload through this bucket (needed for a layer zip over 50 MB)"
-    )
-    command.add_argument(
-        "--region", help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's)"
-    )
-    command.add_argument(
-        "--json",
-        action="store_true",
-        help="print layer_arn, layer_version, layer_published and layer_name as JSON",
-    )
-    command.add_argument("-v", "--verbose", action="store_true", help="log more")
-    return command
-
-
-def publish_options_from_args(args: argparse.Namespace) -> PublishOptions:
-    """``publish-layer``'s parsed arguments as the options of :func:`publish_layer`."""
-    return PublishOptions(
-        report_path=args.report,
-        layer_name=args.layer_name,
-        s3_bucket=args.s3_bucket,
-        region=args.region,
-    )
 
 
 def run_publish_layer(args: argparse.Namespace) -> int:

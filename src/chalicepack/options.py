@@ -4,9 +4,12 @@ definition, so the commands, and the Action that maps its inputs through them, c
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .build import BuildOptions
+from .report import REPORT_NAME
 from .target import ARCHES, RUNTIME_GLIBC
 
 
@@ -103,3 +106,53 @@ def seconds(text: str) -> float:
     if not 0 < value <= 900:
         raise argparse.ArgumentTypeError(f"{text!r}: use a number of seconds from 1 to 900")
     return value
+
+
+@dataclass(frozen=True)
+class PublishOptions:
+    """What ``publish-layer`` publishes, and where (boto3 is imported only to publish)."""
+
+    report_path: Path = Path("dist") / REPORT_NAME
+    layer_name: str | None = None  # default: <app_name>-<stage>-managed-layer, as Chalice names it
+    s3_bucket: str | None = None  # needed for a layer zip over 50 MB
+    region: str | None = None  # default: AWS_REGION, then boto3's (AWS_DEFAULT_REGION, profile)
+
+
+def add_publish_layer_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``publish-layer`` to the CLI's subcommands; ``run_publish_layer`` runs it."""
+    command: argparse.ArgumentParser = subparsers.add_parser(
+        "publish-layer",
+        help="publish the layer zip of a build as a Lambda layer version, unless unchanged",
+    )
+    command.add_argument(
+        "--report",
+        type=Path,
+        default=PublishOptions.report_path,
+        help=f"the build's report (default: dist/{REPORT_NAME})",
+    )
+    command.add_argument(
+        "--layer-name", help="layer name (default: <app_name>-<stage>-managed-layer, as Chalice)"
+    )
+    command.add_argument(
+        "--s3-bucket", help="upload through this bucket (needed for a layer zip over 50 MB)"
+    )
+    command.add_argument(
+        "--region", help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's)"
+    )
+    command.add_argument(
+        "--json",
+        action="store_true",
+        help="print layer_arn, layer_version, layer_published and layer_name as JSON",
+    )
+    command.add_argument("-v", "--verbose", action="store_true", help="log more")
+    return command
+
+
+def publish_options_from_args(args: argparse.Namespace) -> PublishOptions:
+    """``publish-layer``'s parsed arguments as the options of :func:`publish_layer`."""
+    return PublishOptions(
+        report_path=args.report,
+        layer_name=args.layer_name,
+        s3_bucket=args.s3_bucket,
+        region=args.region,
+    )

@@ -33,7 +33,8 @@ from test_trim import publish_aws_sdk
 
 pytest.importorskip("github_action_utils", reason="the Action needs Python 3.11+")
 
-from chalicepack.action import Runtime, job_summary
+from chalicepack.actioninputs import Runtime
+from chalicepack.actionreport import job_summary
 from chalicepack.build import BuildOptions
 from chalicepack.report import human_size
 from chalicepack.target import host_runtime

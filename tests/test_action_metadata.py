@@ -19,14 +19,13 @@ from ghrunner import action_metadata
 
 pytest.importorskip("github_action_utils", reason="the Action needs Python 3.11+")
 
-from chalicepack.action import (
-    DEFAULT_TEMPLATE_REGION,
+from chalicepack.action import DEFAULT_TEMPLATE_REGION, template_region
+from chalicepack.actioninputs import (
     INPUTS,
     cli_command_actions,
     ignored_inputs,
     in_action_terms,
     parse_inputs,
-    template_region,
 )
 from chalicepack.build import BuildOptions
 from chalicepack.options import PublishOptions

@@ -1,11 +1,12 @@
 """Import the packaged app the way Lambda will load it, and list the Lambda functions it defines.
 
-The import runs in a child process of the build interpreter started with ``-I -S`` (nothing from
-the build host's site-packages is importable) and ``sys.path`` = the function tree (Lambda's
-``/var/task``, also the child's cwd), then the layer's site-packages, then the standard library.
-Its environment is the caller's, plus ``AWS_CHALICE_CLI_MODE=true``, plus the stage's
-``environment_variables``, as ``chalice package`` imports the app. The child reports back as JSON
-in a file of its own, so what the app prints (captured as ``output``) never mixes with it.
+The import runs in a child process (``_importchild.py``, run by path) of the build interpreter
+started with ``-I -S`` (nothing from the build host's site-packages, nor chalicepack, is
+importable) and ``sys.path`` = the function tree (Lambda's ``/var/task``, also the child's cwd),
+then the layer's site-packages, then the standard library. Its environment is the caller's, plus
+``AWS_CHALICE_CLI_MODE=true``, plus the stage's ``environment_variables``, as ``chalice package``
+imports the app. The child reports back as JSON in a file of its own, so what the app prints
+(captured as ``output``) never mixes with it.
 
 Compiled modules the build interpreter cannot load
 --------------------------------------------------
@@ -86,6 +87,11 @@ _MAX_ATTEMPTS = 25
 
 # How long a timed-out child gets to write where it was before it is killed.
 _STACK_GRACE = 1.0
+
+# The child's script, run by path: standard library only, as nothing of chalicepack is importable
+# there. It reports facts (the app's functions, or the exception chain with file paths); every
+# decision is made here, in the parent.
+_CHILD = Path(__file__).absolute().with_name("_importchild.py")  # its cwd is the function tree
 
 
 @dataclass(frozen=True)
@@ -419,9 +425,10 @@ def _run_child(
         "result": str(result),
         "stack": str(stack),
     }
-    # -I -S: no user or host site-packages, no PYTHON* variables; -B: no __pycache__ written
-    # into the tree that ships; -u: output survives a kill; -X utf8: Lambda's UTF-8 locale.
-    command = [sys.executable, "-I", "-S", "-B", "-u", "-X", "utf8", "-c", _CHILD_SOURCE]
+    # -I -S: no user or host site-packages, no PYTHON* variables, and not the child's own folder
+    # (chalicepack's) on sys.path; -B: no __pycache__ written into the tree that ships; -u: output
+    # survives a kill; -X utf8: Lambda's UTF-8 locale.
+    command = [sys.executable, "-I", "-S", "-B", "-u", "-X", "utf8", str(_CHILD)]
     env = {**os.environ, "AWS_CHALICE_CLI_MODE": "true", **environment}
     with output_file.open("wb") as output:
         # Output goes to a file, not a pipe: a process the app leaves behind cannot hold it open.
@@ -728,284 +735,3 @@ def _not_an_app_error(report: _Report, setting: _Setting, output: str) -> AppImp
         file=setting.project_root / "app.py",
         output=output,
     )
-
-
-# --- the child --------------------------------------------------------------------------------
-
-# Runs with ``python -I -S -c``: standard library only, and nothing of chalicepack is importable,
-# so it is source text. It reports facts (the app's functions, or the exception chain with file
-# paths); every decision is made above, in the parent.
-_CHILD_SOURCE = r"""
-import faulthandler
-import importlib
-import importlib.machinery
-import json
-import linecache
-import os
-import signal
-import sys
-import traceback
-import types
-
-SPEC = json.loads(sys.argv.pop())
-ROOTS = [SPEC["tree"]] + [SPEC[key] for key in ("layer", "runtime") if SPEC[key]]
-STUBS = tuple(SPEC["stubs"])
-sys.path[:0] = ROOTS  # /var/task, the layer, /var/runtime, then the stdlib (-S: no site)
-
-
-class StubMeta(type):
-    def __getattr__(cls, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        value = stub_class(cls.__qualname__ + "." + name)
-        type.__setattr__(cls, name, value)
-        return value
-
-    def __call__(cls, *args, **kwargs):
-        # A stand-in used as a decorator leaves the app's function as it is.
-        if cls.__dict__.get("_stand_in") and len(args) == 1 and not kwargs and callable(args[0]):
-            return args[0]
-        return super().__call__(*args, **kwargs)
-
-
-class Stub(metaclass=StubMeta):
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __init_subclass__(cls, **kwargs):
-        pass
-
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return stub_class(type(self).__qualname__ + "." + name)
-
-    def __call__(self, *args, **kwargs):
-        if len(args) == 1 and not kwargs and callable(args[0]):
-            return args[0]
-        return Stub()
-
-    def __mro_entries__(self, bases):
-        return (Stub,)
-
-
-def stub_class(name):
-    cls = StubMeta(name.rpartition(".")[2], (Stub,), {"_stand_in": True})
-    cls.__qualname__ = name
-    return cls
-
-
-def _stand_in(self, *args):
-    return Stub()
-
-
-def _false(self, *args):
-    return False
-
-
-for _kind in (StubMeta, Stub):
-    for _op in ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "pow",
-                "lshift", "rshift", "and", "xor", "or"):
-        setattr(_kind, "__%s__" % _op, _stand_in)
-        setattr(_kind, "__r%s__" % _op, _stand_in)
-    for _name in ("__neg__", "__pos__", "__invert__", "__getitem__"):
-        setattr(_kind, _name, _stand_in)
-    for _name in ("__lt__", "__le__", "__gt__", "__ge__", "__contains__", "__exit__"):
-        setattr(_kind, _name, _false)
-    _kind.__iter__ = lambda self: iter(())
-    _kind.__len__ = lambda self: 0
-    _kind.__bool__ = lambda self: True
-    _kind.__int__ = _kind.__index__ = lambda self: 0
-    _kind.__float__ = lambda self: 0.0
-    _kind.__enter__ = lambda self: self
-    _kind.__setitem__ = _kind.__delitem__ = lambda self, *args: None
-
-
-class StubModule(types.ModuleType):
-    def __getattr__(self, name):
-        if name.startswith("__") and name != "__version__":
-            raise AttributeError(name)
-        value = stub_class(self.__name__ + "." + name)
-        setattr(self, name, value)
-        return value
-
-
-class StubFinder:
-    @classmethod
-    def find_spec(cls, name, path=None, target=None):
-        if any(name == stub or name.startswith(stub + ".") for stub in STUBS):
-            return importlib.machinery.ModuleSpec(name, cls, is_package=True)
-        return None
-
-    @staticmethod
-    def create_module(spec):
-        return StubModule(spec.name)
-
-    @staticmethod
-    def exec_module(module):
-        pass
-
-
-if STUBS:
-    sys.meta_path.insert(0, StubFinder)
-
-
-def is_stub(value):
-    return isinstance(value, (StubModule, Stub, StubMeta))
-
-
-def text(value):
-    try:
-        return str(value)
-    except Exception:
-        return "<%s that cannot be printed>" % type(value).__name__
-
-
-def frame_record(frame, lineno):
-    filename = frame.f_code.co_filename
-    try:
-        touches = bool(STUBS) and any(is_stub(v) for v in list(frame.f_globals.values()))
-    except Exception:
-        touches = False
-    return {
-        "file": filename,
-        "line": lineno,
-        "function": frame.f_code.co_name,
-        "code": linecache.getline(filename, lineno or 0).strip(),
-        "touches_stub": touches,
-    }
-
-
-def describe(exc):
-    kind = type(exc)
-    facts = {
-        "type": kind.__name__ if kind.__module__ == "builtins"
-        else kind.__module__ + "." + kind.__qualname__,
-        "mro": [base.__name__ for base in kind.__mro__],
-        "message": text(exc),
-        "frames": [frame_record(f, n) for f, n in traceback.walk_tb(exc.__traceback__)],
-    }
-    if isinstance(exc, ImportError):
-        facts["module"] = exc.name
-        facts["path"] = exc.path
-        facts["module_loaded"] = exc.name in sys.modules
-    if isinstance(exc, SyntaxError):
-        facts["syntax"] = {
-            "file": exc.filename,
-            "line": exc.lineno,
-            "text": (exc.text or "").strip(),
-            "message": text(exc.msg),
-        }
-    return facts
-
-
-def causes(exc):
-    # Follow __context__ too, even when suppressed: the root cause decides the verdict.
-    seen = []
-    while exc is not None and not any(exc is other for other in seen):
-        seen.append(exc)
-        exc = exc.__cause__ if exc.__cause__ is not None else exc.__context__
-    return seen
-
-
-EVENT_KINDS = {
-    "S3EventConfig": "s3",
-    "SNSEventConfig": "sns",
-    "SQSEventConfig": "sqs",
-    "KinesisEventConfig": "kinesis",
-    "DynamoDBEventConfig": "dynamodb",
-    "CloudWatchEventConfig": "cloudwatch",
-    "ScheduledEventConfig": "schedule",
-}
-
-
-def lambda_functions(app):
-    # The order and names of chalice.deploy.appgraph.ApplicationGraphBuilder.build.
-    found = [[f.name, f.handler_string, "lambda_function"] for f in app.pure_lambda_functions]
-    unknown = []
-    for source in app.event_sources:
-        kinds = [EVENT_KINDS[c.__name__] for c in type(source).__mro__ if c.__name__ in EVENT_KINDS]
-        if kinds:
-            found.append([source.name, source.handler_string, kinds[0]])
-        else:
-            unknown.append(type(source).__name__)
-    if app.routes:
-        found.append(["api_handler", "app.app", "api"])
-        found += [[a.name, a.handler_string, "authorizer"] for a in app.builtin_auth_handlers]
-    sockets = {h.route_key_handled: h.handler_string for h in app.websocket_handlers.values()}
-    for key, name in (("$connect", "websocket_connect"), ("$disconnect", "websocket_disconnect")):
-        if key in sockets:
-            found.append([name, sockets.pop(key), "websocket"])
-    if sockets:
-        found.append(["websocket_message", next(iter(sockets.values())), "websocket"])
-    return found, unknown
-
-
-def missing_handlers(found):
-    missing = []
-    for name, handler, _ in found:
-        module_name, _, attribute = handler.rpartition(".")
-        try:
-            module = importlib.import_module(module_name)
-        except Exception as exc:
-            missing.append([name, handler, "importing %s failed: %s" % (module_name, text(exc))])
-            continue
-        if not hasattr(module, attribute):
-            missing.append([name, handler, "%s has no %s" % (module_name, attribute)])
-    return missing
-
-
-def inspect_app():
-    module = importlib.import_module("app")
-    absent = object()
-    app = getattr(module, "app", absent)
-    if app is absent:
-        return {"no_app": True}
-    import chalice.app  # the shipped runtime: app.app must be an instance of its Chalice
-
-    if not isinstance(app, chalice.app.Chalice):
-        return {"not_chalice": type(app).__module__ + "." + type(app).__qualname__}
-    found, unknown = lambda_functions(app)
-    return {
-        "loaded": {
-            "app_name": app.app_name,
-            "functions": found,
-            "unknown_events": unknown,
-            "missing_handlers": missing_handlers(found),
-        }
-    }
-
-
-def write_json(path, value):
-    with open(path + ".partial", "w", encoding="utf-8") as handle:
-        json.dump(value, handle, default=text)
-    os.replace(path + ".partial", path)
-
-
-def dump_stack(signum, frame):
-    records = [frame_record(f, n) for f, n in traceback.walk_stack(frame)]
-    write_json(SPEC["stack"], records[::-1])
-
-
-def main():
-    faulthandler.enable()
-    if hasattr(signal, "SIGUSR1"):
-        signal.signal(signal.SIGUSR1, dump_stack)
-    try:
-        try:
-            report = inspect_app()
-        except BaseException as exc:
-            report = {"failed": [describe(item) for item in causes(exc)]}
-        write_json(SPEC["result"], report)
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:
-                pass
-        # Skip atexit handlers and non-daemon threads the app started: they are not the import.
-        os._exit(0)
-
-
-main()
-"""

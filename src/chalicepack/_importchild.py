@@ -1,0 +1,317 @@
+"""The app-import check's child process: import app.py as Lambda would and report what it found.
+
+``appimport`` runs this file by path (``python -I -S -B -u -X utf8 _importchild.py SPEC``), never
+imports it. Standard library only, and self-contained: with ``-I -S`` neither chalicepack nor the
+build host's site-packages is importable here (``-I`` keeps this file's folder off ``sys.path``).
+It reports facts (the app's functions, or the exception chain with file paths) as JSON in files
+the spec names; every decision is made in the parent. Nothing beyond what the code below uses is
+imported at run time (``typing`` only while type checking), so the app starts as close to a bare
+interpreter as the check allows.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import importlib
+import importlib.machinery
+import json
+import linecache
+import os
+import signal
+import sys
+import traceback
+import types
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+SPEC: dict[str, Any] = {}  # the parent's spec, from the last command-line argument (main())
+STUBS: tuple[str, ...] = ()  # the modules the import gets stand-ins for
+
+
+class StubMeta(type):
+    def __getattr__(cls, name: str) -> StubMeta:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        value = stub_class(cls.__qualname__ + "." + name)
+        type.__setattr__(cls, name, value)
+        return value
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        # A stand-in used as a decorator leaves the app's function as it is.
+        if cls.__dict__.get("_stand_in") and len(args) == 1 and not kwargs and callable(args[0]):
+            return args[0]
+        return super().__call__(*args, **kwargs)
+
+
+class Stub(metaclass=StubMeta):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> StubMeta:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return stub_class(type(self).__qualname__ + "." + name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if len(args) == 1 and not kwargs and callable(args[0]):
+            return args[0]
+        return Stub()
+
+    def __mro_entries__(self, bases: tuple[type, ...]) -> tuple[type, ...]:
+        return (Stub,)
+
+
+def stub_class(name: str) -> StubMeta:
+    cls = StubMeta(name.rpartition(".")[2], (Stub,), {"_stand_in": True})
+    cls.__qualname__ = name
+    return cls
+
+
+def _stand_in(self: object, *args: object) -> Any:
+    return Stub()
+
+
+def _false(self: object, *args: object) -> bool:
+    return False
+
+
+_OPERATORS = (
+    "add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "pow", "lshift", "rshift", "and",
+    "xor", "or",
+)  # fmt: skip
+
+
+def _answer_everything(kind: type) -> None:
+    """Give ``kind`` (stand-in classes and their instances) every operator and protocol, each
+    answering harmlessly."""
+    for op in _OPERATORS:
+        setattr(kind, f"__{op}__", _stand_in)
+        setattr(kind, f"__r{op}__", _stand_in)
+    for name in ("__neg__", "__pos__", "__invert__", "__getitem__"):
+        setattr(kind, name, _stand_in)
+    for name in ("__lt__", "__le__", "__gt__", "__ge__", "__contains__", "__exit__"):
+        setattr(kind, name, _false)
+    protocols: dict[str, Callable[..., object]] = {
+        "__iter__": lambda self: iter(()),
+        "__len__": lambda self: 0,
+        "__bool__": lambda self: True,
+        "__int__": lambda self: 0,
+        "__float__": lambda self: 0.0,
+        "__enter__": lambda self: self,
+        "__setitem__": lambda self, *args: None,
+    }
+    protocols["__index__"] = protocols["__int__"]
+    protocols["__delitem__"] = protocols["__setitem__"]
+    for name, method in protocols.items():
+        setattr(kind, name, method)
+
+
+for _kind in (StubMeta, Stub):
+    _answer_everything(_kind)
+
+
+class StubModule(types.ModuleType):
+    def __getattr__(self, name: str) -> StubMeta:
+        if name.startswith("__") and name != "__version__":
+            raise AttributeError(name)
+        value = stub_class(self.__name__ + "." + name)
+        setattr(self, name, value)
+        return value
+
+
+class StubFinder:
+    @classmethod
+    def find_spec(
+        cls,
+        name: str,
+        path: Sequence[str] | None = None,
+        target: types.ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        if any(name == stub or name.startswith(stub + ".") for stub in STUBS):
+            # The class itself is the loader (create_module and exec_module are static).
+            return importlib.machinery.ModuleSpec(name, cls, is_package=True)  # type: ignore[arg-type]
+        return None
+
+    @staticmethod
+    def create_module(spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        return StubModule(spec.name)
+
+    @staticmethod
+    def exec_module(module: types.ModuleType) -> None:
+        pass
+
+
+def is_stub(value: object) -> bool:
+    return isinstance(value, (StubModule, Stub, StubMeta))
+
+
+def text(value: object) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return f"<{type(value).__name__} that cannot be printed>"
+
+
+def frame_record(frame: types.FrameType, lineno: int | None) -> dict[str, object]:
+    filename = frame.f_code.co_filename
+    try:
+        touches = bool(STUBS) and any(is_stub(v) for v in list(frame.f_globals.values()))
+    except Exception:
+        touches = False
+    return {
+        "file": filename,
+        "line": lineno,
+        "function": frame.f_code.co_name,
+        "code": linecache.getline(filename, lineno or 0).strip(),
+        "touches_stub": touches,
+    }
+
+
+def describe(exc: BaseException) -> dict[str, object]:
+    kind = type(exc)
+    facts: dict[str, object] = {
+        "type": kind.__name__
+        if kind.__module__ == "builtins"
+        else kind.__module__ + "." + kind.__qualname__,
+        "mro": [base.__name__ for base in kind.__mro__],
+        "message": text(exc),
+        "frames": [frame_record(f, n) for f, n in traceback.walk_tb(exc.__traceback__)],
+    }
+    if isinstance(exc, ImportError):
+        facts["module"] = exc.name
+        facts["path"] = exc.path
+        facts["module_loaded"] = exc.name in sys.modules
+    if isinstance(exc, SyntaxError):
+        facts["syntax"] = {
+            "file": exc.filename,
+            "line": exc.lineno,
+            "text": (exc.text or "").strip(),
+            "message": text(exc.msg),
+        }
+    return facts
+
+
+def causes(exc: BaseException | None) -> list[BaseException]:
+    # Follow __context__ too, even when suppressed: the root cause decides the verdict.
+    seen: list[BaseException] = []
+    while exc is not None and not any(exc is other for other in seen):
+        seen.append(exc)
+        exc = exc.__cause__ if exc.__cause__ is not None else exc.__context__
+    return seen
+
+
+EVENT_KINDS = {
+    "S3EventConfig": "s3",
+    "SNSEventConfig": "sns",
+    "SQSEventConfig": "sqs",
+    "KinesisEventConfig": "kinesis",
+    "DynamoDBEventConfig": "dynamodb",
+    "CloudWatchEventConfig": "cloudwatch",
+    "ScheduledEventConfig": "schedule",
+}
+
+
+def lambda_functions(app: Any) -> tuple[list[list[str]], list[str]]:
+    # The order and names of chalice.deploy.appgraph.ApplicationGraphBuilder.build. ``app`` is
+    # the shipped Chalice's, whose attributes may differ from the build host's: typed as Any.
+    found = [[f.name, f.handler_string, "lambda_function"] for f in app.pure_lambda_functions]
+    unknown = []
+    for source in app.event_sources:
+        kinds = [EVENT_KINDS[c.__name__] for c in type(source).__mro__ if c.__name__ in EVENT_KINDS]
+        if kinds:
+            found.append([source.name, source.handler_string, kinds[0]])
+        else:
+            unknown.append(type(source).__name__)
+    if app.routes:
+        found.append(["api_handler", "app.app", "api"])
+        found += [[a.name, a.handler_string, "authorizer"] for a in app.builtin_auth_handlers]
+    sockets = {h.route_key_handled: h.handler_string for h in app.websocket_handlers.values()}
+    for key, name in (("$connect", "websocket_connect"), ("$disconnect", "websocket_disconnect")):
+        if key in sockets:
+            found.append([name, sockets.pop(key), "websocket"])
+    if sockets:
+        found.append(["websocket_message", next(iter(sockets.values())), "websocket"])
+    return found, unknown
+
+
+def missing_handlers(found: list[list[str]]) -> list[list[str]]:
+    missing = []
+    for name, handler, _ in found:
+        module_name, _, attribute = handler.rpartition(".")
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            missing.append([name, handler, f"importing {module_name} failed: {text(exc)}"])
+            continue
+        if not hasattr(module, attribute):
+            missing.append([name, handler, f"{module_name} has no {attribute}"])
+    return missing
+
+
+def inspect_app() -> dict[str, object]:
+    module = importlib.import_module("app")
+    absent = object()
+    app = getattr(module, "app", absent)
+    if app is absent:
+        return {"no_app": True}
+    import chalice.app  # the shipped runtime: app.app must be an instance of its Chalice
+
+    if not isinstance(app, chalice.app.Chalice):
+        return {"not_chalice": type(app).__module__ + "." + type(app).__qualname__}
+    found, unknown = lambda_functions(app)
+    return {
+        "loaded": {
+            "app_name": app.app_name,
+            "functions": found,
+            "unknown_events": unknown,
+            "missing_handlers": missing_handlers(found),
+        }
+    }
+
+
+def write_json(path: str, value: object) -> None:
+    with open(path + ".partial", "w", encoding="utf-8") as handle:
+        json.dump(value, handle, default=text)
+    os.replace(path + ".partial", path)
+
+
+def dump_stack(signum: int, frame: types.FrameType | None) -> None:
+    records = [frame_record(f, n) for f, n in traceback.walk_stack(frame)]
+    write_json(SPEC["stack"], records[::-1])
+
+
+def main() -> None:
+    global STUBS
+    SPEC.update(json.loads(sys.argv.pop()))
+    roots = [SPEC["tree"], *(SPEC[key] for key in ("layer", "runtime") if SPEC[key])]
+    STUBS = tuple(SPEC["stubs"])
+    sys.path[:0] = roots  # /var/task, the layer, /var/runtime, then the stdlib (-S: no site)
+    if STUBS:
+        sys.meta_path.insert(0, StubFinder)
+    faulthandler.enable()
+    if hasattr(signal, "SIGUSR1"):
+        signal.signal(signal.SIGUSR1, dump_stack)
+    try:
+        try:
+            report = inspect_app()
+        except BaseException as exc:
+            report = {"failed": [describe(item) for item in causes(exc)]}
+        write_json(SPEC["result"], report)
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                continue  # a closed or broken stream: nothing more to save from it
+        # Skip atexit handlers and non-daemon threads the app started: they are not the import.
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

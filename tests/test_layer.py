@@ -19,12 +19,8 @@ import pytest
 
 from chalicepack import __version__
 from chalicepack.errors import BadInput
-from chalicepack.layer import (
-    DIRECT_UPLOAD_LIMIT,
-    UNZIPPED_LIMIT,
-    LayerPlan,
-    check_limits,
-)
+from chalicepack.layer import LayerPlan, check_limits
+from chalicepack.limits import DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT
 from conftest import make_project
 from motoserver import ACCOUNT, REGION, MotoServer, aws_environment, free_port
 

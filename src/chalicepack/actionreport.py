@@ -16,13 +16,11 @@ from .actioninputs import Runtime, in_action_terms, relative
 from .build import BuildOptions
 from .errors import AppImportError, BadInput, ChalicepackError
 from .layer import PublishedLayer
+from .limits import DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT
 from .report import human_size
 
 log = logging.getLogger("chalicepack")
 
-# Lambda's limits (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
-DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024  # a zip uploaded with the API call itself
-UNZIPPED_LIMIT = 250 * 1024 * 1024  # the function and all its layers, unzipped
 # The runner refuses a step summary over 1 MiB; stay clear of it.
 SUMMARY_LIMIT = 1000 * 1000
 SUMMARY_DEPENDENCY_ROWS = 300

@@ -50,6 +50,11 @@ class ZipEntry:
     raw: RawMember | None = None  # when set, copied from there instead of deflating source
 
     @property
+    def size(self) -> int:
+        """Unzipped size, from the wheel's listing or ``stat``: nothing is read."""
+        return self.raw.info.file_size if self.raw is not None else self.source.stat().st_size
+
+    @property
     def mode(self) -> int:
         return 0o755 if self.executable else 0o644
 

@@ -403,9 +403,7 @@ def _left_out(
         for d in report["dependencies"]
         if d["name"] in provided
     ]
-    excluded_bytes = sum(
-        e.raw.info.file_size if e.raw is not None else e.source.stat().st_size for e in excluded
-    )
+    excluded_bytes = sum(entry.size for entry in excluded)
     return {
         "runtime_provided": runtime,
         "excluded_files": [e.arcname for e in excluded],

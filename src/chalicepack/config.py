@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from chalicepack.errors import ConfigError
+from chalicepack.target import ARCHES
 
 __all__ = [
     "ARCHITECTURES",
@@ -31,7 +32,7 @@ __all__ = [
 CONFIG_RELPATH = Path(".chalice") / "config.json"
 DEFAULT_STAGE = "dev"  # Chalice's default stage; usable even when "stages" is empty
 SUPPORTED_VERSION = "2.0"
-ARCHITECTURES = ("x86_64", "arm64")
+ARCHITECTURES = ARCHES  # the target's architectures, as config.json spells them
 
 # The keys this module reads, per level. Chalice reads the architecture from
 # "lambda_architecture" (stage, then top level); a bare "architecture" is ignored by Chalice.

@@ -30,6 +30,7 @@ from botocore.utils import validate_region_name
 from . import __version__
 from .errors import BadInput, PublishError
 from .install import file_sha256
+from .limits import DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT
 from .options import PublishOptions, publish_options_from_args
 from .report import human_size
 
@@ -41,9 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Lambda's quotas (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
-DIRECT_UPLOAD_LIMIT = 52_428_800  # 50 MB zipped: a bigger zip must come from S3
-UNZIPPED_LIMIT = 262_144_000  # 250 MB unzipped: the function and all its layers together
 # Lambda's LayerName pattern, for a name (not an ARN); the console caps names at 64 characters.
 LAYER_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 S3_KEY_PREFIX = "chalicepack/layers/"

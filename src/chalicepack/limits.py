@@ -1,4 +1,5 @@
-"""Lambda's size limit on what a build ships, checked from file sizes before anything is zipped."""
+"""Lambda's size limits, in one place; what a build ships is checked against them from file
+sizes before anything is zipped (``publish-layer`` and the Action's summary use them too)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from .archive import ZipEntry
 from .errors import BadInput
 from .report import human_size
 
-# 250 MB unzipped: a function and all its layers together
-# (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
-UNZIPPED_LIMIT = 262_144_000
+# Lambda's quotas (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
+UNZIPPED_LIMIT = 262_144_000  # 250 MiB unzipped: a function and all its layers together
+DIRECT_UPLOAD_LIMIT = 52_428_800  # 50 MiB zipped: a bigger zip must come from S3
 BIGGEST_SHOWN = 5
 
 
@@ -19,7 +20,7 @@ def refuse_over_unzipped_limit(entries: Sequence[ZipEntry], project_root: Path) 
     """Refuse a package Lambda would refuse: ``entries`` (the function's and the layer's, each
     file once) over 250 MB unzipped. Sizes come from ``stat`` and the wheels' listings, so a
     huge file is refused without being read."""
-    sizes = [(_size(entry), entry) for entry in entries]
+    sizes = [(entry.size, entry) for entry in entries]
     total = sum(size for size, _ in sizes)
     if total <= UNZIPPED_LIMIT:
         return
@@ -31,10 +32,6 @@ def refuse_over_unzipped_limit(entries: Sequence[ZipEntry], project_root: Path) 
         f" the biggest files: {listing}; remove what the function does not need (load big data"
         " from S3 at run time)"
     )
-
-
-def _size(entry: ZipEntry) -> int:
-    return entry.raw.info.file_size if entry.raw is not None else entry.source.stat().st_size
 
 
 def _origin(entry: ZipEntry, project_root: Path) -> str:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .install import stored_sha256
 from .report import write_json_atomically
 from .requirements import RequirementLine, is_exact_pin, referenced_files
 from .resolve import Distribution, MissingDistribution, Resolution
@@ -101,7 +102,7 @@ def save_resolution(
     for distribution in resolution.distributions:
         stored = wheels[distribution.name]
         distributions.append(
-            {**asdict(distribution), "sha256": stored.parent.name, "filename": stored.name}
+            {**asdict(distribution), "sha256": stored_sha256(stored), "filename": stored.name}
         )
     record = {
         "pinned": pinned,

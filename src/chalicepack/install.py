@@ -25,6 +25,7 @@ from installer.exceptions import InstallerError
 from installer.sources import WheelFile
 from installer.utils import SCHEME_NAMES
 
+from . import __version__
 from .errors import BadInput, BuildFailure
 from .pip import redact, run_pip
 from .resolve import Distribution
@@ -82,6 +83,12 @@ def fetch_wheels(
     if to_download:
         wheels.update(_download(to_download, target, store, cache_dir, index_options))
     return wheels
+
+
+def stored_sha256(wheel: Path) -> str:
+    """The sha256 of a wheel ``fetch_wheels`` returned: its content address in the store
+    (``<sha256>/<file>``), verified when it was fetched or taken from the store."""
+    return wheel.parent.name
 
 
 def _stored(store: Path, distribution: Distribution) -> Path | None:
@@ -282,12 +289,10 @@ def _install_tree_locked(
 def _tree_key(
     wheels: dict[str, Path], distributions: Sequence[Distribution], target: Target
 ) -> str:
-    from . import __version__
-
     digest = hashlib.sha256(f"{__version__}\0{target.runtime}\0{target.arch}".encode())
     for distribution in sorted(distributions, key=lambda d: d.name):
         wheel = wheels[distribution.name]
-        digest.update(f"\0{distribution.name}\0{wheel.name}\0{file_sha256(wheel)}".encode())
+        digest.update(f"\0{distribution.name}\0{wheel.name}\0{stored_sha256(wheel)}".encode())
     return digest.hexdigest()
 
 

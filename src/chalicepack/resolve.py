@@ -18,7 +18,7 @@ import hashlib
 import logging
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,9 @@ class _Context:
     target: Target
     workdir: Path
     cache_dir: Path | None
+    # Answers of _newest_target_release: a suspect with no requirements.txt line is asked
+    # about twice (does another release fit? which one to suggest?), one pip run each.
+    newest: dict[str, Distribution | None] = field(default_factory=dict)
 
     def dry_run(self, args: Sequence[str], label: str) -> tuple[PipResult, dict[str, Any] | None]:
         return dry_run_report(
@@ -261,12 +264,13 @@ def _another_release_fits(context: _Context, suspect: Distribution) -> bool:
 
 
 def _newest_target_release(context: _Context, requirement: str) -> Distribution | None:
-    args = [*context.wheels_only, "--no-deps", *index_options(context.requirements), requirement]
-    label = "newest-" + hashlib.sha256(requirement.encode()).hexdigest()[:12]
-    _, report = context.dry_run(args, label)
-    if report is None:
-        return None
-    return distributions_from_report(report)[0]
+    if requirement not in context.newest:
+        args = [*context.wheels_only, "--no-deps", *index_options(context.requirements)]
+        label = "newest-" + hashlib.sha256(requirement.encode()).hexdigest()[:12]
+        _, report = context.dry_run([*args, requirement], label)
+        found = None if report is None else distributions_from_report(report)[0]
+        context.newest[requirement] = found
+    return context.newest[requirement]
 
 
 def _build_from_source(context: _Context, suspect: Distribution) -> BuiltWheel | Unusable:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import re
 import tarfile
 import textwrap
 import zipfile
@@ -28,6 +29,10 @@ def _metadata(name: str, version: str, requires: Sequence[str], requires_python:
     lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     if requires_python:
         lines.append(f"Requires-Python: {requires_python}")
+    # Build backends declare each extra their Requires-Dist markers use (pip ignores an extra
+    # a wheel does not declare).
+    extras = dict.fromkeys(re.findall(r"extra\s*==\s*['\"]([^'\"]+)['\"]", " ".join(requires)))
+    lines += [f"Provides-Extra: {extra}" for extra in extras]
     lines += [f"Requires-Dist: {requirement}" for requirement in requires]
     return "\n".join(lines) + "\n\n"
 

@@ -63,6 +63,7 @@ def test_every_build_input_reaches_its_cli_option(tmp_path: Path) -> None:
         "output_dir": "out",
         "cache_dir": "cache",
         "refresh": "true",
+        "resolver": "pip",
         "fail_on_missing": "true",
         "check_only": "true",
         "import_app": "false",
@@ -83,6 +84,7 @@ def test_every_build_input_reaches_its_cli_option(tmp_path: Path) -> None:
     assert options.out_dir == tmp_path / "out"
     assert options.cache_dir == tmp_path / "cache"
     assert options.refresh is True
+    assert options.resolver == "pip"
     assert options.strict is True
     assert options.check_only is True
     assert options.import_app is False
@@ -105,6 +107,7 @@ def test_with_a_package_format_every_build_input_reaches_the_package_options(
         "output_dir": "out",
         "cache_dir": "cache",
         "refresh": "true",
+        "resolver": "pip",
         "fail_on_missing": "true",
         "import_app": "false",
         "import_timeout": "5.5",
@@ -133,6 +136,7 @@ def test_with_a_package_format_every_build_input_reaches_the_package_options(
             refresh=True,
             exclude=("*/tests", "*.md"),
             without_runtime_provided=True,
+            resolver="pip",
         ),
         out_dir=tmp_path / "out",
         pkg_format="terraform",

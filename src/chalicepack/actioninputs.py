@@ -77,6 +77,7 @@ INPUTS: tuple[ActionInput, ...] = (
     ActionInput("output_dir", "--out", "", "path", package_flag="OUTDIR"),
     ActionInput("cache_dir", "--cache-dir", ".chalicepack-cache", "path"),
     ActionInput("refresh", "--refresh", "false", "flag"),
+    ActionInput("resolver", "--resolver", "", "choice"),
     ActionInput("fail_on_missing", "--strict", "false", "flag"),
     ActionInput("check_only", "check", "false", "command"),
     ActionInput("package_format", "--pkg-format", "", "choice", PACKAGE),

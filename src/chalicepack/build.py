@@ -41,6 +41,7 @@ from .requirements import RequirementLine, index_options, lines_by_name, read_re
 from .resolve import Distribution, MissingDistribution, Resolution, resolve
 from .target import Target, host_runtime
 from .trim import exclude, runtime_provided
+from .uvresolve import resolve_with_uv, with_dependencies
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class BuildOptions:
     exclude: tuple[str, ...] = ()  # globs of dependency/vendor paths to leave out (see trim)
     without_runtime_provided: bool = False  # leave out boto3 & co, which Lambda provides
     cache_dir: Path | None = None  # default: $XDG_CACHE_HOME/chalicepack
+    resolver: str = "auto"  # "auto": uv where it answers as pip would (see uvresolve); "pip"
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,9 @@ def _build_in(
     settings: Mapping[str, Any],
 ) -> BuildResult:
     lines = requirements.lines
-    resolution = _resolve_requirements(project, target, requirements, workdir, cache_dir)
+    resolution = _resolve_requirements(
+        project, target, requirements, workdir, cache_dir, options.resolver
+    )
     warnings = []
     if resolution.missing:
         warnings.append(missing_dependencies_warning(resolution.missing))
@@ -341,7 +345,12 @@ def _read_requirements(
 
 
 def _resolve_requirements(
-    project: Project, target: Target, requirements: _Requirements, workdir: Path, cache_dir: Path
+    project: Project,
+    target: Target,
+    requirements: _Requirements,
+    workdir: Path,
+    cache_dir: Path,
+    resolver: str,
 ) -> Resolution:
     if project.requirements is None:
         return Resolution((), ())
@@ -350,6 +359,24 @@ def _resolve_requirements(
             "requirements.txt unchanged: reusing its cached resolution (--refresh to resolve again)"
         )
         return requirements.cached
+    if resolver == "auto":
+        picked = resolve_with_uv(
+            project.requirements,
+            requirements.lines,
+            target,
+            workdir=workdir,
+            cache_dir=cache_dir / "uv",
+        )
+        if picked is not None:
+            # What each release requires is in its wheel: fetch them now (the build would).
+            wheels = fetch_wheels(
+                picked,
+                target,
+                store=cache_dir / "wheels",
+                cache_dir=cache_dir / "pip",
+                index_options=index_options(project.requirements),
+            )
+            return Resolution(with_dependencies(picked, wheels), ())
     return resolve(
         project.requirements,
         requirements.lines,

@@ -128,6 +128,8 @@ def _download(
 def _pinned(distribution: Distribution) -> str:
     if distribution.is_direct:
         return f"{distribution.name} @ {distribution.url}"
+    if distribution.by_url and distribution.sha256 is not None:
+        return f"{distribution.name} @ {distribution.url} --hash=sha256:{distribution.sha256}"
     if distribution.sha256 is None:
         return distribution.pin
     return f"{distribution.pin} --hash=sha256:{distribution.sha256}"

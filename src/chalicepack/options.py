@@ -72,6 +72,13 @@ def add_build_options(command: argparse.ArgumentParser) -> None:
         help="leave out boto3, botocore, s3transfer, jmespath and what only they need "
         "(Lambda's Python runtime provides them)",
     )
+    command.add_argument(
+        "--resolver",
+        choices=["auto", "pip"],
+        default=BuildOptions.resolver,
+        help="auto: uv where it reads requirements.txt and pip's settings as pip does, its "
+        "answer checked against the target, else pip; pip: always pip (default: auto)",
+    )
     command.add_argument("-v", "--verbose", action="store_true", help="log pip's output")
 
 
@@ -94,6 +101,7 @@ def build_options(
         refresh=args.refresh,
         exclude=tuple(args.exclude),
         without_runtime_provided=args.without_runtime_provided,
+        resolver=args.resolver,
     )
 
 

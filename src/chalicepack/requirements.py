@@ -111,6 +111,14 @@ def referenced_files(path: Path) -> list[Path]:
     return seen
 
 
+def logical_lines(path: Path) -> Iterator[tuple[Path, int, str]]:
+    """Each logical line (comments cut, continuations joined) of ``path`` and of every file it
+    names with ``-r`` or ``-c``, with its file and first line number."""
+    for current in referenced_files(path):
+        for lineno, line in _logical_lines(current.read_text(encoding="utf-8")):
+            yield current, lineno, line
+
+
 def _constraints_file(line: str) -> str | None:
     option, _, value = line.replace("=", " ", 1).partition(" ")
     if option in ("-c", "--constraint") and value.strip():

@@ -69,6 +69,9 @@ class Distribution:
     is_direct: bool = False  # named by URL or path in requirements.txt, not found on an index
     direct: str | None = None  # how to ask pip for a direct source reference (path, VCS, URL)
     built_from_source: bool = False
+    # Fetch the file at ``url`` (hash-checked) rather than ask the index for the release again:
+    # the file was picked outside pip (by uv), from an index pip reads the same way.
+    by_url: bool = False
 
     @property
     def pin(self) -> str:
@@ -420,7 +423,7 @@ def _distribution(item: Mapping[str, Any], resolved_names: set[NormalizedName]) 
     url: str = download["url"]
     hashes = download.get("archive_info", {}).get("hashes", {})
     requires_dist = tuple(metadata.get("requires_dist", []))
-    required = _required_names(requires_dist)
+    required = required_names(requires_dist)
     name = canonicalize_name(metadata["name"])
     return Distribution(
         name=name,
@@ -447,7 +450,7 @@ def _direct_requirement(name: str, download: Mapping[str, Any]) -> str | None:
     return f"{name} @ {url}"
 
 
-def _required_names(requires_dist: Iterable[str]) -> Iterable[NormalizedName]:
+def required_names(requires_dist: Iterable[str]) -> Iterable[NormalizedName]:
     for text in requires_dist:
         parsed = _parse(text)
         if parsed is not None:

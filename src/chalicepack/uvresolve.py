@@ -1,0 +1,314 @@
+"""A fast resolution by uv, kept only when it is the one pip would give for the target.
+
+uv resolves requirements.txt for the target's Python and a manylinux platform, wheels only. uv
+knows manylinux_2_17, 2_28 and 2_31 and up; python3.10/3.11's glibc (2.26) is not among them,
+so uv is asked for the nearest glibc above it (2_28) and each file it picks is then judged by
+the target's own tags (``Target.accepts_wheel``). uv's candidate files are a superset of the
+target's and both tools take the newest release that has a file they accept; so when every
+release uv picked has a file the target accepts, it is the newest the target accepts too: the
+answer pip gives. Otherwise (a manylinux_2_28-only wheel for python3.11, a ``linux_x86_64`` one)
+the answer is dropped and pip resolves exactly, as it does whenever uv cannot answer at all (an
+sdist-only requirement, a conflict, an index uv cannot read).
+
+uv is used only where it reads the inputs as pip does: requirements.txt holding requirements by
+name, ``-r``/``-c`` files, ``--index-url``/``--extra-index-url``/``--pre``; pip's configuration
+(files and ``PIP_*`` variables) setting nothing beyond the index URLs in the environment and
+harmless options (timeouts, certificates). Anything else (hashes, paths, URLs, find-links, a
+pip.conf naming an index or constraints) is pip's to read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from packaging.metadata import parse_email
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from .pip import redact
+from .requirements import RequirementLine, logical_lines
+from .resolve import Distribution, required_names
+from .target import Target
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+log = logging.getLogger(__name__)
+
+# The manylinux glibc versions uv's --python-platform knows (uv 0.13).
+_UV_GLIBC_MINORS = (17, 28, *range(31, 41))
+_UV_MACHINES = {"x86_64": "x86_64", "aarch64": "aarch64"}
+
+# Option lines of requirements files that uv reads as pip does.
+_UV_READS = {"-r", "--requirement", "-c", "--constraint", "-i", "--index-url", "--extra-index-url"}
+_UV_READS_ALONE = {"--pre"}
+
+# pip settings that do not change what a resolution picks.
+_NEUTRAL_SETTINGS = {
+    "cert",
+    "config-file",
+    "default-timeout",
+    "timeout",
+    "retries",
+    "disable-pip-version-check",
+    "no-input",
+    "quiet",
+    "verbose",
+    "progress-bar",
+    "no-color",
+    "root-user-action",
+    "cache-dir",
+    "no-cache-dir",
+    "log",
+    "no-python-version-warning",
+}
+# Read from the environment and handed to uv as the same options.
+_ENV_INDEX_SETTINGS = {"index-url", "extra-index-url", "pre"}
+_COMMAND_SECTIONS = {"global", "install", "download", ":env:"}
+
+
+def uv_platform(target: Target) -> str | None:
+    """uv's ``--python-platform`` whose glibc is the nearest at or above the target's."""
+    major, minor = target.glibc
+    machine = _UV_MACHINES.get(target.machine)
+    fitting = [m for m in _UV_GLIBC_MINORS if m >= minor]
+    if major != 2 or machine is None or not fitting:
+        return None
+    return f"{machine}-manylinux_{major}_{fitting[0]}"
+
+
+def uv_binary() -> str | None:
+    """The uv executable installed with chalicepack (the ``uv`` wheel), if any."""
+    try:
+        from uv import find_uv_bin
+    except ImportError:
+        return None
+    try:
+        return find_uv_bin()
+    except FileNotFoundError:
+        return None
+
+
+def unsupported_line(requirements: Path) -> str | None:
+    """Why uv might read ``requirements`` (or a file it includes) differently from pip."""
+    for path, lineno, text in logical_lines(requirements):
+        where = f"{path.name}:{lineno}"
+        if text.startswith("-"):
+            option = re.split(r"[\s=]", text, maxsplit=1)[0]
+            if option in _UV_READS_ALONE:
+                continue
+            if option not in _UV_READS and not option.startswith(("-r", "-c", "-i")):
+                return f"{where} uses {option}"
+            continue
+        if re.search(r"\s--", text):
+            return f"{where} has per-requirement options"
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            return f"{where} names a path or URL"
+        if requirement.url:
+            return f"{where} names a URL"
+    return None
+
+
+def unsupported_setting(settings: Iterable[tuple[str, str]]) -> str | None:
+    """Why pip's configuration (``section.option`` keys, as ``pip config list`` shows them)
+    would make pip resolve differently from uv, or None."""
+    for key, _ in settings:
+        section, _, option = key.partition(".")
+        if section not in _COMMAND_SECTIONS or option in _NEUTRAL_SETTINGS:
+            continue
+        if section == ":env:" and option in _ENV_INDEX_SETTINGS:
+            continue
+        return f"pip's configuration sets {option} ({key})"
+    return None
+
+
+def pip_settings() -> list[tuple[str, str]] | None:
+    """pip's configuration as pip itself loads it (files and ``PIP_*``), or None if unreadable."""
+    try:
+        from pip._internal.configuration import Configuration
+
+        configuration = Configuration(isolated=False)
+        configuration.load()
+        settings = []
+        # pip 24-26 give {file: {key: value}}; older releases gave {key: value}.
+        for key, value in configuration.items():
+            if isinstance(value, Mapping):
+                settings += [(str(k), str(v)) for k, v in value.items()]
+            else:
+                settings.append((key, str(value)))
+        return settings
+    except Exception as error:  # pip's internals: any surprise means "ask pip instead"
+        log.debug("could not read pip's configuration: %s", error)
+        return None
+
+
+def resolve_with_uv(
+    requirements: Path,
+    lines: Sequence[RequirementLine],
+    target: Target,
+    *,
+    workdir: Path,
+    cache_dir: Path | None,
+) -> list[Distribution] | None:
+    """The distributions uv picks for ``target``, each with a file the target accepts; None
+    when pip must resolve instead (the reason is logged)."""
+    uv = uv_binary()
+    platform = uv_platform(target)
+    reason = unsupported_line(requirements)
+    if uv is None:
+        reason = "uv is not installed"
+    elif platform is None:
+        reason = f"uv has no platform for {target.runtime} {target.arch}"
+    if reason is not None:
+        log.info("resolving with pip: %s", reason)
+        return None
+    assert uv is not None and platform is not None
+    output = workdir / "uv" / "pylock.toml"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    command = [uv, "pip", "compile", str(requirements), "--output-file", str(output)]
+    command += ["--format", "pylock.toml", "--no-header", "--quiet", "--python", sys.executable]
+    command += ["--python-version", target.version_text, "--python-platform", platform]
+    command += ["--only-binary", ":all:", "--index-strategy", "unsafe-best-match"]
+    # As pip does, read the index pages afresh: a cached page would hide a new release.
+    command += ["--refresh"]
+    if cache_dir is not None:
+        command += ["--cache-dir", str(cache_dir)]
+    log.debug("running %s", redact(" ".join(command)))
+    # uv runs while pip's configuration is read (importing pip's internals takes a while).
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_uv_environment(os.environ),
+    )
+    with _killed_unless_finished(process):
+        settings = pip_settings()
+        setting = "pip's configuration could not be read" if settings is None else None
+        setting = setting or unsupported_setting(settings or [])
+        if setting is not None:
+            log.info("resolving with pip: %s", setting)
+            return None
+        _, stderr = process.communicate()
+    if process.returncode != 0:
+        last = redact(stderr.strip().splitlines()[-1]) if stderr.strip() else "no output"
+        log.info("resolving with pip: uv could not resolve with wheels only (%s)", last)
+        log.debug("uv said:\n%s", redact(stderr.strip()))
+        return None
+    lock = tomllib.loads(output.read_text(encoding="utf-8"))
+    requested = {line.name for line in lines if line.name is not None}
+    distributions = _distributions(lock, requested)
+    if distributions is None:
+        log.info("resolving with pip: uv's answer is not one wheel per project")
+        return None
+    refused = [d.filename for d in distributions if not target.accepts_wheel(d.filename)]
+    if refused:
+        log.info(
+            "resolving with pip: uv picked %s, which %s %s cannot load",
+            ", ".join(refused), target.runtime, target.arch,
+        )  # fmt: skip
+        return None
+    log.info(
+        "resolved with uv for %s %s (each file checked against its tags)",
+        target.runtime, target.arch,
+    )  # fmt: skip
+    return distributions
+
+
+@contextlib.contextmanager
+def _killed_unless_finished(process: subprocess.Popen[str]) -> Iterator[None]:
+    """uv never outlives the step that started it (an early return, SIGTERM, an error)."""
+    try:
+        yield
+    finally:
+        if process.returncode is None:  # not waited for: stop it, and close its pipe
+            process.kill()
+            process.communicate()
+
+
+def _uv_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment for uv: none of uv's own settings (they are not the user's pip
+    settings); pip's index settings, timeout, retries and certificates as uv's. Index URLs
+    travel in the environment, as pip's do, never on a command line other users can see."""
+    env = {name: value for name, value in environ.items() if not name.startswith("UV_")}
+    env.update(UV_NO_CONFIG="1", UV_PYTHON_DOWNLOADS="never", UV_NO_PROGRESS="1")
+    if environ.get("PIP_INDEX_URL"):
+        env["UV_DEFAULT_INDEX"] = environ["PIP_INDEX_URL"]
+    if environ.get("PIP_EXTRA_INDEX_URL", "").strip():
+        env["UV_INDEX"] = " ".join(environ["PIP_EXTRA_INDEX_URL"].split())
+    if environ.get("PIP_PRE", "").lower() in ("1", "true", "yes", "on"):
+        env["UV_PRERELEASE"] = "allow"
+    timeout = environ.get("PIP_TIMEOUT") or environ.get("PIP_DEFAULT_TIMEOUT")
+    env["UV_HTTP_TIMEOUT"] = timeout or "30"
+    env["UV_HTTP_RETRIES"] = environ.get("PIP_RETRIES") or "2"
+    if environ.get("PIP_CERT"):
+        env["SSL_CERT_FILE"] = environ["PIP_CERT"]
+    return env
+
+
+def _distributions(lock: Mapping[str, Any], requested: set[str]) -> list[Distribution] | None:
+    distributions = []
+    for package in lock.get("packages", []):
+        wheels = package.get("wheels", [])
+        if len(wheels) != 1 or "sdist" in package or "url" not in wheels[0]:
+            return None
+        wheel = wheels[0]
+        url: str = wheel["url"]
+        name = canonicalize_name(package["name"])
+        distributions.append(
+            Distribution(
+                name=name,
+                version=str(package["version"]),
+                url=url,
+                filename=wheel.get("name") or url.rsplit("/", 1)[-1].split("#", 1)[0],
+                sha256=wheel.get("hashes", {}).get("sha256"),
+                requested=name in requested,
+                requires=(),
+                by_url=True,
+            )
+        )
+    return distributions
+
+
+def with_dependencies(
+    distributions: Sequence[Distribution], wheels: Mapping[str, Path]
+) -> tuple[Distribution, ...]:
+    """``distributions`` with what each requires, read from its wheel's METADATA (uv's
+    answer names the releases and files; their Requires-Dist is in the files)."""
+    resolved = {d.name for d in distributions}
+    complete = []
+    for distribution in distributions:
+        requires_dist = tuple(_requires_dist(wheels[distribution.name]))
+        required = set(required_names(requires_dist)) & resolved
+        complete.append(
+            replace(distribution, requires_dist=requires_dist, requires=tuple(sorted(required)))
+        )
+    return tuple(complete)
+
+
+def _requires_dist(wheel: Path) -> list[str]:
+    with zipfile.ZipFile(wheel) as archive:
+        names = [
+            name
+            for name in archive.namelist()
+            if name.count("/") == 1 and name.endswith(".dist-info/METADATA")
+        ]
+        if len(names) != 1:
+            return []
+        raw, _ = parse_email(archive.read(names[0]))
+    return list(raw.get("requires_dist", []))

@@ -1,0 +1,230 @@
+"""The fast resolver: uv answers where it reads the inputs as pip does, its answer is checked
+against the target's tags, and pip decides everything else. Both paths give the same package."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicepack.target import Target
+from chalicepack.uvresolve import (
+    unsupported_line,
+    unsupported_setting,
+    uv_platform,
+)
+from conftest import make_project
+from pkgindex import PackageIndex
+
+UV_ANSWERED = "resolved with uv for"
+PIP_DECIDES = "resolving with pip:"
+
+
+def build(chalicepack: Any, project: Path, *args: str | Path, env: Any = None) -> Any:
+    run = chalicepack("build", project, "--json", "-v", *args, env=env)
+    assert run.returncode == 0, run.stderr
+    return run
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def fill_index(index: PackageIndex) -> None:
+    """Pure and compiled wheels for both machines, a marker and an extra."""
+    index.add_wheel("service-sdk", "2.1", requires=["wire>=1.0", "fast ; extra == 'speed'"])
+    index.add_wheel("service-sdk", "2.0", requires=["wire>=1.0"])
+    index.add_wheel("wire", "1.4", requires=["armhelper ; platform_machine == 'aarch64'"])
+    index.add_wheel("armhelper", "0.3")
+    for machine in ("x86_64", "aarch64"):
+        for python in ("cp311", "cp312"):
+            index.add_wheel("fast", "5.0", tag=f"{python}-{python}-manylinux2014_{machine}")
+
+
+@pytest.mark.parametrize(
+    ("runtime", "arch", "expected"),
+    [
+        ("python3.11", "x86_64", {"service-sdk", "wire", "fast"}),
+        ("python3.12", "arm64", {"service-sdk", "wire", "fast", "armhelper"}),
+    ],
+)
+def test_uv_and_pip_make_byte_identical_packages(
+    tmp_path: Path,
+    index: PackageIndex,
+    chalicepack: Any,
+    runtime: str,
+    arch: str,
+    expected: set[str],
+) -> None:
+    fill_index(index)
+    project = make_project(tmp_path / "app", {"requirements.txt": "service-sdk[speed]\n"})
+    target = ("--runtime", runtime, "--arch", arch)
+
+    fast = build(chalicepack, project, *target, "--out", tmp_path / "uv")
+    exact = build(
+        chalicepack, project, *target, "--resolver", "pip",
+        "--out", tmp_path / "pip", "--cache-dir", tmp_path / "pip-cache",
+    )  # fmt: skip
+
+    assert UV_ANSWERED in fast.stderr
+    assert UV_ANSWERED not in exact.stderr and PIP_DECIDES not in exact.stderr
+    assert {d["name"] for d in fast.json()["dependencies"]} == expected
+    assert fast.json()["dependencies"] == exact.json()["dependencies"]
+    assert sha256(tmp_path / "uv" / "deployment.zip") == sha256(tmp_path / "pip" / "deployment.zip")
+
+
+def test_what_needs_each_dependency_is_read_from_the_wheels_uv_picked(
+    tmp_path: Path, index: PackageIndex, chalicepack: Any
+) -> None:
+    fill_index(index)
+    project = make_project(tmp_path / "app", {"requirements.txt": "service-sdk[speed]\n"})
+
+    report = build(chalicepack, project, "--runtime", "python3.11").json()
+
+    required_by = {d["name"]: d["required_by"] for d in report["dependencies"]}
+    assert required_by == {"service-sdk": [], "wire": ["service-sdk"], "fast": ["service-sdk"]}
+
+
+@pytest.mark.parametrize(("runtime", "version"), [("python3.11", "1.0"), ("python3.12", "2.0")])
+def test_a_wheel_uv_picks_for_a_newer_glibc_than_the_runtimes_is_refused_and_pip_decides(
+    tmp_path: Path, index: PackageIndex, chalicepack: Any, runtime: str, version: str
+) -> None:
+    # uv knows no manylinux_2_26: for python3.11 it is asked for 2_28, which allows this wheel.
+    python = "cp311" if runtime == "python3.11" else "cp312"
+    index.add_wheel("numeric", "1.0", tag=f"{python}-{python}-manylinux2014_x86_64")
+    index.add_wheel("numeric", "2.0", tag=f"{python}-{python}-manylinux_2_28_x86_64")
+    project = make_project(tmp_path / "app", {"requirements.txt": "numeric\n"})
+
+    run = build(chalicepack, project, "--runtime", runtime)
+
+    assert run.json()["dependencies"][0]["version"] == version
+    if runtime == "python3.11":
+        assert (
+            f"{PIP_DECIDES} uv picked numeric-2.0-cp311-cp311-manylinux_2_28_x86_64.whl, "
+            "which python3.11 x86_64 cannot load"
+        ) in run.stderr
+    else:
+        assert UV_ANSWERED in run.stderr
+
+
+def test_a_requirement_with_only_an_sdist_is_left_to_pip_which_builds_it(
+    tmp_path: Path, index: PackageIndex, chalicepack: Any
+) -> None:
+    index.add_sdist("docs-only", "0.4")
+    project = make_project(tmp_path / "app", {"requirements.txt": "docs-only\n"})
+
+    run = build(chalicepack, project, "--runtime", "python3.11")
+
+    assert f"{PIP_DECIDES} uv could not resolve with wheels only" in run.stderr
+    [dependency] = run.json()["dependencies"]
+    assert (dependency["name"], dependency["version"]) == ("docs-only", "0.4")
+
+
+@pytest.mark.parametrize(
+    ("requirements", "env", "reason"),
+    [
+        ("tiny==1.0 --hash=sha256:{digest}\n", {}, "requirements.txt:1 has per-requirement"),
+        ("--find-links {links}\ntiny\n", {}, "requirements.txt:1 uses --find-links"),
+        ("tiny\n", {"PIP_FIND_LINKS": "{links}"}, "pip's configuration sets find-links"),
+        ("tiny\n", {"PIP_CONFIG_FILE": "{pip_conf}"}, "pip's configuration sets constraint"),
+        ("-r more.txt\n", {}, "more.txt:1 names a path or URL"),
+    ],
+    ids=["hashes", "find-links-line", "find-links-env", "pip-conf-constraint", "included-path"],
+)
+def test_inputs_uv_would_read_differently_from_pip_are_left_to_pip(
+    tmp_path: Path,
+    index: PackageIndex,
+    chalicepack: Any,
+    requirements: str,
+    env: dict[str, str],
+    reason: str,
+) -> None:
+    wheel = index.add_wheel("tiny", "1.0")
+    links = tmp_path / "links"
+    links.mkdir()
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("tiny==1.0\n")
+    pip_conf = tmp_path / "pip.conf"
+    pip_conf.write_text(f"[global]\nconstraint = {constraints}\n")
+    values = {"digest": sha256(wheel), "links": str(links), "pip_conf": str(pip_conf)}
+    project = make_project(
+        tmp_path / "app",
+        {
+            "requirements.txt": requirements.format(**values),
+            "more.txt": f"{wheel}\n",
+        },
+    )
+
+    run = build(chalicepack, project, env={k: v.format(**values) for k, v in env.items()})
+
+    assert f"{PIP_DECIDES} {reason}" in run.stderr
+    assert [d["name"] for d in run.json()["dependencies"]] == ["tiny"]
+
+
+def test_the_pip_resolver_can_be_chosen_and_never_runs_uv(
+    tmp_path: Path, index: PackageIndex, chalicepack: Any
+) -> None:
+    index.add_wheel("tiny", "1.0")
+    project = make_project(tmp_path / "app", {"requirements.txt": "tiny\n"})
+
+    run = build(chalicepack, project, "--resolver", "pip")
+
+    assert "uv" not in run.stderr.replace("--resolver", "").split()
+
+
+@pytest.mark.parametrize(
+    ("runtime", "arch", "platform"),
+    [
+        ("python3.10", "x86_64", "x86_64-manylinux_2_28"),  # glibc 2.26: the nearest above
+        ("python3.11", "arm64", "aarch64-manylinux_2_28"),
+        ("python3.12", "x86_64", "x86_64-manylinux_2_34"),  # glibc 2.34: exact
+        ("python3.14", "arm64", "aarch64-manylinux_2_34"),
+    ],
+)
+def test_uv_is_asked_for_the_nearest_glibc_at_or_above_the_runtimes(
+    runtime: str, arch: str, platform: str
+) -> None:
+    assert uv_platform(Target.parse(runtime, arch)) == platform
+
+
+def test_requirement_lines_uv_reads_as_pip_does(tmp_path: Path) -> None:
+    (tmp_path / "constraints.txt").write_text("wire<2\n")
+    (tmp_path / "base.txt").write_text("wire>=1 ; python_version >= '3.8'\n")
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(
+        "# pinned for Lambda\n--index-url https://example.invalid/simple\n"
+        "--extra-index-url=https://mirror.invalid/simple\n--pre\n-r base.txt\n"
+        "-c constraints.txt\nservice-sdk[speed]>=2 \\\n  ; sys_platform == 'linux'\n"
+    )
+
+    assert unsupported_line(requirements) is None
+
+
+def test_pip_settings_that_cannot_change_a_resolution_keep_uv() -> None:
+    neutral = [
+        ("global.cert", "/etc/ssl/certs/ca-certificates.crt"),
+        (":env:.default-timeout", "180"),
+        (":env:.index-url", "http://127.0.0.1:1/simple/"),
+        ("freeze.exclude", "pip"),  # another command's section
+    ]
+    assert unsupported_setting(neutral) is None
+    assert unsupported_setting([("global.index-url", "https://corp.invalid/simple")]) == (
+        "pip's configuration sets index-url (global.index-url)"
+    )
+
+
+def test_index_urls_reach_uv_through_its_environment_not_its_command_line(
+    tmp_path: Path, index: PackageIndex, chalicepack: Any
+) -> None:
+    # A command line is visible to every user of the machine (ps); an index URL may hold a
+    # password, so it travels as pip's does: in the environment.
+    index.add_wheel("tiny", "1.0")
+    project = make_project(tmp_path / "app", {"requirements.txt": "tiny\n"})
+
+    run = build(chalicepack, project, env={"PIP_EXTRA_INDEX_URL": index.url})
+
+    [uv_command] = [line for line in run.stderr.splitlines() if "uv pip compile" in line]
+    assert UV_ANSWERED in run.stderr
+    assert "127.0.0.1" not in uv_command

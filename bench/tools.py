@@ -131,6 +131,14 @@ def _chalicepack(tools: Toolchain, app: App, project: Path, resolved: Resolved) 
     return [tools.chalicepack("build", str(project), *options, "--arch", ARCH, cwd=project)]
 
 
+def _chalicepack_pip(
+    tools: Toolchain, app: App, project: Path, resolved: Resolved
+) -> list[Command]:
+    """chalicepack with its exact pip resolver only (``--resolver pip``), for comparison."""
+    [command] = _chalicepack(tools, app, project, resolved)
+    return [Command((*command.argv, "--resolver", "pip"), command.cwd, command.env)]
+
+
 def _chalice(tools: Toolchain, app: App, project: Path, resolved: Resolved) -> list[Command]:
     argv = [str(tools.chalice), "--project-dir", str(project), "package", "--stage", "dev"]
     return [Command((*argv, str(project / "chalice-out")), project)]
@@ -163,6 +171,13 @@ TOOLS: dict[str, Tool] = {
     tool.name: tool
     for tool in (
         Tool("chalicepack", VARIANTS, _chalicepack, lambda p: _zips_in(p / "dist")),
+        # The same builds resolved by pip alone: what --resolver auto (uv) saves.
+        Tool(
+            "chalicepack-pip",
+            ("cold", "req-change"),
+            _chalicepack_pip,
+            lambda p: _zips_in(p / "dist"),
+        ),
         Tool("chalice", VARIANTS, _chalice, lambda p: _zips_in(p / "chalice-out")),
         # The floor: no resolution beyond pins, no checks; cold and warm (uv's cache) only.
         Tool(

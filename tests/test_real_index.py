@@ -81,3 +81,25 @@ def test_a_release_with_only_manylinux_2_28_wheels_fits_python312_but_not_python
     assert "manylinux_2_28" in new["dependencies"][0]["tag"]
     assert versions(old) == {}
     assert [m["name"] for m in old["missing_dependencies"]] == ["numpy"]
+
+
+@pytest.mark.parametrize(("runtime", "arch"), [("python3.11", "x86_64"), ("python3.13", "arm64")])
+def test_uv_and_pip_pick_the_same_releases_and_files_from_pypi(
+    tmp_path: Path, chalicepack, runtime: str, arch: str
+) -> None:
+    # Projects publishing several files a runtime accepts (cp3X and abi3 builds, manylinux
+    # 2_17/2_28/2_34, pure fallbacks): the file each resolver takes must be the same.
+    requirements = "requests\ncryptography\ncharset-normalizer\norjson\n"
+    project = make_project(tmp_path / "app", {"requirements.txt": requirements})
+    target = ("--runtime", runtime, "--arch", arch, "-v")
+
+    fast = build(chalicepack, project, *target, "--out", str(tmp_path / "uv"))
+    exact = build(
+        chalicepack, project, *target, "--resolver", "pip", "--out", str(tmp_path / "pip")
+    )
+
+    assert "resolved with uv for" in fast["stderr"]
+    assert "reusing its cached resolution" not in exact["stderr"]  # pip's own answer
+    wheels = {d["name"]: d["wheel"] for d in fast["dependencies"]}
+    assert wheels == {d["name"]: d["wheel"] for d in exact["dependencies"]}
+    assert {"cryptography", "cffi", "charset-normalizer", "orjson"} <= set(wheels)

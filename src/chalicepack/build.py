@@ -93,7 +93,7 @@ def build(options: BuildOptions) -> BuildResult:
     )
     out_dir = (options.out_dir or project_dir / "dist").resolve()
     cache_dir = (options.cache_dir or default_cache_dir()).resolve()
-    requirements = _read_requirements(project, target, cache_dir, options.refresh)
+    requirements = _read_requirements(project, target, cache_dir, options.refresh, options.resolver)
     settings = {
         "stage": config.stage,
         "runtime": target.runtime,
@@ -130,7 +130,7 @@ def _build_in(
     settings: Mapping[str, Any],
 ) -> BuildResult:
     lines = requirements.lines
-    resolution = _resolve_requirements(
+    resolution, fetched = _resolve_requirements(
         project, target, requirements, workdir, cache_dir, options.resolver
     )
     warnings = []
@@ -149,7 +149,7 @@ def _build_in(
     shipped = [d for d in resolution.distributions if d.name != "chalice"]
     provided = runtime_provided(shipped) if options.without_runtime_provided else set()
     shipped = [d for d in shipped if d.name not in provided]
-    wheels = fetch_wheels(
+    wheels = fetched or fetch_wheels(
         resolution.distributions,
         target,
         store=cache_dir / "wheels",
@@ -334,12 +334,12 @@ class _Requirements:
 
 
 def _read_requirements(
-    project: Project, target: Target, cache_dir: Path, refresh: bool
+    project: Project, target: Target, cache_dir: Path, refresh: bool, resolver: str
 ) -> _Requirements:
     if project.requirements is None:
         return _Requirements()
     lines = read_requirement_lines(project.requirements)
-    key = resolution_key(project.requirements, target)
+    key = resolution_key(project.requirements, target, resolver)
     max_age = 0.0 if refresh else DEFAULT_MAX_AGE
     return _Requirements(lines, key, load_resolution(cache_dir, key, max_age))
 
@@ -351,14 +351,15 @@ def _resolve_requirements(
     workdir: Path,
     cache_dir: Path,
     resolver: str,
-) -> Resolution:
+) -> tuple[Resolution, dict[str, Path] | None]:
+    """The resolution, and its wheels when resolving had to fetch them already."""
     if project.requirements is None:
-        return Resolution((), ())
+        return Resolution((), ()), None
     if requirements.cached is not None:
         log.info(
             "requirements.txt unchanged: reusing its cached resolution (--refresh to resolve again)"
         )
-        return requirements.cached
+        return requirements.cached, None
     if resolver == "auto":
         picked = resolve_with_uv(
             project.requirements,
@@ -376,14 +377,15 @@ def _resolve_requirements(
                 cache_dir=cache_dir / "pip",
                 index_options=index_options(project.requirements),
             )
-            return Resolution(with_dependencies(picked, wheels), ())
-    return resolve(
+            return Resolution(with_dependencies(picked, wheels), ()), wheels
+    resolution = resolve(
         project.requirements,
         requirements.lines,
         target,
         workdir=workdir,
         cache_dir=cache_dir / "pip",
     )
+    return resolution, None
 
 
 def _unchanged_build(

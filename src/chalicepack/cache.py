@@ -37,13 +37,15 @@ _FORMAT = 2
 DEFAULT_MAX_AGE = 3600.0
 
 
-def resolution_key(requirements: Path, target: Target) -> str:
-    """The cache key of resolving ``requirements`` for ``target`` in this environment."""
+def resolution_key(requirements: Path, target: Target, resolver: str = "auto") -> str:
+    """The cache key of resolving ``requirements`` for ``target`` in this environment (with
+    ``resolver``: asking for pip explicitly means pip's own answer, not a cached one)."""
     digest = hashlib.sha256()
     inputs: dict[str, Any] = {
         "format": _FORMAT,
         "chalicepack": __version__,
         "target": [target.runtime, target.arch],
+        "resolver": resolver,
         # Index settings from the environment change what the same lines resolve to.
         "pip_environment": sorted(
             (name, value) for name, value in os.environ.items() if name.startswith("PIP_")

@@ -95,22 +95,36 @@ class Target:
         return tuple(_manylinux_platforms(self.glibc, self.machine))
 
     @cached_property
-    def tags(self) -> frozenset[Tag]:
+    def tag_ranks(self) -> dict[Tag, int]:
+        """Each tag the target accepts and its rank, 0 the most preferred: pip's order (its
+        interpreter's tags, then the compatible ones), in which pip picks among a release's
+        files."""
         python = self.python_version
-        return frozenset(
-            [
-                *cpython_tags(python, abis=[self.abi], platforms=self.platforms),
-                *compatible_tags(python, interpreter=self.abi, platforms=self.platforms),
-            ]
-        )
+        ordered = [
+            *cpython_tags(python, abis=[self.abi], platforms=self.platforms),
+            *compatible_tags(python, interpreter=self.abi, platforms=self.platforms),
+        ]
+        ranks: dict[Tag, int] = {}
+        for tag in ordered:
+            ranks.setdefault(tag, len(ranks))
+        return ranks
 
-    def accepts_wheel(self, filename: str) -> bool:
-        """Whether a wheel with this file name can be loaded by the target runtime."""
+    @property
+    def tags(self) -> frozenset[Tag]:
+        return frozenset(self.tag_ranks)
+
+    def wheel_rank(self, filename: str) -> int | None:
+        """The rank of the most preferred tag of a wheel the target can load, else None."""
         try:
             _, _, _, wheel_tags = parse_wheel_filename(filename)
         except InvalidWheelFilename:
-            return False
-        return not wheel_tags.isdisjoint(self.tags)
+            return None
+        ranks = [self.tag_ranks[tag] for tag in wheel_tags if tag in self.tag_ranks]
+        return min(ranks, default=None)
+
+    def accepts_wheel(self, filename: str) -> bool:
+        """Whether a wheel with this file name can be loaded by the target runtime."""
+        return self.wheel_rank(filename) is not None
 
     def marker_environment(self) -> dict[str, str]:
         """PEP 508 marker values on the target (Amazon Linux, CPython of the runtime)."""

@@ -2,13 +2,14 @@
 
 uv resolves requirements.txt for the target's Python and a manylinux platform, wheels only. uv
 knows manylinux_2_17, 2_28 and 2_31 and up; python3.10/3.11's glibc (2.26) is not among them,
-so uv is asked for the nearest glibc above it (2_28) and each file it picks is then judged by
-the target's own tags (``Target.accepts_wheel``). uv's candidate files are a superset of the
-target's and both tools take the newest release that has a file they accept; so when every
-release uv picked has a file the target accepts, it is the newest the target accepts too: the
-answer pip gives. Otherwise (a manylinux_2_28-only wheel for python3.11, a ``linux_x86_64`` one)
-the answer is dropped and pip resolves exactly, as it does whenever uv cannot answer at all (an
-sdist-only requirement, a conflict, an index uv cannot read).
+so uv is asked for the nearest glibc above it (2_28). Its answer (pylock.toml) lists, for each
+release, every file its platform allows; each is judged by the target's own tags and the file
+pip would take is kept (``Target.wheel_rank``: best tag first, in pip's order). uv's candidate
+files are a superset of the target's and both tools take the newest release that has a file
+they accept; so when every release uv picked has a file the target accepts, it is the newest
+the target accepts too: the answer pip gives. Otherwise (a release with only a manylinux_2_28
+wheel for python3.11) the answer is dropped and pip resolves exactly, as it does whenever uv
+cannot answer at all (an sdist-only requirement, a conflict, an index uv cannot read).
 
 uv is used only where it reads the inputs as pip does: requirements.txt holding requirements by
 name, ``-r``/``-c`` files, ``--index-url``/``--extra-index-url``/``--pre``; pip's configuration
@@ -33,7 +34,7 @@ from typing import Any
 
 from packaging.metadata import parse_email
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from .pip import redact
 from .requirements import RequirementLine, logical_lines
@@ -212,15 +213,11 @@ def resolve_with_uv(
         return None
     lock = tomllib.loads(output.read_text(encoding="utf-8"))
     requested = {line.name for line in lines if line.name is not None}
-    distributions = _distributions(lock, requested)
-    if distributions is None:
-        log.info("resolving with pip: uv's answer is not one wheel per project")
-        return None
-    refused = [d.filename for d in distributions if not target.accepts_wheel(d.filename)]
-    if refused:
+    distributions, unloadable = _target_files(lock, requested, target)
+    if unloadable:
         log.info(
-            "resolving with pip: uv picked %s, which %s %s cannot load",
-            ", ".join(refused), target.runtime, target.arch,
+            "resolving with pip: uv picked %s, with no file %s %s can load",
+            ", ".join(unloadable), target.runtime, target.arch,
         )  # fmt: skip
         return None
     log.info(
@@ -261,28 +258,42 @@ def _uv_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def _distributions(lock: Mapping[str, Any], requested: set[str]) -> list[Distribution] | None:
-    distributions = []
+def _target_files(
+    lock: Mapping[str, Any], requested: set[str], target: Target
+) -> tuple[list[Distribution], list[str]]:
+    """Each release uv picked, with the file pip would take for the target: of the release's
+    files uv lists (all those its platform allows, a superset of the target's), the one
+    whose best tag ranks first for the target, then the highest build number. Second, the
+    releases with no file the target can load."""
+    distributions, unloadable = [], []
     for package in lock.get("packages", []):
-        wheels = package.get("wheels", [])
-        if len(wheels) != 1 or "sdist" in package or "url" not in wheels[0]:
-            return None
-        wheel = wheels[0]
-        url: str = wheel["url"]
-        name = canonicalize_name(package["name"])
+        name, version = canonicalize_name(package["name"]), str(package["version"])
+        ranked = []
+        for wheel in package.get("wheels", []):
+            url = wheel.get("url")
+            filename = wheel.get("name") or (url or "").rsplit("/", 1)[-1].split("#", 1)[0]
+            rank = target.wheel_rank(filename)
+            if url and rank is not None:
+                build = parse_wheel_filename(filename)[2]
+                build_number = build[0] if build else -1
+                ranked.append(((rank, -build_number, filename), wheel))
+        if not ranked:
+            unloadable.append(f"{name} {version}")
+            continue
+        (_, _, filename), wheel = min(ranked, key=lambda item: item[0])
         distributions.append(
             Distribution(
                 name=name,
-                version=str(package["version"]),
-                url=url,
-                filename=wheel.get("name") or url.rsplit("/", 1)[-1].split("#", 1)[0],
+                version=version,
+                url=wheel["url"],
+                filename=filename,
                 sha256=wheel.get("hashes", {}).get("sha256"),
                 requested=name in requested,
                 requires=(),
                 by_url=True,
             )
         )
-    return distributions
+    return distributions, unloadable
 
 
 def with_dependencies(

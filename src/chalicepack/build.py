@@ -32,6 +32,7 @@ from .limits import refuse_over_unzipped_limit
 from .pip import redact
 from .project import Project, scan_project
 from .report import (
+    CHECK_REPORT_NAME,
     REPORT_NAME,
     missing_dependencies_warning,
     missing_dependency_details,
@@ -138,8 +139,9 @@ def _build_in(
     report = _report(project, config, target, automatic_layer, resolution, lines)
     report_path = out_dir / REPORT_NAME
     if options.check_only:
-        write_json_atomically(report_path, report)
-        return BuildResult(report, report_path, warnings)
+        check_report_path = out_dir / CHECK_REPORT_NAME
+        write_json_atomically(check_report_path, report)
+        return BuildResult(report, check_report_path, warnings)
 
     chalice = [d for d in resolution.distributions if d.name == "chalice"]
     shipped = [d for d in resolution.distributions if d.name != "chalice"]

@@ -39,7 +39,9 @@ def add_build_options(command: argparse.ArgumentParser) -> None:
         "--cache-dir", type=Path, help="wheel cache (default: $XDG_CACHE_HOME/chalicepack)"
     )
     command.add_argument(
-        "--json", action="store_true", help="print build-report.json to stdout instead"
+        "--json",
+        action="store_true",
+        help="print build-report.json (check: check-report.json) to stdout instead",
     )
     command.add_argument(
         "--no-import",

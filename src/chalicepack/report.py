@@ -12,6 +12,9 @@ from typing import Any
 from .resolve import MissingDistribution
 
 REPORT_NAME = "build-report.json"
+# check's report has a name of its own: written over build-report.json it would hide the last
+# build's report, which publish-layer reads and the next build compares its inputs with.
+CHECK_REPORT_NAME = "check-report.json"
 
 # Chalice's own wording (chalice.constants.MISSING_DEPENDENCIES_TEMPLATE), so users and their
 # log searches recognise it.

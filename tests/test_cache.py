@@ -93,6 +93,33 @@ def test_a_damaged_zip_is_rebuilt_even_when_nothing_else_changed(
     )
 
 
+def test_an_unchanged_build_loads_none_of_the_pipeline(
+    tmp_path: Path, index: PackageIndex, chalicepack
+) -> None:
+    """What keeps an unchanged rebuild fast: it imports no pip, installer, zip writer or
+    import check (they take longer to import than the whole check takes)."""
+    index.add_wheel("alpha", "1.0")
+    project = make_project(tmp_path / "app", {"requirements.txt": "alpha==1.0\n"})
+    cache = tmp_path / "cache"
+    assert chalicepack("build", project, "--cache-dir", cache).returncode == 0
+    script = (
+        "import sys\n"
+        "from chalicepack.cli import main\n"
+        f"code = main(['build', {str(project)!r}, '--cache-dir', {str(cache)!r}])\n"
+        "print(sorted(name for name in sys.modules if name.startswith('chalicepack')))\n"
+        "sys.exit(code)\n"
+    )
+
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+
+    assert run.returncode == 0, run.stderr
+    assert "nothing changed since the last build" in run.stderr
+    loaded = run.stdout.splitlines()[-1]
+    pipeline = ("build", "install", "resolve", "pip", "sdist", "archive", "appimport", "templates")
+    for module in pipeline:
+        assert f"'chalicepack.{module}'" not in loaded
+
+
 def test_a_changed_requirements_file_is_resolved_again(
     tmp_path: Path, index: PackageIndex, chalicepack
 ) -> None:

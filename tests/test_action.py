@@ -324,8 +324,9 @@ def test_check_only_reports_without_writing_zips(
     assert step.returncode == 0, step.stderr
     assert not (workspace / "docs-app/dist/deployment.zip").exists()
     assert step.outputs["deployment_zip"] == ""
-    assert step.outputs["report"] == "docs-app/dist/build-report.json"
-    assert (workspace / "docs-app/dist/build-report.json").is_file()
+    assert step.outputs["report"] == "docs-app/dist/check-report.json"
+    assert (workspace / "docs-app/dist/check-report.json").is_file()
+    assert not (workspace / "docs-app/dist/build-report.json").exists()
     assert json.loads(step.outputs["missing_dependencies"])[0]["name"] == "macosonly"
     assert any(c.startswith("::warning title=Missing dependency,") for c in step.commands)
     assert "No zip was written (`check_only`)" in step.summary

@@ -113,3 +113,28 @@ def test_check_resolves_and_reports_missing_dependencies_without_writing_zips(
     assert not list((project / "dist").glob("*.zip"))
     assert strict.returncode == 1
     assert "Could not install dependencies:\nmacosonly==1.0" in strict.stderr
+
+
+def test_check_writes_its_own_report_and_leaves_the_builds_standing(
+    tmp_path: Path, index, chalicepack
+) -> None:
+    index.add_wheel("puredep", "2.0")
+    project = make_project(tmp_path / "app", {"requirements.txt": "puredep==2.0\n"})
+    dist = project / "dist"
+    built = chalicepack("build", project, "--json")
+    assert built.returncode == 0, built.stderr
+    zips = {path.name: path.read_bytes() for path in dist.glob("*.zip")}
+    build_report = (dist / "build-report.json").read_bytes()
+
+    checked = chalicepack("check", project, "--cache-dir", tmp_path / "cache")
+    again = chalicepack("build", project, "--json")
+
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.splitlines()[0] == str(dist / "check-report.json")
+    check_report = json.loads((dist / "check-report.json").read_text())
+    assert [d["name"] for d in check_report["dependencies"]] == ["puredep"]
+    assert (dist / "build-report.json").read_bytes() == build_report
+    assert again.returncode == 0, again.stderr
+    assert "nothing changed since the last build" in again.stderr
+    assert again.json() == built.json()
+    assert {path.name: path.read_bytes() for path in dist.glob("*.zip")} == zips

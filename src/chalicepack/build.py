@@ -7,7 +7,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +24,28 @@ from .cache import (
     save_resolution,
 )
 from .chaliceruntime import installed_runtime, runtime_from_wheel
-from .config import StageConfig, load_stage_config
+from .config import StageConfig
 from .errors import AppImportError, MissingDependencies, ProjectError
-from .fingerprint import build_fingerprint, unchanged_report
+from .fingerprint import BuildInputs, build_fingerprint, unchanged_build
 from .install import fetch_wheels, file_sha256, install_tree, shipped_members
 from .limits import refuse_over_unzipped_limit
+
+# BuildOptions and BuildResult live where an unchanged build, which never imports this module,
+# finds them; callers know them as build's.
+from .options import BuildOptions as BuildOptions
 from .pip import redact
-from .project import Project, scan_project
+from .project import Project
 from .report import (
+    CHECK_REPORT_NAME,
     REPORT_NAME,
     missing_dependencies_warning,
     missing_dependency_details,
     write_json_atomically,
 )
+from .report import BuildResult as BuildResult
 from .requirements import RequirementLine, index_options, lines_by_name, read_requirement_lines
-from .resolve import Distribution, MissingDistribution, Resolution, resolve
-from .target import Target, host_runtime
+from .resolve import Distribution, Resolution, resolve
+from .target import Target
 from .trim import exclude, runtime_provided
 from .uvresolve import resolve_with_uv, with_dependencies
 
@@ -49,71 +55,27 @@ DEPLOYMENT_ZIP = "deployment.zip"
 LAYER_ZIP = "layer-deployment.zip"
 
 
-@dataclass(frozen=True)
-class BuildOptions:
-    project_dir: Path
-    stage: str = "dev"
-    out_dir: Path | None = None  # default: <project>/dist
-    automatic_layer: bool | None = None  # None: as config.json says
-    runtime: str | None = None  # default: the running interpreter's python3.X
-    arch: str | None = None  # default: config.json's lambda_architecture, else x86_64
-    strict: bool = False
-    check_only: bool = False  # resolve and report; write no zip
-    import_app: bool = True  # import app.py from the staged package, as Chalice does
-    import_timeout: float = 60.0
-    refresh: bool = False  # resolve requirements again even if a recent resolution is cached
-    exclude: tuple[str, ...] = ()  # globs of dependency/vendor paths to leave out (see trim)
-    without_runtime_provided: bool = False  # leave out boto3 & co, which Lambda provides
-    cache_dir: Path | None = None  # default: $XDG_CACHE_HOME/chalicepack
-    resolver: str = "auto"  # "auto": uv where it answers as pip would (see uvresolve); "pip"
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    report: dict[str, Any]
-    report_path: Path
-    warnings: list[str] = field(default_factory=list)
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "chalicepack"
-
-
 def build(options: BuildOptions) -> BuildResult:
     """Package the project; raise a ``ChalicepackError`` subclass on failure."""
-    project_dir = options.project_dir.resolve()
-    config = load_stage_config(project_dir, options.stage)
-    target = Target.parse(
-        options.runtime or host_runtime(), options.arch or config.architecture or "x86_64"
-    )
-    project = scan_project(project_dir)
-    automatic_layer = (
-        config.automatic_layer if options.automatic_layer is None else options.automatic_layer
-    )
-    out_dir = (options.out_dir or project_dir / "dist").resolve()
-    cache_dir = (options.cache_dir or default_cache_dir()).resolve()
-    requirements = _read_requirements(project, target, cache_dir, options.refresh, options.resolver)
-    settings = {
-        "stage": config.stage,
-        "runtime": target.runtime,
-        "arch": target.arch,
-        "automatic_layer": automatic_layer,
-        "import_app": options.import_app,
-        "strict": options.strict,
-        "exclude": list(options.exclude),
-        "without_runtime_provided": options.without_runtime_provided,
-    }
+    inputs = BuildInputs.read(options)
     if not options.check_only:
-        unchanged = _unchanged_build(
-            project, config, settings, requirements, cache_dir, out_dir / REPORT_NAME
-        )
+        unchanged = unchanged_build(inputs)
         if unchanged is not None:
             return unchanged
+    return build_from(inputs)
+
+
+def build_from(inputs: BuildInputs) -> BuildResult:
+    """Package what ``inputs`` describe, without asking whether the last build still stands
+    (``fingerprint.unchanged_build`` answers that, and needs nothing imported here)."""
+    options = inputs.options
+    requirements = _read_requirements(
+        inputs.project, inputs.target, inputs.cache_dir, options.refresh, options.resolver
+    )
     with tempfile.TemporaryDirectory(prefix="chalicepack-") as scratch:
         return _build_in(
-            Path(scratch), project, config, target, automatic_layer, out_dir, cache_dir, options,
-            requirements, settings,
+            Path(scratch), inputs.project, inputs.config, inputs.target, inputs.automatic_layer,
+            inputs.out_dir, inputs.cache_dir, options, requirements, inputs.settings,
         )  # fmt: skip
 
 
@@ -142,8 +104,9 @@ def _build_in(
     report = _report(project, config, target, automatic_layer, resolution, lines)
     report_path = out_dir / REPORT_NAME
     if options.check_only:
-        write_json_atomically(report_path, report)
-        return BuildResult(report, report_path, warnings)
+        check_report_path = out_dir / CHECK_REPORT_NAME
+        write_json_atomically(check_report_path, report)
+        return BuildResult(report, check_report_path, warnings)
 
     chalice = [d for d in resolution.distributions if d.name == "chalice"]
     shipped = [d for d in resolution.distributions if d.name != "chalice"]
@@ -386,34 +349,6 @@ def _resolve_requirements(
         cache_dir=cache_dir / "pip",
     )
     return resolution, None
-
-
-def _unchanged_build(
-    project: Project,
-    config: StageConfig,
-    settings: Mapping[str, Any],
-    requirements: _Requirements,
-    cache_dir: Path,
-    report_path: Path,
-) -> BuildResult | None:
-    """The last build's result, when nothing it was built from changed and its zips are intact."""
-    if requirements.key is not None and requirements.cached is None:
-        return None  # requirements must be resolved again: that alone may change the package
-    token = resolution_token(cache_dir, requirements.key) if requirements.key else None
-    fingerprint = build_fingerprint(project, config.path, settings, token)
-    report = unchanged_report(report_path, fingerprint)
-    if report is None:
-        return None
-    log.info("nothing changed since the last build in %s: keeping its zips", report_path.parent)
-    warnings = []
-    if report["missing_dependencies"]:
-        missing = [
-            MissingDistribution(item["name"], item["version"], item["reason"], item["fix"])
-            for item in report["missing_dependencies"]
-        ]
-        warnings.append(missing_dependencies_warning(missing))
-        log.warning("%s", warnings[-1])
-    return BuildResult(report, report_path, warnings)
 
 
 def _left_out(

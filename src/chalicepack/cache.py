@@ -4,7 +4,9 @@ resolutions.
 Layout under the cache directory (default ``$XDG_CACHE_HOME/chalicepack``):
 ``wheels/<sha256>/<file>.whl`` (content-addressed; written to a temporary name and renamed,
 so concurrent builds never see half a file), ``trees/<key>/`` (installed site-packages, see
-``install``), ``pip/`` (pip's own HTTP cache) and ``resolutions/<key>.json``.
+``install``), ``pip/`` (pip's own HTTP cache), ``resolutions/<key>.json`` and
+``outputs/<key>.json`` (the digests of an output directory's zips by their stat, see
+``fingerprint``).
 
 A resolution is reused when nothing that could change it changed (the key covers every
 requirements and constraints file, the target, the ``PIP_*`` environment and chalicepack's
@@ -24,17 +26,23 @@ import os
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .install import stored_sha256
 from .report import write_json_atomically
 from .requirements import RequirementLine, is_exact_pin, referenced_files
-from .resolve import Distribution, MissingDistribution, Resolution
-from .target import Target
+
+if TYPE_CHECKING:
+    from .resolve import Resolution
+    from .target import Target
 
 _FORMAT = 2
 DEFAULT_MAX_AGE = 3600.0
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "chalicepack"
 
 
 def resolution_key(requirements: Path, target: Target, resolver: str = "auto") -> str:
@@ -64,24 +72,44 @@ def _record_path(cache_dir: Path, key: str) -> Path:
 def load_resolution(cache_dir: Path, key: str, max_age: float) -> Resolution | None:
     """A recorded resolution still valid (pinned, or younger than ``max_age`` seconds) whose
     wheels are all still in the store, else None."""
-    path = _record_path(cache_dir, key)
+    # resolve imports pip's and sdist's machinery; an unchanged build asks reusable_resolution.
+    from .resolve import Distribution, MissingDistribution, Resolution
+
+    reusable = _reusable_record(cache_dir, key, max_age)
+    if reusable is None:
+        return None
+    record = reusable[1]
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        if not record["pinned"] and time.time() - record["resolved_at"] > max_age:
-            return None
-        resolution = Resolution(
+        return Resolution(
             tuple(Distribution(**_tuples(item)) for item in record["distributions"]),
             tuple(MissingDistribution(**_tuples(item)) for item in record["missing"]),
         )
+    except (KeyError, TypeError):
+        return None  # unreadable: resolve again
+
+
+def reusable_resolution(cache_dir: Path, key: str, max_age: float) -> str | None:
+    """The ``resolution_token`` of the resolution ``load_resolution`` would reuse, else None;
+    cheaper, for a build that may need no more than knowing what it would reuse."""
+    reusable = _reusable_record(cache_dir, key, max_age)
+    return None if reusable is None else hashlib.sha256(reusable[0]).hexdigest()
+
+
+def _reusable_record(cache_dir: Path, key: str, max_age: float) -> tuple[bytes, Any] | None:
+    """The recorded resolution's bytes and document when it may be reused, else None."""
+    try:
+        data = _record_path(cache_dir, key).read_bytes()
+        record = json.loads(data)
+        if not record["pinned"] and time.time() - record["resolved_at"] > max_age:
+            return None
+        store = cache_dir / "wheels"
+        for distribution in record["distributions"]:
+            sha256, filename = distribution["sha256"], distribution["filename"]
+            if not isinstance(sha256, str) or not (store / sha256 / filename).is_file():
+                return None
     except (OSError, ValueError, KeyError, TypeError):
         return None  # absent or unreadable: resolve again
-    store = cache_dir / "wheels"
-    for distribution in resolution.distributions:
-        if distribution.sha256 is None:
-            return None
-        if not (store / distribution.sha256 / distribution.filename).is_file():
-            return None
-    return resolution
+    return data, record
 
 
 def resolution_token(cache_dir: Path, key: str) -> str:
@@ -97,6 +125,8 @@ def save_resolution(
     wheels: dict[str, Path],
 ) -> None:
     """Record ``resolution`` with the sha256 of each stored wheel."""
+    from .install import stored_sha256  # installer and pip: only for a build that resolved
+
     exact = {line.name for line in lines if is_exact_pin(line)}
     names = [d.name for d in resolution.distributions] + [m.name for m in resolution.missing]
     pinned = bool(lines) and len(exact) == len(lines) and set(names) <= exact

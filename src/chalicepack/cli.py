@@ -14,11 +14,15 @@ from pathlib import Path
 from types import FrameType
 
 from . import __version__
-from .build import BuildOptions, build
 from .errors import BadInput, ChalicepackError
-from .options import add_build_options, add_publish_layer_command, build_options
+from .fingerprint import BuildInputs, unchanged_build
+from .options import BuildOptions, add_build_options, add_publish_layer_command, build_options
 from .report import summary_lines
-from .templates import add_package_command, run_package
+
+# An unchanged build should cost little more than Python's start-up: it imports only config,
+# project, cache, fingerprint and report. The pipeline (pip, installer, the zip writer, the
+# import check) and the package command (which imports all of it) load when they are needed.
+_LIGHT_COMMANDS = ("build", "check")
 
 log = logging.getLogger("chalicepack")
 
@@ -32,7 +36,9 @@ class _Parser(argparse.ArgumentParser):
         raise BadInput(f"{self.prog}: {message} (see --help)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, package: bool = True) -> argparse.ArgumentParser:
+    """The command line's parser; ``package=False`` leaves out the package command, whose
+    module imports the whole pipeline, for a command line that does not name it."""
     parser = _Parser(prog="chalicepack", description=__doc__)
     parser.add_argument("--version", action="version", version=f"chalicepack {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -43,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
     add_publish_layer_command(commands)
-    add_package_command(commands)
+    if package:
+        from .templates import add_package_command
+
+        add_package_command(commands)
     return parser
 
 
@@ -89,13 +98,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, format="chalicepack: %(message)s", force=True)
     try:
         with _sigterm_raises():
-            args = build_parser().parse_args(argv)
+            argv = sys.argv[1:] if argv is None else list(argv)
+            # Only --help and --version may come before the command, so the first word names it.
+            light = bool(argv) and argv[0] in _LIGHT_COMMANDS
+            args = build_parser(package=not light).parse_args(argv)
             log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
             if args.command == "publish-layer":
                 from .layer import run_publish_layer  # boto3 loads only for this command
 
                 return run_publish_layer(args)
             if args.command == "package":
+                from .templates import run_package
+
                 return run_package(args)
             return _build(args)
     except ChalicepackError as error:
@@ -113,7 +127,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    result = build(options_from_args(args))
+    inputs = BuildInputs.read(options_from_args(args))
+    result = None if inputs.options.check_only else unchanged_build(inputs)
+    if result is None:
+        from .build import build_from
+
+        result = build_from(inputs)
     if args.json:
         print(json.dumps(result.report, indent=2))
     else:

@@ -5,26 +5,138 @@ The fingerprint covers chalicepack's and chalice's versions, the options that sh
 package, config.json, every file that ships from the project (content for files up to 1 MiB;
 size and modification time for bigger vendor files, which are seldom edited and costly to
 hash), the resolution reused from the cache and ``SOURCE_DATE_EPOCH``.
+
+A zip is intact when its sha256 is the one in the report. Hashing a 30 MB zip costs more than
+the rest of the check, so a verified digest is kept in the cache (``outputs/``) with the zip's
+size, mtime, ctime, inode and device, and a zip whose stat is the recorded one has the recorded
+digest: a file put in its place has another inode, and a write or ``os.utime`` sets the ctime
+to the current time, which nothing can set back. A write within the same timestamp tick as the
+zip's last change would leave its stat as it was, though (git's "racy clean" entries), so only
+a zip last changed well before it was hashed has its digest recorded; the first unchanged
+build after a build hashes its zips as before.
+
+This module imports only what the check needs; the pipeline (pip, installer, the zip writer,
+the import check) loads only when there is something to build.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.machinery
 import json
 import logging
 import os
+import re
+import time
 from collections.abc import Mapping
-from importlib import metadata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .install import file_sha256
-from .project import Project
+from .cache import (
+    DEFAULT_MAX_AGE,
+    default_cache_dir,
+    resolution_key,
+    reusable_resolution,
+)
+from .config import StageConfig, load_stage_config
+from .options import BuildOptions
+from .project import Project, scan_project
+from .report import REPORT_NAME, BuildResult, reported_missing_warning, write_json_atomically
+from .target import Target, host_runtime
 
 log = logging.getLogger(__name__)
 
 _HASHED_UP_TO = 1 << 20
+_CHALICE_DIST_INFO = re.compile(r"chalice-([^-]+)\.dist-info", re.IGNORECASE)
+
+# How long before the digest was taken a zip must have last changed for its stat to stand for
+# its content: a timestamp can lag the clock by a tick and be truncated to the second (2 s on
+# FAT), so a write just after the digest was taken could leave a younger zip's stat as it was.
+_RACY_NS = 2_000_000_000
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """What a build is built from, as read before anything is resolved or installed."""
+
+    options: BuildOptions
+    project: Project
+    config: StageConfig
+    target: Target
+    automatic_layer: bool
+    out_dir: Path
+    cache_dir: Path
+    settings: Mapping[str, Any]  # the options that shape the package, as the fingerprint has them
+
+    @classmethod
+    def read(cls, options: BuildOptions) -> BuildInputs:
+        """Read the config and the project tree; raise a ``ChalicepackError`` naming the fix."""
+        project_dir = options.project_dir.resolve()
+        config = load_stage_config(project_dir, options.stage)
+        target = Target.parse(
+            options.runtime or host_runtime(), options.arch or config.architecture or "x86_64"
+        )
+        project = scan_project(project_dir)
+        automatic_layer = (
+            config.automatic_layer if options.automatic_layer is None else options.automatic_layer
+        )
+        settings = {
+            "stage": config.stage,
+            "runtime": target.runtime,
+            "arch": target.arch,
+            "automatic_layer": automatic_layer,
+            "import_app": options.import_app,
+            "strict": options.strict,
+            "exclude": list(options.exclude),
+            "without_runtime_provided": options.without_runtime_provided,
+        }
+        return cls(
+            options=options,
+            project=project,
+            config=config,
+            target=target,
+            automatic_layer=automatic_layer,
+            out_dir=(options.out_dir or project_dir / "dist").resolve(),
+            cache_dir=(options.cache_dir or default_cache_dir()).resolve(),
+            settings=settings,
+        )
+
+
+def unchanged_build(inputs: BuildInputs) -> BuildResult | None:
+    """The last build's result, when nothing it was built from changed and its zips are intact."""
+    report_path = inputs.out_dir / REPORT_NAME
+    try:
+        report = json.loads(report_path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(report, dict) or not report.get("artifacts"):
+        return None
+    token = None
+    if inputs.project.requirements is not None:
+        try:
+            key = resolution_key(
+                inputs.project.requirements, inputs.target, inputs.options.resolver
+            )
+        except (OSError, ValueError):
+            return None  # the build reads requirements.txt again, and says what is wrong
+        max_age = 0.0 if inputs.options.refresh else DEFAULT_MAX_AGE
+        token = reusable_resolution(inputs.cache_dir, key, max_age)
+        if token is None:
+            return None  # requirements must be resolved again: that alone may change the package
+    fingerprint = build_fingerprint(inputs.project, inputs.config.path, inputs.settings, token)
+    if report.get("fingerprint") != fingerprint:
+        return None
+    if not _zips_intact(report["artifacts"], _digests_path(inputs.cache_dir, inputs.out_dir)):
+        return None
+    log.info("nothing changed since the last build in %s: keeping its zips", inputs.out_dir)
+    warnings = []
+    warning = reported_missing_warning(report)
+    if warning is not None:
+        warnings.append(warning)
+        log.warning("%s", warning)
+    return BuildResult(report, report_path, warnings)
 
 
 def build_fingerprint(
@@ -38,7 +150,7 @@ def build_fingerprint(
     digest = hashlib.sha256()
     header = {
         "chalicepack": __version__,
-        "chalice": metadata.version("chalice"),
+        "chalice": _chalice_version(),
         "settings": dict(settings),
         "resolution": resolution,
         "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH"),
@@ -55,21 +167,87 @@ def build_fingerprint(
     return digest.hexdigest()
 
 
-def unchanged_report(report_path: Path, fingerprint: str) -> dict[str, Any] | None:
-    """The last build's report when it had this fingerprint and its zips are intact."""
-    try:
-        report: dict[str, Any] = json.loads(report_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if report.get("fingerprint") != fingerprint or not report.get("artifacts"):
-        return None
-    for artifact in report["artifacts"].values():
+def _chalice_version() -> str:
+    """The installed chalice's version (its runtime ships unless requirements.txt names chalice),
+    read from the name of the dist-info directory pip puts beside the package; importlib.metadata
+    answers when that is not where it is, at the cost of 20 ms of imports."""
+    spec = importlib.machinery.PathFinder.find_spec("chalice")
+    if spec is not None and spec.submodule_search_locations:
+        site = Path(next(iter(spec.submodule_search_locations))).parent
+        try:
+            found = [_CHALICE_DIST_INFO.fullmatch(name) for name in os.listdir(site)]
+        except OSError:
+            found = []
+        versions = [match.group(1) for match in found if match]
+        if len(versions) == 1:
+            return versions[0]
+    from importlib import metadata
+
+    return metadata.version("chalice")
+
+
+def _digests_path(cache_dir: Path, out_dir: Path) -> Path:
+    key = hashlib.sha256(os.fsencode(out_dir)).hexdigest()
+    return cache_dir / "outputs" / f"{key}.json"
+
+
+def _zips_intact(artifacts: Mapping[str, Any], digests_path: Path) -> bool:
+    """Whether each zip has the sha256 the report gives it: by its recorded stat, else hashed."""
+    recorded = _read_digests(digests_path)
+    taken_at = time.time_ns()  # before any stat: a later write changes what was read
+    digests: dict[str, Any] = {}
+    hashed = False
+    for artifact in artifacts.values():
         path = Path(artifact["path"])
         try:
-            intact = path.stat().st_size == artifact["size"]
+            status = path.stat()
         except OSError:
-            return None
-        if not intact or file_sha256(path) != artifact["sha256"]:
+            log.info("%s is gone since the last build; building again", path)
+            return False
+        stat = _stat(status)
+        entry = recorded.get(str(path))
+        if status.st_size != artifact["size"]:
+            digest = None
+        elif entry is not None and entry == {"stat": stat, "sha256": artifact["sha256"]}:
+            digest = artifact["sha256"]
+        else:
+            digest, hashed = _file_sha256(path), True
+        if digest != artifact["sha256"]:
             log.info("%s changed since the last build; building again", path)
-            return None
-    return report
+            return False
+        if status.st_ctime_ns <= taken_at - _RACY_NS:
+            digests[str(path)] = {"stat": stat, "sha256": digest}
+    if hashed and digests:
+        try:
+            write_json_atomically(digests_path, {"taken_at_ns": taken_at, "zips": digests})
+        except OSError as error:  # a read-only cache: the next build hashes again
+            log.debug("cannot record the zips' digests in %s: %s", digests_path, error)
+    return True
+
+
+def _stat(status: os.stat_result) -> list[int]:
+    """What a zip's recorded digest is valid for (a list: it is compared with JSON's)."""
+    return [status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino, status.st_dev]
+
+
+def _read_digests(path: Path) -> dict[str, Any]:
+    """The recorded digests by zip path; those whose zip was racily clean are not trusted."""
+    try:
+        document = json.loads(path.read_bytes())
+        taken_at = document["taken_at_ns"]
+        return {
+            name: entry
+            for name, entry in document["zips"].items()
+            if entry["stat"][2] <= taken_at - _RACY_NS
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError):
+        return {}
+
+
+def _file_sha256(path: Path) -> str:
+    # install.file_sha256 would import the installer and pip with it.
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

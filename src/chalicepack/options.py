@@ -8,9 +8,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .build import BuildOptions
 from .report import REPORT_NAME
 from .target import ARCHES, RUNTIME_GLIBC
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    project_dir: Path
+    stage: str = "dev"
+    out_dir: Path | None = None  # default: <project>/dist
+    automatic_layer: bool | None = None  # None: as config.json says
+    runtime: str | None = None  # default: the running interpreter's python3.X
+    arch: str | None = None  # default: config.json's lambda_architecture, else x86_64
+    strict: bool = False
+    check_only: bool = False  # resolve and report; write no zip
+    import_app: bool = True  # import app.py from the staged package, as Chalice does
+    import_timeout: float = 60.0
+    refresh: bool = False  # resolve requirements again even if a recent resolution is cached
+    exclude: tuple[str, ...] = ()  # globs of dependency/vendor paths to leave out (see trim)
+    without_runtime_provided: bool = False  # leave out boto3 & co, which Lambda provides
+    cache_dir: Path | None = None  # default: $XDG_CACHE_HOME/chalicepack
+    resolver: str = "auto"  # "auto": uv where it answers as pip would (see uvresolve); "pip"
 
 
 def add_build_options(command: argparse.ArgumentParser) -> None:
@@ -39,7 +57,9 @@ def add_build_options(command: argparse.ArgumentParser) -> None:
         "--cache-dir", type=Path, help="wheel cache (default: $XDG_CACHE_HOME/chalicepack)"
     )
     command.add_argument(
-        "--json", action="store_true", help="print build-report.json to stdout instead"
+        "--json",
+        action="store_true",
+        help="print build-report.json (check: check-report.json) to stdout instead",
     )
     command.add_argument(
         "--no-import",

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import random
 import stat
 import warnings
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from installer.utils import SCHEME_NAMES
 
 from aftermath import error_line
 from chalicepack.errors import BadInput
-from chalicepack.install import install_tree, install_wheels
+from chalicepack.install import install_tree, install_wheels, installed_files
 from chalicepack.resolve import Distribution
 from chalicepack.target import Target
 from conftest import make_project
@@ -363,3 +364,85 @@ def test_two_requirements_shipping_one_file_fail_the_build_naming_both(
         " (alpha-1.0-py3-none-any.whl); two requirements ship the same file"
     )
     assert not list((tmp_path / "cache").glob("trees/*/site-packages"))
+
+
+# --- the cached tree --------------------------------------------------------------------------
+
+
+def cached_tree(tmp_path: Path) -> Callable[[], Any]:
+    kit = wheel_file(tmp_path / "w", "kit", EVERYTHING, executable=("kit/_speedups.so",))
+    return lambda: install_tree(*installing([kit]), tmp_path / "trees", TARGET)
+
+
+def test_an_untouched_cached_tree_is_reused(tmp_path: Path) -> None:
+    tree = cached_tree(tmp_path)
+    first = tree()
+
+    second = tree()
+
+    assert (first.reused, second.reused) == (False, True)
+    assert second.site_packages == first.site_packages
+    assert second.unpacked_sizes == first.unpacked_sizes
+
+
+def forget_executables(record: Path) -> None:
+    """The record as builds wrote it before it kept executable bits."""
+    document = json.loads(record.read_text())
+    del document["executable"]
+    record.write_text(json.dumps(document))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda site: (site / "kit" / "core.py").write_text("changed = True\n"),
+        lambda site: (site / "kit" / "core.py").unlink(),
+        lambda site: (site / "kit" / "planted.py").write_text(""),
+        lambda site: (site / "kit" / "core.py").chmod(0o755),
+        lambda site: (site / "kit" / "_speedups.so").chmod(0o644),
+        lambda site: forget_executables(site.parent / "installed.json"),
+    ],
+    ids=["size", "missing", "added", "made-executable", "no-longer-executable", "old-record"],
+)
+def test_a_cached_tree_that_changed_is_installed_again(
+    tmp_path: Path, damage: Callable[[Path], object], umask: int
+) -> None:
+    tree = cached_tree(tmp_path)
+    first = tree()
+    before = tree_of(first.site_packages)
+    damage(first.site_packages)
+
+    again = tree()
+
+    assert not again.reused
+    assert tree_of(again.site_packages) == before
+
+
+def test_installed_files_list_the_tree_as_a_sorted_walk_of_it_would(tmp_path: Path) -> None:
+    files = {
+        "a.py": "",
+        "a-b/c.py": "C = 1\n",
+        "a/b.py": "B = 2\n",
+        "a/b/c.py": "",
+        "a/b/run.so": os.urandom(100),
+        "a_b.py": "",
+    }
+    kit = wheel_file(tmp_path / "w", "a", files, executable=("a/b/run.so",))
+    site_packages = install_tree(*installing([kit]), tmp_path / "trees", TARGET).site_packages
+    walked = [
+        (
+            path.relative_to(site_packages).as_posix(),
+            path.stat().st_size,
+            bool(path.stat().st_mode & stat.S_IXUSR),
+        )
+        for path in sorted(site_packages.rglob("*"))
+        if path.is_file()
+    ]
+
+    from_record = installed_files(site_packages)
+    (site_packages.parent / "installed.json").unlink()
+    from_walk = installed_files(site_packages)
+
+    assert from_record == walked
+    assert from_walk == walked
+    assert ("a/b/run.so", 100, True) in walked

@@ -13,7 +13,8 @@ import stat
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
+from fnmatch import fnmatchcase
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -23,10 +24,12 @@ from installer.sources import WheelFile
 from installer.utils import SCHEME_NAMES
 
 from aftermath import error_line
+from chalicepack.archive import ZipEntry
 from chalicepack.errors import BadInput
 from chalicepack.install import install_tree, install_wheels, installed_files
 from chalicepack.resolve import Distribution
 from chalicepack.target import Target
+from chalicepack.trim import exclude
 from conftest import make_project
 from pkgindex import PackageIndex
 
@@ -446,3 +449,37 @@ def test_installed_files_list_the_tree_as_a_sorted_walk_of_it_would(tmp_path: Pa
     assert from_record == walked
     assert from_walk == walked
     assert ("a/b/run.so", 100, True) in walked
+
+
+# --- --exclude ---------------------------------------------------------------------------------
+
+
+def excluded_by_the_definition(arcname: str, patterns: list[str]) -> str | None:
+    """trim's documented rule: the first pattern matching the path or a folder it is in."""
+    path = PurePosixPath(arcname)
+    candidates = [arcname, *(str(p) for p in path.parents if str(p) != ".")]
+    return next((p for p in patterns if any(fnmatchcase(c, p) for c in candidates)), None)
+
+
+PATHS = [
+    "numpy/__init__.py", "numpy/tests/test_a.py", "numpy/core/tests/data/x.npy",
+    "numpy/core/_multiarray.so", "pandas/tests", "pandas/testsuite/x.py", "tests/conftest.py",
+    "a-b/c.pyi", "a/b.pyi", "six.py", "x.dist-info/RECORD", "odd//tests/x.py",
+    "./tests/y.py", "/abs/tests/z.py", "up/../tests/w.py", "trailing/tests/",
+]  # fmt: skip
+PATTERNS = [
+    [], ["*/tests"], ["tests"], ["*.pyi", "numpy/*"], ["numpy/core", "*/tests", "nothing"],
+    ["*.so", "*", "*/tests"], ["a", "a-b"], ["*/tests/*", "*/tests"], ["[ab]/*"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("patterns", PATTERNS, ids=[" ".join(p) or "none" for p in PATTERNS])
+def test_exclude_follows_its_definition(patterns: list[str]) -> None:
+    entries = [ZipEntry(name, Path("/nowhere") / str(n)) for n, name in enumerate(PATHS)]
+
+    result = exclude(entries, patterns)
+
+    expected = {e.arcname: excluded_by_the_definition(e.arcname, patterns) for e in entries}
+    assert result.kept == [e for e in entries if expected[e.arcname] is None]
+    assert result.removed == [e for e in entries if expected[e.arcname] is not None]
+    assert result.unmatched == [p for p in patterns if p not in expected.values()]

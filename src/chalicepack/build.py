@@ -27,7 +27,7 @@ from .chaliceruntime import installed_runtime, runtime_from_wheel
 from .config import StageConfig
 from .errors import AppImportError, MissingDependencies, ProjectError
 from .fingerprint import BuildInputs, build_fingerprint, unchanged_build
-from .install import fetch_wheels, file_sha256, install_tree, shipped_members
+from .install import fetch_wheels, file_sha256, install_tree, installed_files, shipped_members
 from .limits import refuse_over_unzipped_limit
 
 # BuildOptions and BuildResult live where an unchanged build, which never imports this module,
@@ -387,14 +387,10 @@ def _dependency_entries(site_packages: Path, wheels: Iterable[Path]) -> list[Zip
         for arcname, info in shipped_members(wheel).items():
             members[arcname] = RawMember(wheel, info)
     entries = []
-    for path in sorted(site_packages.rglob("*")):
-        if not path.is_file():
-            continue
-        entry = entry_for(path.relative_to(site_packages).as_posix(), path)
-        member = members.get(entry.arcname)
-        if member is not None and member.info.file_size == path.stat().st_size:
-            entry = replace(entry, raw=member)
-        entries.append(entry)
+    for arcname, size, executable in installed_files(site_packages):
+        member = members.get(arcname)
+        raw = member if member is not None and member.info.file_size == size else None
+        entries.append(ZipEntry(arcname, site_packages / arcname, executable, raw))
     return entries
 
 

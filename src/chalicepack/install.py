@@ -5,31 +5,41 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
+import itertools
 import json
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import time
 import warnings
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import TYPE_CHECKING, BinaryIO, cast
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 from installer import install
 from installer.destinations import SchemeDictionaryDestination
 from installer.exceptions import InstallerError
+from installer.records import Hash, RecordEntry, parse_record_file
+from installer.scripts import Script
 from installer.sources import WheelFile
-from installer.utils import SCHEME_NAMES
+from installer.utils import SCHEME_NAMES, Scheme, copyfileobj_with_hashing
 
 from . import __version__
 from .errors import BadInput, BuildFailure
 from .pip import redact, run_pip
 from .resolve import Distribution
 from .target import Target
+
+if TYPE_CHECKING:
+    from installer.scripts import ScriptSection
 
 try:
     import fcntl
@@ -157,64 +167,273 @@ def _keep(downloaded: Path, distribution: Distribution, store: Path, move: bool 
 def install_wheels(
     wheels: dict[str, Path], distributions: Iterable[Distribution], site_packages: Path
 ) -> list[InstalledDistribution]:
-    """Install each wheel into ``site_packages``; data, scripts and headers are not shipped."""
+    """Install each wheel into ``site_packages``; data, scripts and headers are not shipped.
+
+    Every wheel is checked before anything is written: its paths, its RECORD's listing, and
+    that no two wheels ship one file. Then the wheels are installed side by side (inflating,
+    hashing and writing release the GIL), each member inflated once: its RECORD hash is
+    checked on the bytes as they are written. The error raised is the first wheel's, in the
+    order of their file names, whichever thread finds its own first.
+    """
+    distributions = list(distributions)
+    ordered = sorted(distributions, key=lambda d: wheels[d.name].name)
+    plans = []
+    files: dict[str, Path] = {}  # site-packages path -> the wheel that ships that file
+    folders: dict[str, Path] = {}  # site-packages folder -> the first wheel that needs it
+    for distribution in ordered:
+        plan = _plan(wheels[distribution.name], distribution)
+        _refuse_collisions(plan, files, folders)
+        plans.append(plan)
+    try:
+        # Made here, parents first: threads making a shared folder at once would collide.
+        for folder in [".", *sorted(folders)]:
+            os.makedirs(os.path.join(site_packages, folder), exist_ok=True)
+    except OSError as error:
+        raise BuildFailure(f"cannot install into {site_packages}: {error}") from error
     discard = site_packages.parent / "not-shipped"
     scheme: dict[str, str] = {name: str(discard / name) for name in SCHEME_NAMES}
     scheme["purelib"] = scheme["platlib"] = str(site_packages)
-    destination = SchemeDictionaryDestination(
-        scheme, interpreter="/var/lang/bin/python", script_kind="posix"
-    )
-    installed = []
-    for distribution in distributions:
-        wheel = wheels[distribution.name]
-        installed.append(_install_one(wheel, distribution, destination, site_packages))
-    return installed
+    umask = os.umask(0)  # installer reads it this way for each executable: not from threads
+    os.umask(umask)
+    installed = {}
+    with warnings.catch_warnings():
+        # installer warns (RuntimeWarning) for each .pyc a wheel carries and skips it, as we
+        # want. Filtered here, not in the threads: the filters are the whole process's.
+        warnings.filterwarnings("ignore", message="Skip installing", category=RuntimeWarning)
+        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+            # Biggest first: the wheels left to start last are the quickest to install.
+            by_size = sorted(plans, key=lambda plan: plan.size, reverse=True)
+            futures = {p.wheel: pool.submit(_install_one, p, scheme, umask) for p in by_size}
+            try:
+                for plan in plans:  # in order: the first failure raises
+                    installed[plan.distribution.name] = futures[plan.wheel].result()
+            except BaseException:
+                pool.shutdown(cancel_futures=True)  # and wait for those already writing
+                raise
+    return [installed[d.name] for d in distributions]
 
 
-def _install_one(
-    wheel: Path,
-    distribution: Distribution,
-    destination: SchemeDictionaryDestination,
-    site_packages: Path,
-) -> InstalledDistribution:
-    _refuse_paths_outside(wheel)
+_WORKERS = min(4, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A wheel checked before anything of it is written, and what it will write."""
+
+    distribution: Distribution
+    wheel: Path
+    size: int  # of the wheel file
+    expected: dict[str, RecordEntry]  # the wheel's RECORD, by member
+    paths: list[str]  # the files it writes in site-packages, sorted
+
+
+def _plan(wheel: Path, distribution: Distribution) -> _Plan:
     try:
-        with WheelFile.open(wheel) as source, warnings.catch_warnings():
-            # installer warns (RuntimeWarning) for each .pyc a wheel carries and skips it, as
-            # we want: say so in the debug log, not as a raw warning on stderr.
-            warnings.filterwarnings("ignore", message="Skip installing", category=RuntimeWarning)
-            source.validate_record()
-            install(source, destination, additional_metadata={})
+        archive = zipfile.ZipFile(wheel)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise BadInput(f"{wheel.name} is not a valid wheel: {error}") from error
+    with archive:
+        infos = archive.infolist()
+        _refuse_paths_outside(wheel, [info.filename for info in infos])
+        try:
+            source = WheelFile(archive)
+            try:
+                source.validate_record(validate_contents=False)  # reads RECORD only
+            except Exception:
+                # Refused with the message builds have always given, which also names
+                # members whose bytes differ: installer's, from the full check.
+                source.validate_record()
+                raise
+            rows = {
+                row[0]: row
+                for row in parse_record_file(source.read_dist_info("RECORD").splitlines())
+            }
+            record = f"{source.dist_info_dir}/RECORD"
+        except (InstallerError, ValueError) as error:
+            raise _refused(wheel, error) from error
+        except zipfile.BadZipFile as error:  # a member whose CRC is wrong
+            raise BadInput(f"{wheel.name} is not a valid wheel: {error}") from error
+        except OSError as error:
+            raise BuildFailure(f"cannot install {wheel.name}: {error}") from error
+    # validate_record accepted the rows of every member: they parse.
+    expected = {
+        info.filename: RecordEntry.from_elements(*rows[info.filename])
+        for info in infos
+        if info.filename in rows
+    }
+    # installer skips what a wheel holds in __pycache__ folders (and says so in a warning).
+    shipped = (path for path, _ in _shipped(infos) if "__pycache__" not in path.split("/")[:-1])
+    paths = sorted([*shipped, record])
+    return _Plan(distribution, wheel, wheel.stat().st_size, expected, paths)
+
+
+def _refused(wheel: Path, error: Exception) -> BadInput:
+    # RECORD mismatches, paths outside site-packages (../, absolute): refused by installer.
+    return BadInput(
+        f"{wheel.name} is not a valid wheel: {error}; it was refused and nothing of it"
+        " ships: replace or remove the requirement that brings it in"
+    )
+
+
+def _refuse_collisions(plan: _Plan, files: dict[str, Path], folders: dict[str, Path]) -> None:
+    """Refuse a file of ``plan``'s wheel that another wheel (or the same one) also ships,
+    or that is a folder another needs, or the reverse; then record its files and folders."""
+    for path in plan.paths:
+        parents = list(itertools.accumulate(path.split("/")[:-1], lambda a, b: f"{a}/{b}"))
+        clash = next((name for name in [path, *parents] if name in files), None)
+        if clash is None and path in folders:
+            clash = path
+        if clash is not None:
+            earlier = files.get(clash) or folders[clash]
+            if earlier == plan.wheel:
+                raise BadInput(
+                    f"{plan.wheel.name} is not a valid wheel: two of its members install as"
+                    f" {clash}; it was refused and nothing of it ships: replace or remove the"
+                    " requirement that brings it in"
+                )
+            raise BadInput(
+                f"{plan.wheel.name} would overwrite {clash}, installed by another dependency"
+                f" ({earlier.name}); two requirements ship the same file"
+            )
+        files[path] = plan.wheel
+        for folder in parents:
+            folders.setdefault(folder, plan.wheel)
+
+
+def _install_one(plan: _Plan, scheme: dict[str, str], umask: int) -> InstalledDistribution:
+    wheel = plan.wheel
+    destination = _CheckingDestination(scheme, plan.expected, umask)
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            source = _TrackedWheel(archive)
+            destination.source = source
+            try:
+                install(source, destination, additional_metadata={})
+            except Exception:
+                source.validate_record()  # as before: members that differ are named first
+                raise
+            mismatched = _mismatched(archive, plan.expected, destination)
+            if mismatched:
+                source.validate_record()  # installer's message, naming every member that differs
+                raise BadInput(
+                    f"{wheel.name} is not a valid wheel: {mismatched[0]} differs from RECORD"
+                )
     except FileExistsError as error:
         raise BadInput(
             f"{wheel.name} would overwrite {error.filename}, installed by another "
             "dependency; two requirements ship the same file"
         ) from error
     except (InstallerError, ValueError) as error:
-        # RECORD mismatches, paths outside site-packages (../, absolute): refused by installer.
-        raise BadInput(
-            f"{wheel.name} is not a valid wheel: {error}; it was refused and nothing of it"
-            " ships: replace or remove the requirement that brings it in"
-        ) from error
+        raise _refused(wheel, error) from error
+    except zipfile.BadZipFile as error:  # a member whose CRC is wrong
+        raise BadInput(f"{wheel.name} is not a valid wheel: {error}") from error
     except OSError as error:
         raise BuildFailure(f"cannot install {wheel.name}: {error}") from error
-    # What the wheel put in site-packages: its shipped members and the RECORD installer wrote
-    # (walking the whole tree after each wheel would cost time quadratic in its size).
-    record = f"{source.dist_info_dir}/RECORD"
-    candidates = [*shipped_members(wheel), record]
-    files = sorted(name for name in candidates if (site_packages / name).is_file())
-    size = sum((site_packages / name).stat().st_size for name in files)
-    return InstalledDistribution(distribution, wheel, tuple(files), size)
+    files = sorted(destination.written)
+    size = sum(destination.written.values())
+    return InstalledDistribution(plan.distribution, wheel, tuple(files), size)
 
 
-def _refuse_paths_outside(wheel: Path) -> None:
+def _mismatched(
+    archive: zipfile.ZipFile, expected: dict[str, RecordEntry], destination: _CheckingDestination
+) -> list[str]:
+    """The members whose bytes differ from the wheel's RECORD, in the wheel's order: those
+    checked as they were written, and the others (.pyc files installer skips, scripts whose
+    shebang it rewrites, hashes other than sha256) read here."""
+    mismatched = []
+    for info in archive.infolist():
+        entry = expected.get(info.filename)
+        if entry is None or entry.hash_ is None:  # RECORD itself, signatures
+            continue
+        if info.filename in destination.checked:
+            if not destination.checked[info.filename]:
+                mismatched.append(info.filename)
+            continue
+        with archive.open(info) as stream, open(os.devnull, "wb") as sink:
+            digest, size = copyfileobj_with_hashing(cast(BinaryIO, stream), sink, entry.hash_.name)
+        if digest != entry.hash_.value or size != entry.size:
+            mismatched.append(info.filename)
+    return mismatched
+
+
+class _TrackedWheel(WheelFile):
+    """A wheel that says which member ``installer`` is writing (it writes each one while
+    ``get_contents`` waits)."""
+
+    member: str | None = None
+
+    def get_contents(self) -> Iterator[tuple[tuple[str, str, str], BinaryIO, bool]]:
+        for element in super().get_contents():
+            self.member = element[0][0]  # the member's name
+            yield element
+        self.member = None
+
+
+class _CheckingDestination(SchemeDictionaryDestination):
+    """site-packages: each member written there is checked against the wheel's RECORD with
+    the hash installer computes while writing it. The other schemes do not ship: their
+    files are hashed for the RECORD installer writes, and not written at all."""
+
+    def __init__(self, scheme: dict[str, str], expected: dict[str, RecordEntry], umask: int):
+        super().__init__(scheme, interpreter="/var/lang/bin/python", script_kind="posix")
+        self.expected = expected
+        self.umask = umask
+        self.source: _TrackedWheel | None = None
+        self.checked: dict[str, bool] = {}  # member -> whether it matched RECORD
+        self.written: dict[str, int] = {}  # site-packages path -> size
+
+    def write_file(
+        self, scheme: Scheme, path: str | os.PathLike[str], stream: BinaryIO, is_executable: bool
+    ) -> RecordEntry:
+        written = super().write_file(scheme, path, stream, is_executable)
+        member = self.source.member if self.source is not None else None
+        expected = self.expected.get(member) if member is not None else None
+        # A script's hash is that of its rewritten shebang, and a RECORD may use another
+        # hash than installer's: _mismatched reads those members again.
+        if (
+            member is not None
+            and expected is not None
+            and expected.hash_ is not None
+            and written.hash_ is not None
+            and expected.hash_.name == written.hash_.name
+            and scheme != "scripts"
+        ):
+            matches = written.hash_.value == expected.hash_.value
+            self.checked[member] = matches and written.size == expected.size
+        return written
+
+    def write_to_fs(
+        self, scheme: Scheme, path: str, stream: BinaryIO, is_executable: bool
+    ) -> RecordEntry:
+        if scheme not in _SHIPPED_SCHEMES:
+            with open(os.devnull, "wb") as sink:
+                digest, size = copyfileobj_with_hashing(stream, sink, self.hash_algorithm)
+            return RecordEntry(path, Hash(self.hash_algorithm, digest), size)
+        written = super().write_to_fs(scheme, path, stream, is_executable=False)
+        if is_executable:
+            # installer's mode for executables, with the umask read before the threads
+            # started: installer reads it by setting it, which threads would race on.
+            os.chmod(os.path.join(self.scheme_dict[scheme], path), 0o777 & ~self.umask | 0o111)
+        self.written[path] = written.size or 0
+        return written
+
+    def write_script(
+        self, name: str, module: str, attr: str, section: ScriptSection
+    ) -> RecordEntry:
+        """The RECORD line of an entry point's launcher; scripts do not ship."""
+        script_name, data = Script(name, module, attr, section).generate(
+            self.interpreter, self.script_kind
+        )
+        with io.BytesIO(data) as stream:
+            return self.write_to_fs(Scheme("scripts"), script_name, stream, is_executable=True)
+
+
+_SHIPPED_SCHEMES = ("purelib", "platlib")
+
+
+def _refuse_paths_outside(wheel: Path, names: Iterable[str]) -> None:
     """Refuse, naming it, a member that would land outside site-packages (a "zip slip":
     ``../`` or an absolute path). ``installer`` refuses them too, less clearly."""
-    try:
-        with zipfile.ZipFile(wheel) as archive:
-            names = archive.namelist()
-    except (zipfile.BadZipFile, OSError) as error:
-        raise BadInput(f"{wheel.name} is not a valid wheel: {error}") from error
     for name in names:
         path = PurePosixPath(name.replace("\\", "/"))
         if path.is_absolute() or ".." in path.parts or PureWindowsPath(name).drive:
@@ -299,31 +518,62 @@ def _tree_key(
 
 
 def _write_tree_record(tree: Path, sizes: dict[str, int]) -> None:
-    site_packages = tree / "site-packages"
-    files = {
-        path.relative_to(site_packages).as_posix(): path.stat().st_size
-        for path in sorted(site_packages.rglob("*"))
-        if path.is_file()
-    }
-    record = {"unpacked_sizes": sizes, "files": files}
+    files, executable = _scan(tree / "site-packages")
+    record = {"unpacked_sizes": sizes, "files": files, "executable": executable}
     (tree / _TREE_RECORD).write_text(json.dumps(record), encoding="utf-8")
 
 
 def _intact_tree(tree: Path) -> dict[str, int] | None:
-    """The record of a cached tree whose files are all there with their sizes, else None."""
+    """The sizes recorded with a cached tree whose files are exactly those of its record, with
+    their sizes and executable bits, else None (a record written before those bits were kept
+    is not intact)."""
     try:
         record = json.loads((tree / _TREE_RECORD).read_text(encoding="utf-8"))
-        site_packages = tree / "site-packages"
-        for name, size in record["files"].items():
-            if (site_packages / name).stat().st_size != size:
-                return None
-        actual = sum(1 for path in site_packages.rglob("*") if path.is_file())
-        if actual != len(record["files"]):
+        files, executable = _scan(tree / "site-packages")
+        if record["files"] != files or record["executable"] != executable:
             return None
         sizes: dict[str, int] = record["unpacked_sizes"]
         return sizes
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _scan(site_packages: Path) -> tuple[dict[str, int], list[str]]:
+    """The files of a tree (path in it -> size) and, sorted, those its owner may execute:
+    one ``os.scandir`` walk, one ``stat`` per file and no ``Path`` per file (which cost more
+    than the ``stat``: a warm build checks thousands)."""
+    files: dict[str, int] = {}
+    executable: list[str] = []
+    folders = [("", os.fspath(site_packages))]
+    while folders:
+        prefix, folder = folders.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append((f"{prefix}{entry.name}/", entry.path))
+                elif entry.is_file():
+                    status = entry.stat()
+                    files[prefix + entry.name] = status.st_size
+                    if status.st_mode & stat.S_IXUSR:
+                        executable.append(prefix + entry.name)
+    executable.sort()
+    return files, executable
+
+
+def installed_files(site_packages: Path) -> list[tuple[str, int, bool]]:
+    """The files of a tree ``install_tree`` returned, as (path in it, size, executable by its
+    owner), in the order of ``sorted(site_packages.rglob("*"))``: from the record it checked
+    or wrote beside the tree (no walk, no ``stat``), else from the tree itself."""
+    try:
+        record = json.loads((site_packages.parent / _TREE_RECORD).read_text(encoding="utf-8"))
+        files: dict[str, int] = record["files"]
+        executable = set(record["executable"])
+    except (OSError, ValueError, KeyError, TypeError):
+        files, listed = _scan(site_packages)
+        executable = set(listed)
+    # Paths sort by their parts ("a/b" before "a-b/c"), as pathlib sorts them.
+    names = sorted(files, key=lambda name: name.split("/"))
+    return [(name, files[name], name in executable) for name in names]
 
 
 def _prune(trees: Path, keep: Path) -> None:
@@ -344,8 +594,12 @@ def shipped_members(wheel: Path) -> dict[str, zipfile.ZipInfo]:
     byte for byte; it rewrites RECORD, and the other ``.data`` schemes do not ship.
     """
     with zipfile.ZipFile(wheel) as archive:
-        infos = archive.infolist()
-    members = {}
+        return dict(_shipped(archive.infolist()))
+
+
+def _shipped(infos: Iterable[zipfile.ZipInfo]) -> Iterator[tuple[str, zipfile.ZipInfo]]:
+    """``shipped_members`` as (path, member) pairs in the wheel's order, a path twice if two
+    members land there."""
     for info in infos:
         name = info.filename
         if name.endswith("/"):
@@ -353,8 +607,7 @@ def shipped_members(wheel: Path) -> dict[str, zipfile.ZipInfo]:
         top, _, rest = name.partition("/")
         if top.endswith(".data"):
             scheme, _, path = rest.partition("/")
-            if scheme in ("purelib", "platlib") and path:
-                members[path] = info
+            if scheme in _SHIPPED_SCHEMES and path:
+                yield path, info
         elif not (top.endswith(".dist-info") and rest == "RECORD"):
-            members[name] = info
-    return members
+            yield name, info

@@ -12,9 +12,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
+from fnmatch import fnmatchcase, translate
 from pathlib import PurePosixPath
 
 from .archive import ZipEntry
@@ -57,17 +58,53 @@ class Excluded:
 
 
 def exclude(entries: Iterable[ZipEntry], patterns: Sequence[str]) -> Excluded:
+    if not patterns:
+        return Excluded(list(entries), [], [])
+    matching = _Matcher(patterns)
     kept: list[ZipEntry] = []
     removed: list[ZipEntry] = []
     used: set[str] = set()
     for entry in entries:
-        pattern = _matching(entry.arcname, patterns)
+        pattern = matching(entry.arcname)
         if pattern is None:
             kept.append(entry)
         else:
             removed.append(entry)
             used.add(pattern)
     return Excluded(kept, removed, [p for p in patterns if p not in used])
+
+
+class _Matcher:
+    """The first pattern that matches a path or a folder it lies in. A folder's answer is
+    kept: thousands of files share a few hundred folders."""
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self._patterns = patterns
+        # What fnmatchcase does for each call, done once.
+        self._matches = [re.compile(translate(p)).match for p in patterns]
+        self._folders: dict[str, int | None] = {}
+
+    def __call__(self, arcname: str) -> str | None:
+        parts = arcname.split("/")
+        if "" in parts or "." in parts:  # not a normal path: let pathlib say what it means
+            return _matching(arcname, self._patterns)
+        folder = arcname.rpartition("/")[0]
+        found = self._first([self._own(arcname), self._in_folder(folder) if folder else None])
+        return None if found is None else self._patterns[found]
+
+    def _own(self, name: str) -> int | None:
+        return next((i for i, match in enumerate(self._matches) if match(name)), None)
+
+    def _in_folder(self, folder: str) -> int | None:
+        if folder not in self._folders:
+            parent = folder.rpartition("/")[0]
+            above = self._in_folder(parent) if parent else None
+            self._folders[folder] = self._first([self._own(folder), above])
+        return self._folders[folder]
+
+    @staticmethod
+    def _first(found: list[int | None]) -> int | None:
+        return min((i for i in found if i is not None), default=None)
 
 
 def _matching(arcname: str, patterns: Sequence[str]) -> str | None:

@@ -7,6 +7,7 @@ uv by ``--python-version`` and ``--python-platform``.
 
 from __future__ import annotations
 
+import compileall
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -63,6 +64,9 @@ class Toolchain:
         shutil.copytree(
             repo / "src" / "chalicepack", source, ignore=shutil.ignore_patterns("__pycache__")
         )
+        # Byte-compiled as `pip install` leaves an installed package (chalice's is), so that no
+        # run pays for compiling chalicepack's modules (PYTHONDONTWRITEBYTECODE may be set).
+        compileall.compile_dir(source, quiet=1)
         toolchain = cls(
             python=repo / ".venv" / "bin" / "python",
             source=source,

@@ -7,25 +7,51 @@ resolves to when it names chalice, else from the chalice release chalicepack run
 
 from __future__ import annotations
 
+import importlib.machinery
+import os
+import re
 import zipfile
-from importlib import metadata
 from pathlib import Path
 
 from .errors import BuildFailure
 
 RUNTIME_FILES = ("chalice/__init__.py", "chalice/app.py")
+_DIST_INFO = re.compile(r"chalice-([^-]+)\.dist-info", re.IGNORECASE)
 
 
 def installed_runtime(workdir: Path) -> tuple[str, dict[str, Path]]:
     """The runtime of the chalice release installed beside chalicepack: (version, files)."""
-    distribution = metadata.distribution("chalice")
+    version = installed_version()
+    spec = importlib.machinery.PathFinder.find_spec("chalice")
+    if spec is None or not spec.submodule_search_locations:
+        raise BuildFailure(f"the installed chalice {version} cannot be found on sys.path")
+    site = Path(next(iter(spec.submodule_search_locations))).parent
     files = {}
     for arcname in RUNTIME_FILES:
-        located = Path(str(distribution.locate_file(arcname)))
+        located = site / arcname
         if not located.is_file():
-            raise BuildFailure(f"the installed chalice {distribution.version} lacks {arcname}")
+            raise BuildFailure(f"the installed chalice {version} lacks {arcname}")
         files[arcname] = located
-    return distribution.version, files
+    return version, files
+
+
+def installed_version() -> str:
+    """The installed chalice's version (its runtime ships unless requirements.txt names chalice),
+    read from the name of the dist-info directory pip puts beside the package; importlib.metadata
+    answers when that is not where it is, at the cost of 20 ms of imports."""
+    spec = importlib.machinery.PathFinder.find_spec("chalice")
+    if spec is not None and spec.submodule_search_locations:
+        site = Path(next(iter(spec.submodule_search_locations))).parent
+        try:
+            found = [_DIST_INFO.fullmatch(name) for name in os.listdir(site)]
+        except OSError:
+            found = []
+        versions = [match.group(1) for match in found if match]
+        if len(versions) == 1:
+            return versions[0]
+    from importlib import metadata
+
+    return metadata.version("chalice")
 
 
 def runtime_from_wheel(wheel: Path, workdir: Path) -> dict[str, Path]:

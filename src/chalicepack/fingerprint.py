@@ -22,11 +22,9 @@ the import check) loads only when there is something to build.
 from __future__ import annotations
 
 import hashlib
-import importlib.machinery
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ from .cache import (
     resolution_key,
     reusable_resolution,
 )
+from .chaliceruntime import installed_version
 from .config import StageConfig, load_stage_config
 from .options import BuildOptions
 from .project import Project, scan_project
@@ -49,7 +48,6 @@ from .target import Target, host_runtime
 log = logging.getLogger(__name__)
 
 _HASHED_UP_TO = 1 << 20
-_CHALICE_DIST_INFO = re.compile(r"chalice-([^-]+)\.dist-info", re.IGNORECASE)
 
 # How long before the digest was taken a zip must have last changed for its stat to stand for
 # its content: a timestamp can lag the clock by a tick and be truncated to the second (2 s on
@@ -150,7 +148,7 @@ def build_fingerprint(
     digest = hashlib.sha256()
     header = {
         "chalicepack": __version__,
-        "chalice": _chalice_version(),
+        "chalice": installed_version(),
         "settings": dict(settings),
         "resolution": resolution,
         "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH"),
@@ -165,25 +163,6 @@ def build_fingerprint(
         else:
             digest.update(str(status.st_mtime_ns).encode())
     return digest.hexdigest()
-
-
-def _chalice_version() -> str:
-    """The installed chalice's version (its runtime ships unless requirements.txt names chalice),
-    read from the name of the dist-info directory pip puts beside the package; importlib.metadata
-    answers when that is not where it is, at the cost of 20 ms of imports."""
-    spec = importlib.machinery.PathFinder.find_spec("chalice")
-    if spec is not None and spec.submodule_search_locations:
-        site = Path(next(iter(spec.submodule_search_locations))).parent
-        try:
-            found = [_CHALICE_DIST_INFO.fullmatch(name) for name in os.listdir(site)]
-        except OSError:
-            found = []
-        versions = [match.group(1) for match in found if match]
-        if len(versions) == 1:
-            return versions[0]
-    from importlib import metadata
-
-    return metadata.version("chalice")
 
 
 def _digests_path(cache_dir: Path, out_dir: Path) -> Path:

@@ -17,13 +17,13 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.gnuversions import GNUVerNeedSection
+from typing import TYPE_CHECKING
 
 from .pip import run_pip
 from .target import Target
+
+if TYPE_CHECKING:
+    from elftools.elf.elffile import ELFFile
 
 _COMPILED = re.compile(r"\.(so(\.\d+)*|pyd|dylib)$")
 _GLIBC = re.compile(r"^GLIBC_(\d+)\.(\d+)")
@@ -112,6 +112,10 @@ def target_problem(wheel: Path, target: Target) -> str | None:
 def _elf_problem(name: str, data: bytes, target: Target) -> str | None:
     import io
 
+    # pyelftools loads only when a built wheel has compiled modules to read (~40 ms).
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
     try:
         elf = ELFFile(io.BytesIO(data))
     except ELFError:
@@ -129,6 +133,8 @@ def _elf_problem(name: str, data: bytes, target: Target) -> str | None:
 
 
 def _glibc_versions(elf: ELFFile) -> list[tuple[int, int]]:
+    from elftools.elf.gnuversions import GNUVerNeedSection
+
     versions = []
     for section in elf.iter_sections():
         if not isinstance(section, GNUVerNeedSection):

@@ -446,6 +446,11 @@ def _run_child(
         except subprocess.TimeoutExpired:
             where = _stop(child, stack)
             raise _timeout_error(setting, limit, where, _read_output(output_file)) from None
+        except BaseException:
+            # Ctrl-C or SIGTERM while waiting: the child, in a session of its own, would not see
+            # it and would run on after the build has gone.
+            _kill(child)
+            raise
     text = _read_output(output_file)
     if not result.is_file():
         raise _crash_error(child.returncode, setting, text)
@@ -459,15 +464,20 @@ def _stop(child: subprocess.Popen[bytes], stack: Path) -> tuple[_Frame, ...]:
         give_up = time.monotonic() + _STACK_GRACE
         while not stack.is_file() and child.poll() is None and time.monotonic() < give_up:
             time.sleep(0.02)
+    _kill(child)
+    if not stack.is_file():
+        return ()
+    return tuple(_Frame.from_json(item) for item in json.loads(stack.read_text("utf-8")))
+
+
+def _kill(child: subprocess.Popen[bytes]) -> None:
+    """Kill the child and whatever it started."""
     if os.name == "posix":
         with contextlib.suppress(ProcessLookupError):  # it and all it started are gone
             os.killpg(child.pid, signal.SIGKILL)
     else:
         child.kill()
     child.wait()
-    if not stack.is_file():
-        return ()
-    return tuple(_Frame.from_json(item) for item in json.loads(stack.read_text("utf-8")))
 
 
 def _read_output(path: Path) -> str:

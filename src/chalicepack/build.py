@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import logging
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -14,7 +18,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from . import __version__
-from .appimport import check_app_import
+from .appimport import bytecode_mirror, check_app_import
 from .archive import RawMember, StagedZip, ZipEntry, ZipSummary, entry_for, stage_zip
 from .cache import (
     DEFAULT_MAX_AGE,
@@ -205,8 +209,8 @@ def _build_in(
         log.info("no layer zip: there are no dependencies or vendor files to put in it")
     if options.import_app:
         _check_import(
-            report, config, target, project, function_entries,
-            library_entries if automatic_layer else [], workdir, options.import_timeout,
+            report, config, target, project, app_entries, library_entries, automatic_layer,
+            site_packages, workdir, cache_dir, options.import_timeout,
         )  # fmt: skip
     else:
         log.info("--no-import: the app was not imported, no functions are listed")
@@ -244,15 +248,31 @@ def _check_import(
     config: StageConfig,
     target: Target,
     project: Project,
-    function_entries: Sequence[ZipEntry],
-    layer_entries: Sequence[ZipEntry],
+    app_entries: Sequence[ZipEntry],
+    library_entries: Sequence[ZipEntry],
+    automatic_layer: bool,
+    site_packages: Path,
     workdir: Path,
+    cache_dir: Path,
     timeout: float,
 ) -> None:
     """Import the app from exactly what ships, as Lambda lays it out; list its functions."""
-    task = _link_tree(workdir / "import" / "task", function_entries)
-    layer = _link_tree(workdir / "import" / "layer", layer_entries) if layer_entries else None
-    runtime = _runtime_provided(workdir / "import" / "runtime")
+    staging = workdir / "import"
+    beside = [] if automatic_layer else app_entries  # what shares a directory with libraries
+    vendor = _apart_from_tree(library_entries, site_packages, beside)
+    if vendor is None:  # stage every file, as Lambda unzips them
+        dependencies = None
+        function_entries = app_entries if automatic_layer else [*app_entries, *library_entries]
+        layer_entries = library_entries if automatic_layer else []
+    else:  # the installed tree is on sys.path itself, after the files staged beside it
+        dependencies = site_packages
+        function_entries = app_entries if automatic_layer else [*app_entries, *vendor]
+        layer_entries = vendor if automatic_layer else []
+    task = _link_tree(staging / "task", function_entries)
+    layer = _link_tree(staging / "layer", layer_entries) if layer_entries else None
+    runtime = _runtime_provided(cache_dir / "runtime-provided")
+    bytecode = cache_dir / "pycache"
+    _drop_unused_bytecode(bytecode, [cache_dir / "trees", cache_dir / "runtime-provided"])
     log.info("importing app.py as Lambda would (AWS_CHALICE_CLI_MODE=true, stage environment)")
     try:
         checked = check_app_import(
@@ -264,6 +284,8 @@ def _check_import(
             project_root=project.root,
             timeout=timeout,
             runtime_provided=runtime,
+            dependencies=dependencies,
+            bytecode_cache=bytecode,
         )
     except AppImportError as error:
         _log_app_output(error.output)
@@ -280,6 +302,67 @@ def _check_import(
     report["functions"] = [
         {"name": f.name, "handler": f.handler, "kind": f.kind} for f in checked.functions
     ]
+
+
+def _apart_from_tree(
+    library: Sequence[ZipEntry], site_packages: Path, beside: Sequence[ZipEntry]
+) -> list[ZipEntry] | None:
+    """The library entries that are not the installed tree's files, when the others are all
+    of that tree's files and the tree can go on ``sys.path`` as it is, after a directory of
+    them and ``beside``: else None, and every file is staged.
+
+    On Lambda they all lie in one directory. Two directories find the same modules when no
+    top-level name (``x`` of ``x/``, ``x.py``, ``x.cpython-311-x86_64-linux-gnu.so``,
+    ``x-1.0.dist-info``) is in both: an import then finds what it would in the merged
+    directory, in whichever of the two holds that name. A vendor file replacing a dependency's,
+    a file ``--exclude`` left out, or an empty directory (no zip holds it) rule the tree out.
+    What stays apart: without a layer, a dependency's file is not in the working directory
+    (``/var/task``) as on Lambda, so a relative path to one (``open("dep/data.json")``) fails.
+    """
+    prefix = f"{site_packages}{os.sep}"
+    shipped: set[str] = set()
+    apart: list[ZipEntry] = []
+    for entry in library:
+        if str(entry.source) == prefix + entry.arcname.replace("/", os.sep):
+            shipped.add(entry.arcname)
+        else:
+            apart.append(entry)
+    if not shipped or shipped != _files_below(site_packages):
+        return None
+    names = {_top_level_name(arcname) for arcname in shipped}
+    if any(_top_level_name(entry.arcname) in names for entry in [*apart, *beside]):
+        return None
+    return apart
+
+
+def _files_below(root: Path) -> set[str] | None:
+    """The paths of the files below ``root``, relative to it; None if a directory is empty."""
+    found: set[str] = set()
+    top = str(root)
+    for directory, subdirectories, files in os.walk(top):
+        if not files and not subdirectories:
+            return None
+        below = directory[len(top) + 1 :].replace(os.sep, "/")  # os.walk joins onto ``top``
+        found.update(f"{below}/{name}" if below else name for name in files)
+    return found
+
+
+def _top_level_name(arcname: str) -> str:
+    # casefold: a case-insensitive file system finds X.py for `import x`.
+    return re.split(r"[.-]", arcname.split("/", 1)[0], maxsplit=1)[0].casefold()
+
+
+def _drop_unused_bytecode(bytecode: Path, parents: Sequence[Path]) -> None:
+    """Drop the cached bytecode of the directories ``parents`` no longer hold: installed
+    trees pruned from the cache, runtime link sets of another chalicepack installation."""
+    for parent in parents:
+        try:
+            mirrored = list(bytecode_mirror(bytecode, parent).iterdir())
+        except OSError:
+            continue  # nothing cached there yet
+        for mirror in mirrored:
+            if not (parent / mirror.name).is_dir():
+                shutil.rmtree(mirror, ignore_errors=True)
 
 
 def _link_tree(root: Path, entries: Iterable[ZipEntry]) -> Path:
@@ -301,18 +384,47 @@ def _link_tree(root: Path, entries: Iterable[ZipEntry]) -> Path:
 _RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 
 
-def _runtime_provided(root: Path) -> Path:
+def _runtime_provided(parent: Path) -> Path:
+    """A directory of links to this host's copies of what Lambda's runtime provides. It stays
+    in the cache, named after where the links point, so that their bytecode is cached too."""
     import importlib.util
 
-    root.mkdir(parents=True)
+    links = {}
     for name in _RUNTIME_PROVIDED:
         spec = importlib.util.find_spec(name)
         if spec is None or spec.origin is None:
             continue
         origin = Path(spec.origin)
         source = origin.parent if origin.name == "__init__.py" else origin
-        (root / source.name).symlink_to(source)
+        links[source.name] = str(source)
+    root = parent / hashlib.sha256(json.dumps(links, sort_keys=True).encode()).hexdigest()[:16]
+    if _links_in_place(root, links):
+        return root
+    parent.mkdir(parents=True, exist_ok=True)
+    for other in parent.iterdir():  # those of chalicepack installations since removed
+        if not other.name.startswith(".") and not all(x.exists() for x in other.iterdir()):
+            shutil.rmtree(other, ignore_errors=True)
+    scratch = Path(tempfile.mkdtemp(dir=parent, prefix=".links-"))
+    for name, target in links.items():
+        (scratch / name).symlink_to(target)
+    try:
+        os.rename(scratch, root)  # all links at once, or none: concurrent builds read them
+    except OSError:
+        if _links_in_place(root, links):  # a concurrent build made the same links first
+            shutil.rmtree(scratch, ignore_errors=True)
+            return root
+        shutil.rmtree(root, ignore_errors=True)  # someone changed them
+        os.rename(scratch, root)
     return root
+
+
+def _links_in_place(root: Path, links: Mapping[str, str]) -> bool:
+    try:
+        return sorted(os.listdir(root)) == sorted(links) and all(
+            os.readlink(root / name) == target for name, target in links.items()
+        )
+    except OSError:
+        return False
 
 
 def _log_app_output(output: str) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import inspect
 import json
 import logging
 import os
 import re
 import shutil
 import tempfile
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,7 +21,16 @@ from packaging.utils import canonicalize_name
 
 from . import __version__
 from .appimport import bytecode_mirror, check_app_import
-from .archive import RawMember, StagedZip, ZipEntry, ZipSummary, entry_for, stage_zip
+from .archive import (
+    RawMember,
+    StagedZip,
+    ZipEntry,
+    ZipSummary,
+    entry_for,
+    raw_copyable,
+    stage_zip,
+    zip_timestamp,
+)
 from .cache import (
     DEFAULT_MAX_AGE,
     load_resolution,
@@ -31,7 +42,7 @@ from .chaliceruntime import installed_runtime, runtime_from_wheel
 from .config import StageConfig, load_stage_config
 from .errors import AppImportError, MissingDependencies, ProjectError
 from .fingerprint import build_fingerprint, unchanged_report
-from .install import fetch_wheels, file_sha256, install_tree, shipped_members
+from .install import fetch_wheels, file_sha256, install_tree, shipped_members, stored_sha256
 from .limits import refuse_over_unzipped_limit
 from .pip import redact
 from .project import Project, scan_project
@@ -226,10 +237,8 @@ def _build_in(
 def _write_artifacts(out_dir: Path, planned: Mapping[str, list[ZipEntry]]) -> dict[str, Any]:
     """Write every zip under a temporary name, then rename them all: a failure leaves the
     previous artifacts as they were, never a mix of old and new."""
-    staged: list[StagedZip] = []
+    staged, layer = _stage_artifacts(out_dir, planned)
     try:
-        for name, entries in planned.items():
-            staged.append(stage_zip(out_dir / name, entries))
         for item in staged:
             item.commit()
     except BaseException:
@@ -240,7 +249,87 @@ def _write_artifacts(out_dir: Path, planned: Mapping[str, list[ZipEntry]]) -> di
         # A layer zip left by an earlier build would be taken for this build's.
         (out_dir / LAYER_ZIP).unlink(missing_ok=True)
     names = {DEPLOYMENT_ZIP: "deployment", LAYER_ZIP: "layer"}
-    return {names[item.summary.path.name]: _artifact(item.summary) for item in staged}
+    artifacts = {names[item.summary.path.name]: _artifact(item.summary) for item in staged}
+    if LAYER_ZIP in planned:
+        artifacts["layer"] = {**(layer.kept or artifacts["layer"]), "inputs_sha256": layer.inputs}
+    return artifacts
+
+
+def _stage_artifacts(
+    out_dir: Path, planned: Mapping[str, list[ZipEntry]]
+) -> tuple[list[StagedZip], _LayerReuse]:
+    layer = _reusable_layer(out_dir, planned.get(LAYER_ZIP))
+    staged: list[StagedZip] = []
+    try:
+        for name, entries in planned.items():
+            if name != LAYER_ZIP or layer.kept is None:
+                staged.append(stage_zip(out_dir / name, entries))
+    except BaseException:
+        for item in staged:
+            item.discard()
+        raise
+    return staged, layer
+
+
+@dataclass(frozen=True)
+class _LayerReuse:
+    inputs: str | None  # what the layer zip's bytes are made of (see _layer_inputs)
+    kept: dict[str, Any] | None  # the last build's layer artifact, made of the same, kept
+
+
+def _reusable_layer(out_dir: Path, entries: Sequence[ZipEntry] | None) -> _LayerReuse:
+    """The layer zip the last build left in ``out_dir``, when it was made of the same inputs
+    and is still, byte for byte, what that build reported: it is kept rather than written
+    again (the same bytes; its modification time stays too, for tools that look at it)."""
+    if entries is None:
+        return _LayerReuse(None, None)
+    inputs = _layer_inputs(entries)
+    path = out_dir / LAYER_ZIP
+    try:
+        last = json.loads((out_dir / REPORT_NAME).read_text(encoding="utf-8"))["artifacts"]["layer"]
+        if (
+            inputs is not None
+            and last["inputs_sha256"] == inputs
+            and Path(last["path"]) == path
+            and last.keys() >= _ARTIFACT_FIELDS
+            and path.stat().st_size == last["size"]
+            and file_sha256(path) == last["sha256"]
+        ):
+            log.info("the layer's contents are unchanged: keeping %s", path)
+            return _LayerReuse(inputs, dict(last))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # no usable report of a layer: write it
+    return _LayerReuse(inputs, None)
+
+
+# What a layer artifact in the report has, for it to be reported again as it is.
+_ARTIFACT_FIELDS = {"path", "size", "unzipped_size", "files", "sha256", "sha256_base64"}
+_LAYER_INPUTS_FORMAT = "chalicepack layer inputs 1"  # a new digest when what it covers changes
+_SHA256_HEX = re.compile("[0-9a-f]{64}")
+
+
+def _layer_inputs(entries: Sequence[ZipEntry]) -> str | None:
+    """A digest of everything the bytes of a zip of ``entries`` depend on: each entry's path,
+    mode and data (a wheel member's, named by the wheel's sha256 and the member's name; else
+    the file's sha256), the timestamp, zlib (which deflates files) and the writer's own code.
+    None when a wheel is not named by its sha256 in the store."""
+    writer = Path(inspect.getfile(stage_zip)).read_bytes()
+    header = [
+        _LAYER_INPUTS_FORMAT, __version__, hashlib.sha256(writer).hexdigest(),
+        zlib.ZLIB_RUNTIME_VERSION, list(zip_timestamp()),
+    ]  # fmt: skip
+    digest = hashlib.sha256(json.dumps(header).encode())
+    for entry in sorted(entries, key=lambda entry: entry.arcname):
+        if entry.raw is not None and raw_copyable(entry.raw.info):  # as the writer decides
+            wheel = stored_sha256(entry.raw.archive)
+            if not _SHA256_HEX.fullmatch(wheel):
+                return None
+            info = entry.raw.info
+            data = f"{wheel}\0{info.filename}\0{info.header_offset}\0{info.CRC}"
+        else:
+            data = file_sha256(entry.source)
+        digest.update(f"\0{entry.arcname}\0{entry.mode:o}\0{data}".encode())
+    return digest.hexdigest()
 
 
 def _check_import(

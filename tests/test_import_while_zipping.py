@@ -1,4 +1,5 @@
-"""A failed or interrupted import leaves the output directory as it was."""
+"""The zips are written while the app is imported; they replace the previous ones only when the
+import succeeded. A failed or interrupted import leaves the output directory as it was."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from aftermath import assert_untouched, seed_previous_build
+from aftermath import assert_untouched, seed_previous_build, snapshot
 from conftest import make_project
 from pkgindex import PackageIndex
 
@@ -22,6 +23,33 @@ def project_with_a_dependency(root: Path, index: PackageIndex) -> Path:
         "dep", "1.0", files={"dep/__init__.py": "", "dep/blob.bin": os.urandom(1 << 22)}
     )
     return make_project(root, {"requirements.txt": "dep==1.0\n", "app.py": APP})
+
+
+def test_an_import_that_fails_leaves_the_last_builds_zips_and_no_temporary_file(
+    tmp_path: Path, index: PackageIndex, chalicepack
+) -> None:
+    project = project_with_a_dependency(tmp_path / "app", index)
+    assert chalicepack("build", project, "--automatic-layer").returncode == 0
+    before = snapshot(project / "dist")
+
+    (project / "app.py").write_text(APP + "raise RuntimeError('broken at import')\n")
+    run = chalicepack("build", project, "--automatic-layer")
+
+    assert run.returncode == 2
+    assert "RuntimeError: broken at import" in run.stderr
+    assert_untouched(project / "dist", before)
+
+
+def test_an_import_that_fails_writes_no_zip_where_there_was_none(
+    tmp_path: Path, index: PackageIndex, chalicepack
+) -> None:
+    project = project_with_a_dependency(tmp_path / "app", index)
+    (project / "app.py").write_text(APP + "raise RuntimeError('broken at import')\n")
+
+    run = chalicepack("build", project, "--automatic-layer")
+
+    assert run.returncode == 2
+    assert not (project / "dist").exists() or snapshot(project / "dist") == {}
 
 
 def test_sigterm_during_the_import_stops_the_app_and_keeps_the_previous_artifacts(

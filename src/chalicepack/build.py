@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import inspect
 import json
@@ -12,7 +13,8 @@ import re
 import shutil
 import tempfile
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -218,26 +220,42 @@ def _build_in(
     layer_entries = [_under(target.site_packages, e) for e in library_entries]
     if automatic_layer and not layer_entries:
         log.info("no layer zip: there are no dependencies or vendor files to put in it")
-    if options.import_app:
-        _check_import(
-            report, config, target, project, app_entries, library_entries, automatic_layer,
-            site_packages, workdir, cache_dir, options.import_timeout,
-        )  # fmt: skip
-    else:
-        log.info("--no-import: the app was not imported, no functions are listed")
-
     planned = {DEPLOYMENT_ZIP: function_entries}
     if automatic_layer and layer_entries:
         planned[LAYER_ZIP] = layer_entries
-    report["artifacts"] = _write_artifacts(out_dir, planned)
+    check = None
+    if options.import_app:
+        check = functools.partial(
+            _check_import, report, config, target, project, app_entries, library_entries,
+            automatic_layer, site_packages, workdir, cache_dir, options.import_timeout,
+        )  # fmt: skip
+    else:
+        log.info("--no-import: the app was not imported, no functions are listed")
+    report["artifacts"] = _write_artifacts(out_dir, planned, check)
     write_json_atomically(report_path, report)
     return BuildResult(report, report_path, warnings)
 
 
-def _write_artifacts(out_dir: Path, planned: Mapping[str, list[ZipEntry]]) -> dict[str, Any]:
-    """Write every zip under a temporary name, then rename them all: a failure leaves the
-    previous artifacts as they were, never a mix of old and new."""
-    staged, layer = _stage_artifacts(out_dir, planned)
+def _write_artifacts(
+    out_dir: Path, planned: Mapping[str, list[ZipEntry]], check: Callable[[], None] | None = None
+) -> dict[str, Any]:
+    """Write every zip under a temporary name while ``check`` (the import check) runs, then
+    rename them all once it passed: a failure leaves the previous artifacts as they were, never
+    a mix of old and new, nor the zip of a package whose import failed."""
+    # The check mostly waits on a child process: the zips are written meanwhile. It stays on
+    # this thread, where Ctrl-C and SIGTERM arrive and stop its child; the zips being written
+    # then are removed once written.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        writing = pool.submit(_stage_artifacts, out_dir, planned)
+        try:
+            if check is not None:
+                check()
+            staged, layer = writing.result()
+        except BaseException:
+            if writing.exception() is None:  # (a write that failed removed its own files)
+                for item in writing.result()[0]:
+                    item.discard()
+            raise
     try:
         for item in staged:
             item.commit()

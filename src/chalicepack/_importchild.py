@@ -7,6 +7,11 @@ It reports facts (the app's functions, or the exception chain with file paths) a
 the spec names; every decision is made in the parent. Nothing beyond what the code below uses is
 imported at run time (``typing`` only while type checking), so the app starts as close to a bare
 interpreter as the check allows.
+
+Bytecode: ``-B`` writes none. When the spec names a ``pycache`` directory, bytecode is read from
+and written under it instead (``sys.pycache_prefix``: never beside a source, so nothing is
+written into what ships), except for modules of the function tree and the layer: those are
+staged anew for every check, so their bytecode would never be read again.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import types
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from importlib.abc import PathEntryFinder
     from typing import Any
 
 SPEC: dict[str, Any] = {}  # the parent's spec, from the last command-line argument (main())
@@ -275,6 +281,32 @@ def inspect_app() -> dict[str, object]:
     }
 
 
+class StagedSourceLoader(importlib.machinery.SourceFileLoader):
+    """The source loader for modules staged for this check alone: it writes no bytecode."""
+
+    def set_data(self, path: str, data: object, *, _mode: int = 0o666) -> None:
+        pass  # the only data a source loader writes is bytecode
+
+
+def cache_bytecode(prefix: str, staged: Sequence[str]) -> None:
+    """Read and write bytecode under ``prefix``, except for modules below ``staged``."""
+    sys.pycache_prefix = prefix
+    sys.dont_write_bytecode = False
+    staged_finder = importlib.machinery.FileFinder.path_hook(
+        (importlib.machinery.ExtensionFileLoader, importlib.machinery.EXTENSION_SUFFIXES),
+        (StagedSourceLoader, importlib.machinery.SOURCE_SUFFIXES),
+        (importlib.machinery.SourcelessFileLoader, importlib.machinery.BYTECODE_SUFFIXES),
+    )
+
+    def staged_hook(path: str) -> PathEntryFinder:
+        # Package and namespace directories below a root come here too, one by one.
+        if any(path == root or path.startswith(root + os.sep) for root in staged):
+            return staged_finder(path)
+        raise ImportError(f"{path} is not staged")  # the standard hooks take it
+
+    sys.path_hooks.insert(0, staged_hook)
+
+
 def write_json(path: str, value: object) -> None:
     with open(path + ".partial", "w", encoding="utf-8") as handle:
         json.dump(value, handle, default=text)
@@ -289,9 +321,14 @@ def dump_stack(signum: int, frame: types.FrameType | None) -> None:
 def main() -> None:
     global STUBS
     SPEC.update(json.loads(sys.argv.pop()))
-    roots = [SPEC["tree"], *(SPEC[key] for key in ("layer", "runtime") if SPEC[key])]
+    keys = ("tree", "layer", "dependencies", "runtime")
+    roots = [SPEC[key] for key in keys if SPEC[key]]
     STUBS = tuple(SPEC["stubs"])
-    sys.path[:0] = roots  # /var/task, the layer, /var/runtime, then the stdlib (-S: no site)
+    if SPEC["pycache"]:
+        cache_bytecode(SPEC["pycache"], [SPEC[key] for key in ("tree", "layer") if SPEC[key]])
+    # /var/task, the layer (its vendor files, then the installed dependencies when those are
+    # not staged with them), /var/runtime, then the stdlib (-S: no site).
+    sys.path[:0] = roots
     if STUBS:
         sys.meta_path.insert(0, StubFinder)
     faulthandler.enable()

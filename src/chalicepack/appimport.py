@@ -3,10 +3,18 @@
 The import runs in a child process (``_importchild.py``, run by path) of the build interpreter
 started with ``-I -S`` (nothing from the build host's site-packages, nor chalicepack, is
 importable) and ``sys.path`` = the function tree (Lambda's ``/var/task``, also the child's cwd),
-then the layer's site-packages, then the standard library. Its environment is the caller's, plus
-``AWS_CHALICE_CLI_MODE=true``, plus the stage's ``environment_variables``, as ``chalice package``
-imports the app. The child reports back as JSON in a file of its own, so what the app prints
-(captured as ``output``) never mixes with it.
+then the layer's site-packages, then the installed dependencies when the caller passes their
+tree rather than staging them (``dependencies``), then what Lambda's runtime provides, then the
+standard library. Its environment is the caller's, plus ``AWS_CHALICE_CLI_MODE=true``, plus the
+stage's ``environment_variables``, as ``chalice package`` imports the app. The child reports
+back as JSON in a file of its own, so what the app prints (captured as ``output``) never mixes
+with it.
+
+Bytecode is cached under ``bytecode_cache`` when given (``sys.pycache_prefix``, mirroring each
+source's absolute path), for the modules of ``dependencies``, ``runtime_provided`` and the
+standard library: an app importing numpy and pandas then loads in a third of the time it takes
+to compile them. Nothing is ever written beside a source, and the function tree and the layer,
+staged anew for each check, get no bytecode written at all.
 
 Compiled modules the build interpreter cannot load
 --------------------------------------------------
@@ -122,6 +130,8 @@ def check_app_import(
     project_root: Path,
     timeout: float = 60.0,
     runtime_provided: Path | None = None,
+    dependencies: Path | None = None,
+    bytecode_cache: Path | None = None,
 ) -> ImportCheck:
     """Import ``app`` from ``function_tree`` as Lambda would; raise ``AppImportError`` on failure.
 
@@ -130,14 +140,22 @@ def check_app_import(
     ``environment_variables``. Paths in messages are relative to ``project_root``.
     ``runtime_provided`` stands for what Lambda's Python runtime itself puts on ``sys.path``
     after the function and its layers (boto3 and its dependencies, in ``/var/runtime``).
+    ``dependencies`` is an installed site-packages whose every file ships, on ``sys.path``
+    after the layer: where it lies beside the function tree's or the layer's files on Lambda,
+    the caller makes sure none of them shares a top-level name with it, so that imports find
+    what they would in the merged directory. ``bytecode_cache``: see the module docstring;
+    ``dependencies`` and ``runtime_provided`` must then hold the same files from one check to
+    the next (Python checks each cached file against its source's size and modification time).
     """
     setting = _Setting(
         tree=function_tree.resolve(),
         layer=layer_site_packages.resolve() if layer_site_packages else None,
+        dependencies=dependencies.resolve() if dependencies else None,
         project_root=project_root.resolve(),
         target_python=target_python,
         target_machine=target_machine,
         runtime=runtime_provided.resolve() if runtime_provided else None,
+        bytecode_cache=bytecode_cache.resolve() if bytecode_cache else None,
     )
     if not (setting.tree / "app.py").is_file():
         raise AppImportError(f"{function_tree} has no app.py to import")
@@ -168,6 +186,12 @@ def check_app_import(
     )
 
 
+def bytecode_mirror(bytecode_cache: Path, directory: Path) -> Path:
+    """Where ``bytecode_cache`` holds the bytecode of the modules below ``directory``."""
+    # sys.pycache_prefix mirrors a source's absolute path, without its drive on Windows.
+    return bytecode_cache / directory.resolve().relative_to(directory.resolve().anchor)
+
+
 # --- where things are -------------------------------------------------------------------------
 
 PlaceKind = Literal["app", "vendor", "dependency", "outside"]
@@ -196,10 +220,13 @@ class _Setting:
     target_python: tuple[int, int]
     target_machine: str
     runtime: Path | None = None
+    dependencies: Path | None = None
+    bytecode_cache: Path | None = None
 
     @property
     def roots(self) -> tuple[Path, ...]:
-        return tuple(root for root in (self.tree, self.layer, self.runtime) if root is not None)
+        roots = (self.tree, self.layer, self.dependencies, self.runtime)
+        return tuple(root for root in roots if root is not None)
 
     @property
     def target_suffixes(self) -> tuple[str, ...]:
@@ -420,14 +447,17 @@ def _run_child(
     spec = {
         "tree": str(setting.tree),
         "layer": None if setting.layer is None else str(setting.layer),
+        "dependencies": None if setting.dependencies is None else str(setting.dependencies),
         "runtime": None if setting.runtime is None else str(setting.runtime),
+        "pycache": None if setting.bytecode_cache is None else str(setting.bytecode_cache),
         "stubs": list(stubs),
         "result": str(result),
         "stack": str(stack),
     }
     # -I -S: no user or host site-packages, no PYTHON* variables, and not the child's own folder
-    # (chalicepack's) on sys.path; -B: no __pycache__ written into the tree that ships; -u: output
-    # survives a kill; -X utf8: Lambda's UTF-8 locale.
+    # (chalicepack's) on sys.path; -B: no __pycache__ written into the tree that ships (the child
+    # writes bytecode only under the spec's pycache); -u: output survives a kill; -X utf8:
+    # Lambda's UTF-8 locale.
     command = [sys.executable, "-I", "-S", "-B", "-u", "-X", "utf8", str(_CHILD)]
     env = {**os.environ, "AWS_CHALICE_CLI_MODE": "true", **environment}
     with output_file.open("wb") as output:
@@ -446,6 +476,11 @@ def _run_child(
         except subprocess.TimeoutExpired:
             where = _stop(child, stack)
             raise _timeout_error(setting, limit, where, _read_output(output_file)) from None
+        except BaseException:
+            # Ctrl-C or SIGTERM while waiting: the child, in a session of its own, would not see
+            # it and would run on after the build has gone.
+            _kill(child)
+            raise
     text = _read_output(output_file)
     if not result.is_file():
         raise _crash_error(child.returncode, setting, text)
@@ -459,15 +494,20 @@ def _stop(child: subprocess.Popen[bytes], stack: Path) -> tuple[_Frame, ...]:
         give_up = time.monotonic() + _STACK_GRACE
         while not stack.is_file() and child.poll() is None and time.monotonic() < give_up:
             time.sleep(0.02)
+    _kill(child)
+    if not stack.is_file():
+        return ()
+    return tuple(_Frame.from_json(item) for item in json.loads(stack.read_text("utf-8")))
+
+
+def _kill(child: subprocess.Popen[bytes]) -> None:
+    """Kill the child and whatever it started."""
     if os.name == "posix":
         with contextlib.suppress(ProcessLookupError):  # it and all it started are gone
             os.killpg(child.pid, signal.SIGKILL)
     else:
         child.kill()
     child.wait()
-    if not stack.is_file():
-        return ()
-    return tuple(_Frame.from_json(item) for item in json.loads(stack.read_text("utf-8")))
 
 
 def _read_output(path: Path) -> str:

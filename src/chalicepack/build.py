@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
+import inspect
+import json
 import logging
 import os
+import re
+import shutil
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -14,8 +22,17 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from . import __version__
-from .appimport import check_app_import
-from .archive import RawMember, StagedZip, ZipEntry, ZipSummary, entry_for, stage_zip
+from .appimport import bytecode_mirror, check_app_import
+from .archive import (
+    RawMember,
+    StagedZip,
+    ZipEntry,
+    ZipSummary,
+    entry_for,
+    raw_copyable,
+    stage_zip,
+    zip_timestamp,
+)
 from .cache import (
     DEFAULT_MAX_AGE,
     load_resolution,
@@ -27,7 +44,14 @@ from .chaliceruntime import installed_runtime, runtime_from_wheel
 from .config import StageConfig
 from .errors import AppImportError, MissingDependencies, ProjectError
 from .fingerprint import BuildInputs, build_fingerprint, unchanged_build
-from .install import fetch_wheels, file_sha256, install_tree, installed_files, shipped_members
+from .install import (
+    fetch_wheels,
+    file_sha256,
+    install_tree,
+    installed_files,
+    shipped_members,
+    stored_sha256,
+)
 from .limits import refuse_over_unzipped_limit
 
 # BuildOptions and BuildResult live where an unchanged build, which never imports this module,
@@ -170,29 +194,43 @@ def _build_in(
     layer_entries = [_under(target.site_packages, e) for e in library_entries]
     if automatic_layer and not layer_entries:
         log.info("no layer zip: there are no dependencies or vendor files to put in it")
-    if options.import_app:
-        _check_import(
-            report, config, target, project, function_entries,
-            library_entries if automatic_layer else [], workdir, options.import_timeout,
-        )  # fmt: skip
-    else:
-        log.info("--no-import: the app was not imported, no functions are listed")
-
     planned = {DEPLOYMENT_ZIP: function_entries}
     if automatic_layer and layer_entries:
         planned[LAYER_ZIP] = layer_entries
-    report["artifacts"] = _write_artifacts(out_dir, planned)
+    check = None
+    if options.import_app:
+        check = functools.partial(
+            _check_import, report, config, target, project, app_entries, library_entries,
+            automatic_layer, site_packages, workdir, cache_dir, options.import_timeout,
+        )  # fmt: skip
+    else:
+        log.info("--no-import: the app was not imported, no functions are listed")
+    report["artifacts"] = _write_artifacts(out_dir, planned, check)
     write_json_atomically(report_path, report)
     return BuildResult(report, report_path, warnings)
 
 
-def _write_artifacts(out_dir: Path, planned: Mapping[str, list[ZipEntry]]) -> dict[str, Any]:
-    """Write every zip under a temporary name, then rename them all: a failure leaves the
-    previous artifacts as they were, never a mix of old and new."""
-    staged: list[StagedZip] = []
+def _write_artifacts(
+    out_dir: Path, planned: Mapping[str, list[ZipEntry]], check: Callable[[], None] | None = None
+) -> dict[str, Any]:
+    """Write every zip under a temporary name while ``check`` (the import check) runs, then
+    rename them all once it passed: a failure leaves the previous artifacts as they were, never
+    a mix of old and new, nor the zip of a package whose import failed."""
+    # The check mostly waits on a child process: the zips are written meanwhile. It stays on
+    # this thread, where Ctrl-C and SIGTERM arrive and stop its child; the zips being written
+    # then are removed once written.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        writing = pool.submit(_stage_artifacts, out_dir, planned)
+        try:
+            if check is not None:
+                check()
+            staged, layer = writing.result()
+        except BaseException:
+            if writing.exception() is None:  # (a write that failed removed its own files)
+                for item in writing.result()[0]:
+                    item.discard()
+            raise
     try:
-        for name, entries in planned.items():
-            staged.append(stage_zip(out_dir / name, entries))
         for item in staged:
             item.commit()
     except BaseException:
@@ -203,7 +241,87 @@ def _write_artifacts(out_dir: Path, planned: Mapping[str, list[ZipEntry]]) -> di
         # A layer zip left by an earlier build would be taken for this build's.
         (out_dir / LAYER_ZIP).unlink(missing_ok=True)
     names = {DEPLOYMENT_ZIP: "deployment", LAYER_ZIP: "layer"}
-    return {names[item.summary.path.name]: _artifact(item.summary) for item in staged}
+    artifacts = {names[item.summary.path.name]: _artifact(item.summary) for item in staged}
+    if LAYER_ZIP in planned:
+        artifacts["layer"] = {**(layer.kept or artifacts["layer"]), "inputs_sha256": layer.inputs}
+    return artifacts
+
+
+def _stage_artifacts(
+    out_dir: Path, planned: Mapping[str, list[ZipEntry]]
+) -> tuple[list[StagedZip], _LayerReuse]:
+    layer = _reusable_layer(out_dir, planned.get(LAYER_ZIP))
+    staged: list[StagedZip] = []
+    try:
+        for name, entries in planned.items():
+            if name != LAYER_ZIP or layer.kept is None:
+                staged.append(stage_zip(out_dir / name, entries))
+    except BaseException:
+        for item in staged:
+            item.discard()
+        raise
+    return staged, layer
+
+
+@dataclass(frozen=True)
+class _LayerReuse:
+    inputs: str | None  # what the layer zip's bytes are made of (see _layer_inputs)
+    kept: dict[str, Any] | None  # the last build's layer artifact, made of the same, kept
+
+
+def _reusable_layer(out_dir: Path, entries: Sequence[ZipEntry] | None) -> _LayerReuse:
+    """The layer zip the last build left in ``out_dir``, when it was made of the same inputs
+    and is still, byte for byte, what that build reported: it is kept rather than written
+    again (the same bytes; its modification time stays too, for tools that look at it)."""
+    if entries is None:
+        return _LayerReuse(None, None)
+    inputs = _layer_inputs(entries)
+    path = out_dir / LAYER_ZIP
+    try:
+        last = json.loads((out_dir / REPORT_NAME).read_text(encoding="utf-8"))["artifacts"]["layer"]
+        if (
+            inputs is not None
+            and last["inputs_sha256"] == inputs
+            and Path(last["path"]) == path
+            and last.keys() >= _ARTIFACT_FIELDS
+            and path.stat().st_size == last["size"]
+            and file_sha256(path) == last["sha256"]
+        ):
+            log.info("the layer's contents are unchanged: keeping %s", path)
+            return _LayerReuse(inputs, dict(last))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # no usable report of a layer: write it
+    return _LayerReuse(inputs, None)
+
+
+# What a layer artifact in the report has, for it to be reported again as it is.
+_ARTIFACT_FIELDS = {"path", "size", "unzipped_size", "files", "sha256", "sha256_base64"}
+_LAYER_INPUTS_FORMAT = "chalicepack layer inputs 1"  # a new digest when what it covers changes
+_SHA256_HEX = re.compile("[0-9a-f]{64}")
+
+
+def _layer_inputs(entries: Sequence[ZipEntry]) -> str | None:
+    """A digest of everything the bytes of a zip of ``entries`` depend on: each entry's path,
+    mode and data (a wheel member's, named by the wheel's sha256 and the member's name; else
+    the file's sha256), the timestamp, zlib (which deflates files) and the writer's own code.
+    None when a wheel is not named by its sha256 in the store."""
+    writer = Path(inspect.getfile(stage_zip)).read_bytes()
+    header = [
+        _LAYER_INPUTS_FORMAT, __version__, hashlib.sha256(writer).hexdigest(),
+        zlib.ZLIB_RUNTIME_VERSION, list(zip_timestamp()),
+    ]  # fmt: skip
+    digest = hashlib.sha256(json.dumps(header).encode())
+    for entry in sorted(entries, key=lambda entry: entry.arcname):
+        if entry.raw is not None and raw_copyable(entry.raw.info):  # as the writer decides
+            wheel = stored_sha256(entry.raw.archive)
+            if not _SHA256_HEX.fullmatch(wheel):
+                return None
+            info = entry.raw.info
+            data = f"{wheel}\0{info.filename}\0{info.header_offset}\0{info.CRC}"
+        else:
+            data = file_sha256(entry.source)
+        digest.update(f"\0{entry.arcname}\0{entry.mode:o}\0{data}".encode())
+    return digest.hexdigest()
 
 
 def _check_import(
@@ -211,15 +329,31 @@ def _check_import(
     config: StageConfig,
     target: Target,
     project: Project,
-    function_entries: Sequence[ZipEntry],
-    layer_entries: Sequence[ZipEntry],
+    app_entries: Sequence[ZipEntry],
+    library_entries: Sequence[ZipEntry],
+    automatic_layer: bool,
+    site_packages: Path,
     workdir: Path,
+    cache_dir: Path,
     timeout: float,
 ) -> None:
     """Import the app from exactly what ships, as Lambda lays it out; list its functions."""
-    task = _link_tree(workdir / "import" / "task", function_entries)
-    layer = _link_tree(workdir / "import" / "layer", layer_entries) if layer_entries else None
-    runtime = _runtime_provided(workdir / "import" / "runtime")
+    staging = workdir / "import"
+    beside = [] if automatic_layer else app_entries  # what shares a directory with libraries
+    vendor = _apart_from_tree(library_entries, site_packages, beside)
+    if vendor is None:  # stage every file, as Lambda unzips them
+        dependencies = None
+        function_entries = app_entries if automatic_layer else [*app_entries, *library_entries]
+        layer_entries = library_entries if automatic_layer else []
+    else:  # the installed tree is on sys.path itself, after the files staged beside it
+        dependencies = site_packages
+        function_entries = app_entries if automatic_layer else [*app_entries, *vendor]
+        layer_entries = vendor if automatic_layer else []
+    task = _link_tree(staging / "task", function_entries)
+    layer = _link_tree(staging / "layer", layer_entries) if layer_entries else None
+    runtime = _runtime_provided(cache_dir / "runtime-provided")
+    bytecode = cache_dir / "pycache"
+    _drop_unused_bytecode(bytecode, [cache_dir / "trees", cache_dir / "runtime-provided"])
     log.info("importing app.py as Lambda would (AWS_CHALICE_CLI_MODE=true, stage environment)")
     try:
         checked = check_app_import(
@@ -231,6 +365,8 @@ def _check_import(
             project_root=project.root,
             timeout=timeout,
             runtime_provided=runtime,
+            dependencies=dependencies,
+            bytecode_cache=bytecode,
         )
     except AppImportError as error:
         _log_app_output(error.output)
@@ -247,6 +383,67 @@ def _check_import(
     report["functions"] = [
         {"name": f.name, "handler": f.handler, "kind": f.kind} for f in checked.functions
     ]
+
+
+def _apart_from_tree(
+    library: Sequence[ZipEntry], site_packages: Path, beside: Sequence[ZipEntry]
+) -> list[ZipEntry] | None:
+    """The library entries that are not the installed tree's files, when the others are all
+    of that tree's files and the tree can go on ``sys.path`` as it is, after a directory of
+    them and ``beside``: else None, and every file is staged.
+
+    On Lambda they all lie in one directory. Two directories find the same modules when no
+    top-level name (``x`` of ``x/``, ``x.py``, ``x.cpython-311-x86_64-linux-gnu.so``,
+    ``x-1.0.dist-info``) is in both: an import then finds what it would in the merged
+    directory, in whichever of the two holds that name. A vendor file replacing a dependency's,
+    a file ``--exclude`` left out, or an empty directory (no zip holds it) rule the tree out.
+    What stays apart: without a layer, a dependency's file is not in the working directory
+    (``/var/task``) as on Lambda, so a relative path to one (``open("dep/data.json")``) fails.
+    """
+    prefix = f"{site_packages}{os.sep}"
+    shipped: set[str] = set()
+    apart: list[ZipEntry] = []
+    for entry in library:
+        if str(entry.source) == prefix + entry.arcname.replace("/", os.sep):
+            shipped.add(entry.arcname)
+        else:
+            apart.append(entry)
+    if not shipped or shipped != _files_below(site_packages):
+        return None
+    names = {_top_level_name(arcname) for arcname in shipped}
+    if any(_top_level_name(entry.arcname) in names for entry in [*apart, *beside]):
+        return None
+    return apart
+
+
+def _files_below(root: Path) -> set[str] | None:
+    """The paths of the files below ``root``, relative to it; None if a directory is empty."""
+    found: set[str] = set()
+    top = str(root)
+    for directory, subdirectories, files in os.walk(top):
+        if not files and not subdirectories:
+            return None
+        below = directory[len(top) + 1 :].replace(os.sep, "/")  # os.walk joins onto ``top``
+        found.update(f"{below}/{name}" if below else name for name in files)
+    return found
+
+
+def _top_level_name(arcname: str) -> str:
+    # casefold: a case-insensitive file system finds X.py for `import x`.
+    return re.split(r"[.-]", arcname.split("/", 1)[0], maxsplit=1)[0].casefold()
+
+
+def _drop_unused_bytecode(bytecode: Path, parents: Sequence[Path]) -> None:
+    """Drop the cached bytecode of the directories ``parents`` no longer hold: installed
+    trees pruned from the cache, runtime link sets of another chalicepack installation."""
+    for parent in parents:
+        try:
+            mirrored = list(bytecode_mirror(bytecode, parent).iterdir())
+        except OSError:
+            continue  # nothing cached there yet
+        for mirror in mirrored:
+            if not (parent / mirror.name).is_dir():
+                shutil.rmtree(mirror, ignore_errors=True)
 
 
 def _link_tree(root: Path, entries: Iterable[ZipEntry]) -> Path:
@@ -268,18 +465,47 @@ def _link_tree(root: Path, entries: Iterable[ZipEntry]) -> Path:
 _RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 
 
-def _runtime_provided(root: Path) -> Path:
+def _runtime_provided(parent: Path) -> Path:
+    """A directory of links to this host's copies of what Lambda's runtime provides. It stays
+    in the cache, named after where the links point, so that their bytecode is cached too."""
     import importlib.util
 
-    root.mkdir(parents=True)
+    links = {}
     for name in _RUNTIME_PROVIDED:
         spec = importlib.util.find_spec(name)
         if spec is None or spec.origin is None:
             continue
         origin = Path(spec.origin)
         source = origin.parent if origin.name == "__init__.py" else origin
-        (root / source.name).symlink_to(source)
+        links[source.name] = str(source)
+    root = parent / hashlib.sha256(json.dumps(links, sort_keys=True).encode()).hexdigest()[:16]
+    if _links_in_place(root, links):
+        return root
+    parent.mkdir(parents=True, exist_ok=True)
+    for other in parent.iterdir():  # those of chalicepack installations since removed
+        if not other.name.startswith(".") and not all(x.exists() for x in other.iterdir()):
+            shutil.rmtree(other, ignore_errors=True)
+    scratch = Path(tempfile.mkdtemp(dir=parent, prefix=".links-"))
+    for name, target in links.items():
+        (scratch / name).symlink_to(target)
+    try:
+        os.rename(scratch, root)  # all links at once, or none: concurrent builds read them
+    except OSError:
+        if _links_in_place(root, links):  # a concurrent build made the same links first
+            shutil.rmtree(scratch, ignore_errors=True)
+            return root
+        shutil.rmtree(root, ignore_errors=True)  # someone changed them
+        os.rename(scratch, root)
     return root
+
+
+def _links_in_place(root: Path, links: Mapping[str, str]) -> bool:
+    try:
+        return sorted(os.listdir(root)) == sorted(links) and all(
+            os.readlink(root / name) == target for name, target in links.items()
+        )
+    except OSError:
+        return False
 
 
 def _log_app_output(output: str) -> None:

@@ -361,6 +361,26 @@ def test_a_damaged_wheel_in_the_cache_is_fetched_again_not_shipped(
     assert second["artifacts"]["deployment"]["sha256"] == first["artifacts"]["deployment"]["sha256"]
 
 
+def test_a_wheel_changed_in_place_after_its_digest_was_recorded_is_fetched_again(
+    tmp_path: Path, index: PackageIndex
+) -> None:
+    project = dependency_project(tmp_path, index)
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    first = fresh_build_matches(project, out, cache)
+    time.sleep(0.1)  # the wheel is now old enough for its verified digest to be recorded
+    fresh_build_matches(project, tmp_path / "out2", cache)
+    assert (cache / "wheels" / "digests.json").is_file()
+    (stored,) = cache.glob("wheels/*/alpha-1.0-py3-none-any.whl")
+    good, status = stored.read_bytes(), stored.stat()
+    stored.write_bytes(good[:-1] + bytes([good[-1] ^ 0xFF]))  # same size, one byte flipped
+    os.utime(stored, ns=(status.st_atime_ns, status.st_mtime_ns))
+
+    third = fresh_build_matches(project, tmp_path / "out3", cache)
+
+    assert stored.read_bytes() == good
+    assert third["artifacts"]["deployment"]["sha256"] == first["artifacts"]["deployment"]["sha256"]
+
+
 # --- the disk fills up ------------------------------------------------------------------------
 
 FILE_SIZE_LIMIT = 2 * 1024 * 1024

@@ -42,11 +42,11 @@ from .cache import (
 )
 from .chaliceruntime import installed_runtime, runtime_from_wheel
 from .config import StageConfig
+from .digest import DigestRecord, file_sha256
 from .errors import AppImportError, MissingDependencies, ProjectError
-from .fingerprint import BuildInputs, build_fingerprint, unchanged_build
+from .fingerprint import BuildInputs, build_fingerprint, unchanged_build, zip_digests_path
 from .install import (
     fetch_wheels,
-    file_sha256,
     install_tree,
     installed_files,
     shipped_members,
@@ -205,13 +205,17 @@ def _build_in(
         )  # fmt: skip
     else:
         log.info("--no-import: the app was not imported, no functions are listed")
-    report["artifacts"] = _write_artifacts(out_dir, planned, check)
+    digests = DigestRecord(zip_digests_path(cache_dir, out_dir))
+    report["artifacts"] = _write_artifacts(out_dir, planned, check, digests)
     write_json_atomically(report_path, report)
     return BuildResult(report, report_path, warnings)
 
 
 def _write_artifacts(
-    out_dir: Path, planned: Mapping[str, list[ZipEntry]], check: Callable[[], None] | None = None
+    out_dir: Path,
+    planned: Mapping[str, list[ZipEntry]],
+    check: Callable[[], None] | None,
+    digests: DigestRecord,
 ) -> dict[str, Any]:
     """Write every zip under a temporary name while ``check`` (the import check) runs, then
     rename them all once it passed: a failure leaves the previous artifacts as they were, never
@@ -220,7 +224,7 @@ def _write_artifacts(
     # this thread, where Ctrl-C and SIGTERM arrive and stop its child; the zips being written
     # then are removed once written.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        writing = pool.submit(_stage_artifacts, out_dir, planned)
+        writing = pool.submit(_stage_artifacts, out_dir, planned, digests)
         try:
             if check is not None:
                 check()
@@ -248,9 +252,9 @@ def _write_artifacts(
 
 
 def _stage_artifacts(
-    out_dir: Path, planned: Mapping[str, list[ZipEntry]]
+    out_dir: Path, planned: Mapping[str, list[ZipEntry]], digests: DigestRecord
 ) -> tuple[list[StagedZip], _LayerReuse]:
-    layer = _reusable_layer(out_dir, planned.get(LAYER_ZIP))
+    layer = _reusable_layer(out_dir, planned.get(LAYER_ZIP), digests)
     staged: list[StagedZip] = []
     try:
         for name, entries in planned.items():
@@ -269,7 +273,9 @@ class _LayerReuse:
     kept: dict[str, Any] | None  # the last build's layer artifact, made of the same, kept
 
 
-def _reusable_layer(out_dir: Path, entries: Sequence[ZipEntry] | None) -> _LayerReuse:
+def _reusable_layer(
+    out_dir: Path, entries: Sequence[ZipEntry] | None, digests: DigestRecord
+) -> _LayerReuse:
     """The layer zip the last build left in ``out_dir``, when it was made of the same inputs
     and is still, byte for byte, what that build reported: it is kept rather than written
     again (the same bytes; its modification time stays too, for tools that look at it)."""
@@ -285,8 +291,9 @@ def _reusable_layer(out_dir: Path, entries: Sequence[ZipEntry] | None) -> _Layer
             and Path(last["path"]) == path
             and last.keys() >= _ARTIFACT_FIELDS
             and path.stat().st_size == last["size"]
-            and file_sha256(path) == last["sha256"]
+            and digests.sha256(path) == last["sha256"]  # hashed, unless verified unchanged
         ):
+            digests.save()
             log.info("the layer's contents are unchanged: keeping %s", path)
             return _LayerReuse(inputs, dict(last))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):

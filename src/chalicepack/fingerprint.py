@@ -7,13 +7,8 @@ size and modification time for bigger vendor files, which are seldom edited and 
 hash), the resolution reused from the cache and ``SOURCE_DATE_EPOCH``.
 
 A zip is intact when its sha256 is the one in the report. Hashing a 30 MB zip costs more than
-the rest of the check, so a verified digest is kept in the cache (``outputs/``) with the zip's
-size, mtime, ctime, inode and device, and a zip whose stat is the recorded one has the recorded
-digest: a file put in its place has another inode, and a write or ``os.utime`` sets the ctime
-to the current time, which nothing can set back. A write within the same timestamp tick as the
-zip's last change would leave its stat as it was, though (git's "racy clean" entries), so only
-a zip last changed well before it was hashed has its digest recorded; the first unchanged
-build after a build hashes its zips as before.
+the rest of the check, so verified digests are kept in the cache (``outputs/``) and a zip whose
+stat is unchanged since it was hashed is not hashed again (``digest.DigestRecord``).
 
 This module imports only what the check needs; the pipeline (pip, installer, the zip writer,
 the import check) loads only when there is something to build.
@@ -25,7 +20,6 @@ import hashlib
 import json
 import logging
 import os
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,19 +34,15 @@ from .cache import (
 )
 from .chaliceruntime import installed_version
 from .config import StageConfig, load_stage_config
+from .digest import DigestRecord
 from .options import BuildOptions
 from .project import Project, scan_project
-from .report import REPORT_NAME, BuildResult, reported_missing_warning, write_json_atomically
+from .report import REPORT_NAME, BuildResult, reported_missing_warning
 from .target import Target, host_runtime
 
 log = logging.getLogger(__name__)
 
 _HASHED_UP_TO = 1 << 20
-
-# How long before the digest was taken a zip must have last changed for its stat to stand for
-# its content: a timestamp can lag the clock by a tick and be truncated to the second (2 s on
-# FAT), so a write just after the digest was taken could leave a younger zip's stat as it was.
-_RACY_NS = 2_000_000_000
 
 
 @dataclass(frozen=True)
@@ -126,7 +116,7 @@ def unchanged_build(inputs: BuildInputs) -> BuildResult | None:
     fingerprint = build_fingerprint(inputs.project, inputs.config.path, inputs.settings, token)
     if report.get("fingerprint") != fingerprint:
         return None
-    if not _zips_intact(report["artifacts"], _digests_path(inputs.cache_dir, inputs.out_dir)):
+    if not _zips_intact(report["artifacts"], zip_digests_path(inputs.cache_dir, inputs.out_dir)):
         return None
     log.info("nothing changed since the last build in %s: keeping its zips", inputs.out_dir)
     warnings = []
@@ -165,68 +155,29 @@ def build_fingerprint(
     return digest.hexdigest()
 
 
-def _digests_path(cache_dir: Path, out_dir: Path) -> Path:
+def zip_digests_path(cache_dir: Path, out_dir: Path) -> Path:
+    """Where the verified digests of the zips in ``out_dir`` are recorded."""
     key = hashlib.sha256(os.fsencode(out_dir)).hexdigest()
     return cache_dir / "outputs" / f"{key}.json"
 
 
 def _zips_intact(artifacts: Mapping[str, Any], digests_path: Path) -> bool:
-    """Whether each zip has the sha256 the report gives it: by its recorded stat, else hashed."""
-    recorded = _read_digests(digests_path)
-    taken_at = time.time_ns()  # before any stat: a later write changes what was read
-    digests: dict[str, Any] = {}
-    hashed = False
-    for artifact in artifacts.values():
-        path = Path(artifact["path"])
-        try:
-            status = path.stat()
-        except OSError:
-            log.info("%s is gone since the last build; building again", path)
-            return False
-        stat = _stat(status)
-        entry = recorded.get(str(path))
-        if status.st_size != artifact["size"]:
-            digest = None
-        elif entry is not None and entry == {"stat": stat, "sha256": artifact["sha256"]}:
-            digest = artifact["sha256"]
-        else:
-            digest, hashed = _file_sha256(path), True
-        if digest != artifact["sha256"]:
-            log.info("%s changed since the last build; building again", path)
-            return False
-        if status.st_ctime_ns <= taken_at - _RACY_NS:
-            digests[str(path)] = {"stat": stat, "sha256": digest}
-    if hashed and digests:
-        try:
-            write_json_atomically(digests_path, {"taken_at_ns": taken_at, "zips": digests})
-        except OSError as error:  # a read-only cache: the next build hashes again
-            log.debug("cannot record the zips' digests in %s: %s", digests_path, error)
-    return True
-
-
-def _stat(status: os.stat_result) -> list[int]:
-    """What a zip's recorded digest is valid for (a list: it is compared with JSON's)."""
-    return [status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino, status.st_dev]
-
-
-def _read_digests(path: Path) -> dict[str, Any]:
-    """The recorded digests by zip path; those whose zip was racily clean are not trusted."""
+    """Whether each zip has the sha256 the report gives it (see ``digest.DigestRecord``)."""
+    record = DigestRecord(digests_path)
     try:
-        document = json.loads(path.read_bytes())
-        taken_at = document["taken_at_ns"]
-        return {
-            name: entry
-            for name, entry in document["zips"].items()
-            if entry["stat"][2] <= taken_at - _RACY_NS
-        }
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError):
-        return {}
-
-
-def _file_sha256(path: Path) -> str:
-    # install.file_sha256 would import the installer and pip with it.
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        for artifact in artifacts.values():
+            path = Path(artifact["path"])
+            try:
+                intact = (
+                    path.stat().st_size == artifact["size"]
+                    and record.sha256(path) == artifact["sha256"]
+                )
+            except OSError:
+                log.info("%s is gone since the last build; building again", path)
+                return False
+            if not intact:
+                log.info("%s changed since the last build; building again", path)
+                return False
+        return True
+    finally:
+        record.save()

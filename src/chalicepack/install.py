@@ -33,6 +33,7 @@ from installer.sources import WheelFile
 from installer.utils import SCHEME_NAMES, Scheme, copyfileobj_with_hashing
 
 from . import __version__
+from .digest import DigestRecord, file_sha256
 from .errors import BadInput, BuildFailure
 from .pip import redact, run_pip
 from .resolve import Distribution
@@ -57,14 +58,6 @@ class InstalledDistribution:
     unpacked_size: int
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch_wheels(
     distributions: Iterable[Distribution],
     target: Target,
@@ -81,8 +74,9 @@ def fetch_wheels(
     """
     wheels: dict[str, Path] = {}
     to_download: list[Distribution] = []
+    record = DigestRecord(store / _STORE_DIGESTS)
     for distribution in distributions:
-        cached = _stored(store, distribution)
+        cached = _stored(store, distribution, record)
         if cached is not None:
             wheels[distribution.name] = cached
         elif distribution.url.startswith("file:"):
@@ -90,9 +84,15 @@ def fetch_wheels(
             wheels[distribution.name] = _keep(local, distribution, store, move=False)
         else:
             to_download.append(distribution)
+    record.save()
     if to_download:
         wheels.update(_download(to_download, target, store, cache_dir, index_options))
     return wheels
+
+
+# Verified digests of stored wheels: a wheel whose stat is unchanged since it was hashed is
+# not hashed again on every build (see ``digest``).
+_STORE_DIGESTS = "digests.json"
 
 
 def stored_sha256(wheel: Path) -> str:
@@ -101,14 +101,14 @@ def stored_sha256(wheel: Path) -> str:
     return wheel.parent.name
 
 
-def _stored(store: Path, distribution: Distribution) -> Path | None:
+def _stored(store: Path, distribution: Distribution, record: DigestRecord) -> Path | None:
     """The stored wheel, verified against its content address; a damaged one is removed."""
     if distribution.sha256 is None:
         return None
     path = store / distribution.sha256 / distribution.filename
     if not path.is_file():
         return None
-    if file_sha256(path) != distribution.sha256:
+    if record.sha256(path) != distribution.sha256:
         log.warning("%s in the cache is damaged (its sha256 changed); fetching it again", path)
         path.unlink(missing_ok=True)
         return None

@@ -28,8 +28,8 @@ from botocore.exceptions import (
 from botocore.utils import validate_region_name
 
 from . import __version__
+from .digest import file_sha256
 from .errors import BadInput, PublishError
-from .install import file_sha256
 from .limits import DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT
 from .options import PublishOptions, publish_options_from_args
 from .report import human_size

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from . import __version__
 from .build import DEPLOYMENT_ZIP, LAYER_ZIP, BuildOptions, BuildResult, build
 from .chaliceruntime import RUNTIME_FILES
+from .digest import file_sha256
 from .errors import (
     AppImportError,
     BadInput,
@@ -34,7 +35,6 @@ from .errors import (
     ChalicepackError,
     MissingDependencies,
 )
-from .install import file_sha256
 from .options import add_build_options, build_options
 from .report import REPORT_NAME, summary_lines, write_json_atomically
 from .target import Target

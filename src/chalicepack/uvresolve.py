@@ -211,9 +211,14 @@ def resolve_with_uv(
         log.info("resolving with pip: uv could not resolve with wheels only (%s)", last)
         log.debug("uv said:\n%s", redact(stderr.strip()))
         return None
-    lock = tomllib.loads(output.read_text(encoding="utf-8"))
     requested = {line.name for line in lines if line.name is not None}
-    distributions, unloadable = _target_files(lock, requested, target)
+    try:
+        lock = tomllib.loads(output.read_text(encoding="utf-8"))
+        distributions, unloadable = _target_files(lock, requested, target)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        # A pylock.toml this code does not understand (another uv release): pip answers.
+        log.info("resolving with pip: uv's answer could not be read (%s)", error)
+        return None
     if unloadable:
         log.info(
             "resolving with pip: uv picked %s, with no file %s %s can load",

@@ -235,7 +235,7 @@ def _plan(wheel: Path, distribution: Distribution) -> _Plan:
     with archive:
         infos = archive.infolist()
         _refuse_paths_outside(wheel, [info.filename for info in infos])
-        try:
+        with _as_wheel_errors(wheel):
             source = WheelFile(archive)
             try:
                 source.validate_record(validate_contents=False)  # reads RECORD only
@@ -249,12 +249,6 @@ def _plan(wheel: Path, distribution: Distribution) -> _Plan:
                 for row in parse_record_file(source.read_dist_info("RECORD").splitlines())
             }
             record = f"{source.dist_info_dir}/RECORD"
-        except (InstallerError, ValueError) as error:
-            raise _refused(wheel, error) from error
-        except zipfile.BadZipFile as error:  # a member whose CRC is wrong
-            raise BadInput(f"{wheel.name} is not a valid wheel: {error}") from error
-        except OSError as error:
-            raise BuildFailure(f"cannot install {wheel.name}: {error}") from error
     # validate_record accepted the rows of every member: they parse.
     expected = {
         info.filename: RecordEntry.from_elements(*rows[info.filename])
@@ -265,6 +259,25 @@ def _plan(wheel: Path, distribution: Distribution) -> _Plan:
     shipped = (path for path, _ in _shipped(infos) if "__pycache__" not in path.split("/")[:-1])
     paths = sorted([*shipped, record])
     return _Plan(distribution, wheel, wheel.stat().st_size, expected, paths)
+
+
+@contextlib.contextmanager
+def _as_wheel_errors(wheel: Path) -> Iterator[None]:
+    """installer's and zipfile's errors about ``wheel`` as ours: a bad wheel is bad input
+    (exit 2, naming it), a file system failure an outside one (exit 1)."""
+    try:
+        yield
+    except FileExistsError as error:
+        raise BadInput(
+            f"{wheel.name} would overwrite {error.filename}, installed by another "
+            "dependency; two requirements ship the same file"
+        ) from error
+    except (InstallerError, ValueError) as error:
+        raise _refused(wheel, error) from error
+    except zipfile.BadZipFile as error:  # a member whose CRC is wrong
+        raise BadInput(f"{wheel.name} is not a valid wheel: {error}") from error
+    except OSError as error:
+        raise BuildFailure(f"cannot install {wheel.name}: {error}") from error
 
 
 def _refused(wheel: Path, error: Exception) -> BadInput:
@@ -303,32 +316,20 @@ def _refuse_collisions(plan: _Plan, files: dict[str, Path], folders: dict[str, P
 def _install_one(plan: _Plan, scheme: dict[str, str], umask: int) -> InstalledDistribution:
     wheel = plan.wheel
     destination = _CheckingDestination(scheme, plan.expected, umask)
-    try:
-        with zipfile.ZipFile(wheel) as archive:
-            source = _TrackedWheel(archive)
-            destination.source = source
-            try:
-                install(source, destination, additional_metadata={})
-            except Exception:
-                source.validate_record()  # as before: members that differ are named first
-                raise
-            mismatched = _mismatched(archive, plan.expected, destination)
-            if mismatched:
-                source.validate_record()  # installer's message, naming every member that differs
-                raise BadInput(
-                    f"{wheel.name} is not a valid wheel: {mismatched[0]} differs from RECORD"
-                )
-    except FileExistsError as error:
-        raise BadInput(
-            f"{wheel.name} would overwrite {error.filename}, installed by another "
-            "dependency; two requirements ship the same file"
-        ) from error
-    except (InstallerError, ValueError) as error:
-        raise _refused(wheel, error) from error
-    except zipfile.BadZipFile as error:  # a member whose CRC is wrong
-        raise BadInput(f"{wheel.name} is not a valid wheel: {error}") from error
-    except OSError as error:
-        raise BuildFailure(f"cannot install {wheel.name}: {error}") from error
+    with _as_wheel_errors(wheel), zipfile.ZipFile(wheel) as archive:
+        source = _TrackedWheel(archive)
+        destination.source = source
+        try:
+            install(source, destination, additional_metadata={})
+        except Exception:
+            source.validate_record()  # as before: members that differ are named first
+            raise
+        mismatched = _mismatched(archive, plan.expected, destination)
+        if mismatched:
+            source.validate_record()  # installer's message, naming every member that differs
+            raise BadInput(
+                f"{wheel.name} is not a valid wheel: {mismatched[0]} differs from RECORD"
+            )
     files = sorted(destination.written)
     size = sum(destination.written.values())
     return InstalledDistribution(plan.distribution, wheel, tuple(files), size)

@@ -192,14 +192,15 @@ def run_pip(
     return PipResult(completed.returncode, completed.stderr, failures)
 
 
+def network_limits(env: Mapping[str, str]) -> tuple[str, str]:
+    """The timeout (seconds) and retries of every request to an index, pip's or uv's: bounded
+    by default; ``PIP_TIMEOUT`` / ``PIP_RETRIES`` set in the environment win."""
+    return env.get("PIP_TIMEOUT") or "30", env.get("PIP_RETRIES") or "2"
+
+
 def _common_options(cache_dir: Path | None, env: Mapping[str, str]) -> list[str]:
-    """Bounded retries and timeouts by default; ``PIP_RETRIES`` / ``PIP_TIMEOUT`` set in the
-    environment win (a command-line option would override them)."""
-    options = ["--quiet"]
-    if not env.get("PIP_RETRIES"):
-        options += ["--retries", "2"]
-    if not env.get("PIP_TIMEOUT"):
-        options += ["--timeout", "30"]
+    timeout, retries = network_limits(env)
+    options = ["--quiet", "--retries", retries, "--timeout", timeout]
     if cache_dir is not None:
         options += ["--cache-dir", str(cache_dir)]
     return options

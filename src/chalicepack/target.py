@@ -109,10 +109,6 @@ class Target:
             ranks.setdefault(tag, len(ranks))
         return ranks
 
-    @property
-    def tags(self) -> frozenset[Tag]:
-        return frozenset(self.tag_ranks)
-
     def wheel_rank(self, filename: str) -> int | None:
         """The rank of the most preferred tag of a wheel the target can load, else None."""
         try:

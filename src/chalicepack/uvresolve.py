@@ -36,7 +36,7 @@ from packaging.metadata import parse_email
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from .pip import redact
+from .pip import network_limits, redact
 from .requirements import RequirementLine, logical_lines
 from .resolve import Distribution, required_names
 from .target import Target
@@ -255,9 +255,7 @@ def _uv_environment(environ: Mapping[str, str]) -> dict[str, str]:
         env["UV_INDEX"] = " ".join(environ["PIP_EXTRA_INDEX_URL"].split())
     if environ.get("PIP_PRE", "").lower() in ("1", "true", "yes", "on"):
         env["UV_PRERELEASE"] = "allow"
-    timeout = environ.get("PIP_TIMEOUT") or environ.get("PIP_DEFAULT_TIMEOUT")
-    env["UV_HTTP_TIMEOUT"] = timeout or "30"
-    env["UV_HTTP_RETRIES"] = environ.get("PIP_RETRIES") or "2"
+    env["UV_HTTP_TIMEOUT"], env["UV_HTTP_RETRIES"] = network_limits(environ)
     if environ.get("PIP_CERT"):
         env["SSL_CERT_FILE"] = environ["PIP_CERT"]
     return env

@@ -136,13 +136,7 @@ def _build_in(
     shipped = [d for d in resolution.distributions if d.name != "chalice"]
     provided = runtime_provided(shipped) if options.without_runtime_provided else set()
     shipped = [d for d in shipped if d.name not in provided]
-    wheels = fetched or fetch_wheels(
-        resolution.distributions,
-        target,
-        store=cache_dir / "wheels",
-        cache_dir=cache_dir / "pip",
-        index_options=index_options(project.requirements) if project.requirements else [],
-    )
+    wheels = fetched or _fetch_wheels(project, resolution.distributions, target, cache_dir)
     if requirements.key is not None:
         if requirements.cached is None:
             save_resolution(cache_dir, requirements.key, resolution, lines, wheels)
@@ -566,13 +560,7 @@ def _resolve_requirements(
         )
         if picked is not None:
             # What each release requires is in its wheel: fetch them now (the build would).
-            wheels = fetch_wheels(
-                picked,
-                target,
-                store=cache_dir / "wheels",
-                cache_dir=cache_dir / "pip",
-                index_options=index_options(project.requirements),
-            )
+            wheels = _fetch_wheels(project, picked, target, cache_dir)
             return Resolution(with_dependencies(picked, wheels), ()), wheels
     resolution = resolve(
         project.requirements,
@@ -582,6 +570,20 @@ def _resolve_requirements(
         cache_dir=cache_dir / "pip",
     )
     return resolution, None
+
+
+def _fetch_wheels(
+    project: Project, distributions: Sequence[Distribution], target: Target, cache_dir: Path
+) -> dict[str, Path]:
+    """The wheels of ``distributions`` from the cache's store, fetching what it lacks with
+    the index options requirements.txt names."""
+    return fetch_wheels(
+        distributions,
+        target,
+        store=cache_dir / "wheels",
+        cache_dir=cache_dir / "pip",
+        index_options=index_options(project.requirements) if project.requirements else [],
+    )
 
 
 def _left_out(

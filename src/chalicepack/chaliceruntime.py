@@ -7,6 +7,7 @@ resolves to when it names chalice, else from the chalice release chalicepack run
 
 from __future__ import annotations
 
+import functools
 import importlib.machinery
 import os
 import re
@@ -22,10 +23,9 @@ _DIST_INFO = re.compile(r"chalice-([^-]+)\.dist-info", re.IGNORECASE)
 def installed_runtime(workdir: Path) -> tuple[str, dict[str, Path]]:
     """The runtime of the chalice release installed beside chalicepack: (version, files)."""
     version = installed_version()
-    spec = importlib.machinery.PathFinder.find_spec("chalice")
-    if spec is None or not spec.submodule_search_locations:
+    site = _installed_site()
+    if site is None:
         raise BuildFailure(f"the installed chalice {version} cannot be found on sys.path")
-    site = Path(next(iter(spec.submodule_search_locations))).parent
     files = {}
     for arcname in RUNTIME_FILES:
         located = site / arcname
@@ -39,9 +39,8 @@ def installed_version() -> str:
     """The installed chalice's version (its runtime ships unless requirements.txt names chalice),
     read from the name of the dist-info directory pip puts beside the package; importlib.metadata
     answers when that is not where it is, at the cost of 20 ms of imports."""
-    spec = importlib.machinery.PathFinder.find_spec("chalice")
-    if spec is not None and spec.submodule_search_locations:
-        site = Path(next(iter(spec.submodule_search_locations))).parent
+    site = _installed_site()
+    if site is not None:
         try:
             found = [_DIST_INFO.fullmatch(name) for name in os.listdir(site)]
         except OSError:
@@ -52,6 +51,15 @@ def installed_version() -> str:
     from importlib import metadata
 
     return metadata.version("chalice")
+
+
+@functools.cache  # where chalice is installed does not change while chalicepack runs
+def _installed_site() -> Path | None:
+    """The site-packages directory holding the chalice package chalicepack runs with."""
+    spec = importlib.machinery.PathFinder.find_spec("chalice")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))).parent
 
 
 def runtime_from_wheel(wheel: Path, workdir: Path) -> dict[str, Path]:

@@ -2,7 +2,7 @@
 
 import sys
 
-from chalicepack.action import main
+from chalicepack.action.run import main
 
 if __name__ == "__main__":
     sys.exit(main())

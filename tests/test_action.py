@@ -33,11 +33,11 @@ from test_trim import publish_aws_sdk
 
 pytest.importorskip("github_action_utils", reason="the Action needs Python 3.11+")
 
-from chalicepack.actioninputs import Runtime
-from chalicepack.actionreport import job_summary
-from chalicepack.build import BuildOptions
+from chalicepack.action.inputs import Runtime
+from chalicepack.action.outputs import job_summary
+from chalicepack.inputs.target import host_runtime
+from chalicepack.package.pipeline import BuildOptions
 from chalicepack.report import human_size
-from chalicepack.target import host_runtime
 
 MISSING_MESSAGE = (
     "macosonly==1.0: {reason}. It is not in the package;"

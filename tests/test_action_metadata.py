@@ -19,18 +19,18 @@ from ghrunner import action_metadata
 
 pytest.importorskip("github_action_utils", reason="the Action needs Python 3.11+")
 
-from chalicepack.action import DEFAULT_TEMPLATE_REGION, template_region
-from chalicepack.actioninputs import (
+from chalicepack.action.inputs import (
     INPUTS,
     cli_command_actions,
     ignored_inputs,
     in_action_terms,
     parse_inputs,
 )
-from chalicepack.build import BuildOptions
+from chalicepack.action.run import DEFAULT_TEMPLATE_REGION, template_region
+from chalicepack.deploy.templates import PackageOptions
 from chalicepack.options import PublishOptions
+from chalicepack.package.pipeline import BuildOptions
 from chalicepack.report import REPORT_NAME
-from chalicepack.templates import PackageOptions
 
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 

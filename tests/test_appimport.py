@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from chalicepack.appimport import ImportCheck, LambdaFunction, check_app_import
-from chalicepack.chaliceruntime import installed_runtime
-from chalicepack.config import load_stage_config
 from chalicepack.errors import AppImportError, BadInput
+from chalicepack.importcheck.check import ImportCheck, LambdaFunction, check_app_import
+from chalicepack.inputs.config import load_stage_config
+from chalicepack.package.chaliceruntime import installed_runtime
 from conftest import make_project, write_tree
 
 HOST_PYTHON = sys.version_info[:2]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicepack.archive import EPOCH_1980, RawMember, ZipEntry, entry_for, write_zip
 from chalicepack.errors import BadInput, BuildFailure
+from chalicepack.package.archive import EPOCH_1980, RawMember, ZipEntry, entry_for, write_zip
 
 
 @pytest.fixture(autouse=True)

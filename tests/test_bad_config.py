@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from aftermath import assert_untouched, error_line, seed_previous_build
-from chalicepack.config import load_stage_config, resolve_stage
 from chalicepack.errors import ConfigError
+from chalicepack.inputs.config import load_stage_config, resolve_stage
 from conftest import make_project
 
 VALID = {"version": "2.0", "app_name": "testapp", "stages": {"dev": {}}}

@@ -182,7 +182,16 @@ def test_an_unchanged_build_loads_none_of_the_pipeline(
     assert run.returncode == 0, run.stderr
     assert "nothing changed since the last build" in run.stderr
     loaded = run.stdout.splitlines()[-1]
-    pipeline = ("build", "install", "resolve", "pip", "sdist", "archive", "appimport", "templates")
+    pipeline = (
+        "package.pipeline",
+        "deps.install",
+        "deps.pip_resolver",
+        "deps.pip",
+        "deps.sourcebuild",
+        "package.archive",
+        "importcheck.check",
+        "deploy.templates",
+    )
     for module in pipeline:
         assert f"'chalicepack.{module}'" not in loaded
 

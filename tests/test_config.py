@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from chalicepack.config import (
+from chalicepack.errors import ConfigError
+from chalicepack.inputs.config import (
     FunctionConfig,
     StageConfig,
     load_stage_config,
     parse_config,
     resolve_stage,
 )
-from chalicepack.errors import ConfigError
 
 
 def write_config(project: Path, doc_or_text: dict[str, Any] | str) -> Path:

@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from chalicepack.digest import DigestRecord
+from chalicepack.package.digest import DigestRecord
 
 
 def aged(path: Path, data: bytes) -> Path:

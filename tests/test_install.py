@@ -24,12 +24,12 @@ from installer.sources import WheelFile
 from installer.utils import SCHEME_NAMES
 
 from aftermath import error_line
-from chalicepack.archive import ZipEntry
+from chalicepack.deps.install import install_tree, install_wheels, installed_files
+from chalicepack.deps.pip_resolver import Distribution
 from chalicepack.errors import BadInput
-from chalicepack.install import install_tree, install_wheels, installed_files
-from chalicepack.resolve import Distribution
-from chalicepack.target import Target
-from chalicepack.trim import exclude
+from chalicepack.inputs.target import Target
+from chalicepack.package.archive import ZipEntry
+from chalicepack.package.exclude import exclude
 from conftest import make_project
 from pkgindex import PackageIndex
 
@@ -455,7 +455,7 @@ def test_installed_files_list_the_tree_as_a_sorted_walk_of_it_would(tmp_path: Pa
 
 
 def excluded_by_the_definition(arcname: str, patterns: list[str]) -> str | None:
-    """trim's documented rule: the first pattern matching the path or a folder it is in."""
+    """The rule of --exclude: the first pattern matching the path or a folder it is in."""
     path = PurePosixPath(arcname)
     candidates = [arcname, *(str(p) for p in path.parents if str(p) != ".")]
     return next((p for p in patterns if any(fnmatchcase(c, p) for c in candidates)), None)

@@ -18,9 +18,9 @@ import boto3
 import pytest
 
 from chalicepack import __version__
+from chalicepack.deploy.publish import LayerPlan, check_limits
 from chalicepack.errors import BadInput
-from chalicepack.layer import LayerPlan, check_limits
-from chalicepack.limits import DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT
+from chalicepack.lambda_env import DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT
 from conftest import make_project
 from motoserver import ACCOUNT, REGION, MotoServer, aws_environment, free_port
 

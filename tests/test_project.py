@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from chalicepack.errors import ProjectError
-from chalicepack.project import Project, scan_project
+from chalicepack.inputs.project import Project, scan_project
 
 APP = 'from chalice import Chalice\n\napp = Chalice(app_name="demo")\n'
 

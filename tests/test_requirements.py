@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from chalicepack.errors import RequirementsError
-from chalicepack.requirements import (
+from chalicepack.inputs.requirements import (
     RequirementLine,
     index_options,
     lines_by_name,

@@ -7,9 +7,9 @@ import itertools
 import pytest
 
 from chalicepack.errors import BadInput
-from chalicepack.target import Target
+from chalicepack.inputs.target import Target
 
-# The rules, written down independently of chalicepack.target: the glibc of each runtime's Lambda
+# The rules, written down independently of inputs.target: the glibc of each runtime's Lambda
 # base image (Amazon Linux 2 for 3.10/3.11, Amazon Linux 2023 from 3.12) ...
 GLIBC_MINOR = {
     "python3.10": 26,

@@ -23,9 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from chalicepack.build import BuildOptions, build
-from chalicepack.errors import AppImportError, BadInput, ChalicepackError, MissingDependencies
-from chalicepack.templates import (
+from chalicepack.deploy.templates import (
     PackageOptions,
     PackageResult,
     add_package_command,
@@ -33,6 +31,8 @@ from chalicepack.templates import (
     package,
     run_package,
 )
+from chalicepack.errors import AppImportError, BadInput, ChalicepackError, MissingDependencies
+from chalicepack.package.pipeline import BuildOptions, build
 from conftest import make_project
 from pkgindex import PackageIndex
 from test_build_docs_example import publish_sortedcontainers

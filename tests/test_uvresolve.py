@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from chalicepack.target import Target
-from chalicepack.uvresolve import (
+from chalicepack.deps.uv_resolver import (
     unsupported_line,
     unsupported_setting,
     uv_platform,
 )
+from chalicepack.inputs.target import Target
 from conftest import make_project
 from pkgindex import PackageIndex
 

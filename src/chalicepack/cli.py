@@ -13,11 +13,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
-from . import __version__
-from .errors import BadInput, ChalicepackError
-from .fingerprint import BuildInputs, unchanged_build
-from .options import BuildOptions, add_build_options, add_publish_layer_command, build_options
-from .report import summary_lines
+from chalicepack import __version__
+from chalicepack.errors import BadInput, ChalicepackError
+from chalicepack.options import (
+    BuildOptions,
+    add_build_options,
+    add_publish_layer_command,
+    build_options,
+)
+from chalicepack.package.uptodate import BuildInputs, unchanged_build
+from chalicepack.report import summary_lines
 
 # An unchanged build should cost little more than Python's start-up: it imports only config,
 # project, cache, fingerprint and report. The pipeline (pip, installer, the zip writer, the
@@ -50,7 +55,7 @@ def build_parser(*, package: bool = True) -> argparse.ArgumentParser:
     )
     add_publish_layer_command(commands)
     if package:
-        from .templates import add_package_command
+        from chalicepack.deploy.templates import add_package_command
 
         add_package_command(commands)
     return parser
@@ -104,11 +109,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = build_parser(package=not light).parse_args(argv)
             log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
             if args.command == "publish-layer":
-                from .layer import run_publish_layer  # boto3 loads only for this command
+                from chalicepack.deploy.publish import (
+                    run_publish_layer,  # boto3 loads only for this command
+                )
 
                 return run_publish_layer(args)
             if args.command == "package":
-                from .templates import run_package
+                from chalicepack.deploy.templates import run_package
 
                 return run_package(args)
             return _build(args)
@@ -130,7 +137,7 @@ def _build(args: argparse.Namespace) -> int:
     inputs = BuildInputs.read(options_from_args(args))
     result = None if inputs.options.check_only else unchanged_build(inputs)
     if result is None:
-        from .build import build_from
+        from chalicepack.package.pipeline import build_from
 
         result = build_from(inputs)
     if args.json:

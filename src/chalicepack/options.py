@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .report import REPORT_NAME
-from .target import ARCHES, RUNTIME_GLIBC
+from chalicepack.inputs.target import ARCHES, RUNTIME_GLIBC
+from chalicepack.report import REPORT_NAME
 
 
 @dataclass(frozen=True)
@@ -25,10 +25,12 @@ class BuildOptions:
     import_app: bool = True  # import app.py from the staged package, as Chalice does
     import_timeout: float = 60.0
     refresh: bool = False  # resolve requirements again even if a recent resolution is cached
-    exclude: tuple[str, ...] = ()  # globs of dependency/vendor paths to leave out (see trim)
+    exclude: tuple[
+        str, ...
+    ] = ()  # globs of dependency/vendor paths to leave out
     without_runtime_provided: bool = False  # leave out boto3 & co, which Lambda provides
     cache_dir: Path | None = None  # default: $XDG_CACHE_HOME/chalicepack
-    resolver: str = "auto"  # "auto": uv where it answers as pip would (see uvresolve); "pip"
+    resolver: str = "auto"  # "auto": uv where it answers as pip would (see deps.uv_resolver); "pip"
 
 
 def add_build_options(command: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .resolve import MissingDistribution
+    from chalicepack.deps.pip_resolver import MissingDistribution
 
 REPORT_NAME = "build-report.json"
 # check's report has a name of its own: written over build-report.json it would hide the last

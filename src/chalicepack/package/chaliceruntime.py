@@ -14,7 +14,7 @@ import re
 import zipfile
 from pathlib import Path
 
-from .errors import BuildFailure
+from chalicepack.errors import BuildFailure
 
 RUNTIME_FILES = ("chalice/__init__.py", "chalice/app.py")
 _DIST_INFO = re.compile(r"chalice-([^-]+)\.dist-info", re.IGNORECASE)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
-from .errors import RequirementsError
+from chalicepack.errors import RequirementsError
 
 if TYPE_CHECKING:
     from packaging.requirements import InvalidRequirement

@@ -32,12 +32,12 @@ from installer.scripts import Script
 from installer.sources import WheelFile
 from installer.utils import SCHEME_NAMES, Scheme, copyfileobj_with_hashing
 
-from . import __version__
-from .digest import DigestRecord, file_sha256
-from .errors import BadInput, BuildFailure
-from .pip import redact, run_pip
-from .resolve import Distribution
-from .target import Target
+from chalicepack import __version__
+from chalicepack.deps.pip import redact, run_pip
+from chalicepack.deps.pip_resolver import Distribution
+from chalicepack.errors import BadInput, BuildFailure
+from chalicepack.inputs.target import Target
+from chalicepack.package.digest import DigestRecord, file_sha256
 
 if TYPE_CHECKING:
     from installer.scripts import ScriptSection

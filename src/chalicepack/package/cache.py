@@ -6,7 +6,7 @@ Layout under the cache directory (default ``$XDG_CACHE_HOME/chalicepack``):
 so concurrent builds never see half a file), ``trees/<key>/`` (installed site-packages, see
 ``install``), ``pip/`` (pip's own HTTP cache), ``resolutions/<key>.json`` and
 ``outputs/<key>.json`` (the digests of an output directory's zips by their stat, see
-``fingerprint``).
+``package.uptodate``).
 
 A resolution is reused when nothing that could change it changed (the key covers every
 requirements and constraints file, the target, the ``PIP_*`` environment and chalicepack's
@@ -28,13 +28,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from .report import write_json_atomically
-from .requirements import RequirementLine, is_exact_pin, referenced_files
+from chalicepack import __version__
+from chalicepack.inputs.requirements import RequirementLine, is_exact_pin, referenced_files
+from chalicepack.report import write_json_atomically
 
 if TYPE_CHECKING:
-    from .resolve import Resolution
-    from .target import Target
+    from chalicepack.deps.pip_resolver import Resolution
+    from chalicepack.inputs.target import Target
 
 _FORMAT = 2
 DEFAULT_MAX_AGE = 3600.0
@@ -73,7 +73,7 @@ def load_resolution(cache_dir: Path, key: str, max_age: float) -> Resolution | N
     """A recorded resolution still valid (pinned, or younger than ``max_age`` seconds) whose
     wheels are all still in the store, else None."""
     # resolve imports pip's and sdist's machinery; an unchanged build asks reusable_resolution.
-    from .resolve import Distribution, MissingDistribution, Resolution
+    from chalicepack.deps.pip_resolver import Distribution, MissingDistribution, Resolution
 
     reusable = _reusable_record(cache_dir, key, max_age)
     if reusable is None:
@@ -125,7 +125,9 @@ def save_resolution(
     wheels: dict[str, Path],
 ) -> None:
     """Record ``resolution`` with the sha256 of each stored wheel."""
-    from .install import stored_sha256  # installer and pip: only for a build that resolved
+    from chalicepack.deps.install import (
+        stored_sha256,  # installer and pip: only for a build that resolved
+    )
 
     exact = {line.name for line in lines if is_exact_pin(line)}
     names = [d.name for d in resolution.distributions] + [m.name for m in resolution.missing]

@@ -1,7 +1,7 @@
 """chalicepack as a GitHub Action: the flow from inputs to outputs, and its exit codes.
 
-``INPUT_*`` -> CLI options (``actioninputs``) -> build or package (-> publish the layer) ->
-outputs, annotations, job summary (``actionreport``). A thin shell like ``cli``, and the Action's
+``INPUT_*`` -> CLI options (``action.inputs``) -> build or package (-> publish the layer) ->
+outputs, annotations, job summary (``action.outputs``). A thin shell like ``cli``, and the Action's
 one place errors become exit codes. Workflow commands (annotations, groups, masks, outputs, the
 summary) are written with ``github-action-utils``; logs go to stderr as in the CLI.
 """
@@ -23,7 +23,7 @@ import botocore.session
 import github_action_utils as gha
 from botocore.exceptions import BotoCoreError
 
-from .actioninputs import (
+from chalicepack.action.inputs import (
     Invocation,
     ignored_inputs,
     input_problems,
@@ -32,7 +32,7 @@ from .actioninputs import (
     read_inputs,
     relative,
 )
-from .actionreport import (
+from chalicepack.action.outputs import (
     LayerState,
     LayerStep,
     action_outputs,
@@ -43,13 +43,13 @@ from .actionreport import (
     write_outputs,
     write_summary,
 )
-from .build import BuildOptions, build
-from .config import load_stage_config
-from .errors import BadInput, ChalicepackError, MissingDependencies
-from .layer import publish_layer
-from .options import PublishOptions
-from .report import summary_lines
-from .templates import package
+from chalicepack.deploy.publish import publish_layer
+from chalicepack.deploy.templates import package
+from chalicepack.errors import BadInput, ChalicepackError, MissingDependencies
+from chalicepack.inputs.config import load_stage_config
+from chalicepack.options import PublishOptions
+from chalicepack.package.pipeline import BuildOptions, build
+from chalicepack.report import summary_lines
 
 log = logging.getLogger("chalicepack")
 

@@ -36,10 +36,10 @@ from packaging.metadata import parse_email
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from .pip import network_limits, redact
-from .requirements import RequirementLine, logical_lines
-from .resolve import Distribution, required_names
-from .target import Target
+from chalicepack.deps.pip import network_limits, redact
+from chalicepack.deps.pip_resolver import Distribution, required_names
+from chalicepack.inputs.requirements import RequirementLine, logical_lines
+from chalicepack.inputs.target import Target
 
 if sys.version_info >= (3, 11):
     import tomllib

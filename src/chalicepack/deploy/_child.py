@@ -1,6 +1,6 @@
 """Run ``chalice package``'s own template generation around chalicepack's zips (a child process).
 
-``python -m chalicepack.templategen SPEC.json`` does what ``chalice package`` does, with
+``python -m chalicepack.deploy._child SPEC.json`` does what ``chalice package`` does, with
 Chalice's own objects: ``AWS_CHALICE_CLI_MODE=true``, the project directory as the working
 directory, ``CLIFactory.create_config_obj`` (which imports ``app.py`` with the stage's
 environment variables), ``create_package_options`` (the region's service principals) and

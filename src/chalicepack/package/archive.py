@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import BadInput, BuildFailure
+from chalicepack.errors import BadInput, BuildFailure
 
 EPOCH_1980 = (1980, 1, 1, 0, 0, 0)
 _UNIX = 3

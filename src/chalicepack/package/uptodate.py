@@ -25,20 +25,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .cache import (
+from chalicepack import __version__
+from chalicepack.inputs.config import StageConfig, load_stage_config
+from chalicepack.inputs.project import Project, scan_project
+from chalicepack.inputs.target import Target, host_runtime
+from chalicepack.options import BuildOptions
+from chalicepack.package.cache import (
     DEFAULT_MAX_AGE,
     default_cache_dir,
     resolution_key,
     reusable_resolution,
 )
-from .chaliceruntime import installed_version
-from .config import StageConfig, load_stage_config
-from .digest import DigestRecord
-from .options import BuildOptions
-from .project import Project, scan_project
-from .report import REPORT_NAME, BuildResult, reported_missing_warning
-from .target import Target, host_runtime
+from chalicepack.package.chaliceruntime import installed_version
+from chalicepack.package.digest import DigestRecord
+from chalicepack.report import REPORT_NAME, BuildResult, reported_missing_warning
 
 log = logging.getLogger(__name__)
 

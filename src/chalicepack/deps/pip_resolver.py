@@ -30,11 +30,11 @@ from packaging.utils import (
     parse_sdist_filename,
 )
 
-from .errors import BuildFailure, RequirementsError
-from .pip import PipResult, dry_run_report, redact
-from .requirements import RequirementLine, index_options, lines_by_name
-from .sdist import BuiltWheel, Unusable, build_for_target, retag_for_target
-from .target import Target
+from chalicepack.deps.pip import PipResult, dry_run_report, redact
+from chalicepack.deps.sourcebuild import BuiltWheel, Unusable, build_for_target, retag_for_target
+from chalicepack.errors import BuildFailure, RequirementsError
+from chalicepack.inputs.requirements import RequirementLine, index_options, lines_by_name
+from chalicepack.inputs.target import Target
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 pip's ``--python-version`` and ``--platform`` choose wheels for the target, but pip still
 evaluates markers (``python_version < "3.12"``, ``platform_machine == "aarch64"``) against
 the interpreter running it, for requirements.txt lines and for every ``Requires-Dist`` alike.
-Run as ``python -m chalicepack.targetpip ARGS``, this replaces the marker environment pip's
+Run as ``python -m chalicepack.deps._child ARGS``, this replaces the marker environment pip's
 vendored ``packaging`` computes with the target's (``CHALICEPACK_MARKER_ENVIRONMENT``, JSON),
 then runs pip unchanged. Subprocesses pip starts (build backends, build-dependency installs)
 do not inherit it: they run on this host, and their markers are this host's.

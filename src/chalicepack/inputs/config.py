@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from chalicepack.errors import ConfigError
-from chalicepack.target import ARCHES
+from chalicepack.inputs.target import ARCHES
 
 __all__ = [
     "ARCHITECTURES",

@@ -27,12 +27,12 @@ from botocore.exceptions import (
 )
 from botocore.utils import validate_region_name
 
-from . import __version__
-from .digest import file_sha256
-from .errors import BadInput, PublishError
-from .limits import DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT
-from .options import PublishOptions, publish_options_from_args
-from .report import human_size
+from chalicepack import __version__
+from chalicepack.errors import BadInput, PublishError
+from chalicepack.lambda_env import DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT
+from chalicepack.options import PublishOptions, publish_options_from_args
+from chalicepack.package.digest import file_sha256
+from chalicepack.report import human_size
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient

@@ -15,7 +15,7 @@ from typing import Literal
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from .errors import BadInput
+from chalicepack.errors import BadInput
 
 Arch = Literal["x86_64", "arm64"]
 ARCHES: tuple[Arch, ...] = ("x86_64", "arm64")

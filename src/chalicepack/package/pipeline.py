@@ -21,9 +21,34 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from . import __version__
-from .appimport import bytecode_mirror, check_app_import
-from .archive import (
+from chalicepack import __version__
+from chalicepack.deps.install import (
+    fetch_wheels,
+    install_tree,
+    installed_files,
+    shipped_members,
+    stored_sha256,
+)
+from chalicepack.deps.pip import redact
+from chalicepack.deps.pip_resolver import Distribution, Resolution, resolve
+from chalicepack.deps.uv_resolver import resolve_with_uv, with_dependencies
+from chalicepack.errors import AppImportError, MissingDependencies, ProjectError
+from chalicepack.importcheck.check import bytecode_mirror, check_app_import
+from chalicepack.inputs.config import StageConfig
+from chalicepack.inputs.project import Project
+from chalicepack.inputs.requirements import (
+    RequirementLine,
+    index_options,
+    lines_by_name,
+    read_requirement_lines,
+)
+from chalicepack.inputs.target import Target
+from chalicepack.lambda_env import refuse_over_unzipped_limit
+
+# BuildOptions and BuildResult live where an unchanged build, which never imports this module,
+# finds them; callers know them as build's.
+from chalicepack.options import BuildOptions as BuildOptions
+from chalicepack.package.archive import (
     RawMember,
     StagedZip,
     ZipEntry,
@@ -33,45 +58,30 @@ from .archive import (
     stage_zip,
     zip_timestamp,
 )
-from .cache import (
+from chalicepack.package.cache import (
     DEFAULT_MAX_AGE,
     load_resolution,
     resolution_key,
     resolution_token,
     save_resolution,
 )
-from .chaliceruntime import installed_runtime, runtime_from_wheel
-from .config import StageConfig
-from .digest import DigestRecord, file_sha256
-from .errors import AppImportError, MissingDependencies, ProjectError
-from .fingerprint import BuildInputs, build_fingerprint, unchanged_build, zip_digests_path
-from .install import (
-    fetch_wheels,
-    install_tree,
-    installed_files,
-    shipped_members,
-    stored_sha256,
+from chalicepack.package.chaliceruntime import installed_runtime, runtime_from_wheel
+from chalicepack.package.digest import DigestRecord, file_sha256
+from chalicepack.package.exclude import exclude, runtime_provided
+from chalicepack.package.uptodate import (
+    BuildInputs,
+    build_fingerprint,
+    unchanged_build,
+    zip_digests_path,
 )
-from .limits import refuse_over_unzipped_limit
-
-# BuildOptions and BuildResult live where an unchanged build, which never imports this module,
-# finds them; callers know them as build's.
-from .options import BuildOptions as BuildOptions
-from .pip import redact
-from .project import Project
-from .report import (
+from chalicepack.report import (
     CHECK_REPORT_NAME,
     REPORT_NAME,
     missing_dependencies_warning,
     missing_dependency_details,
     write_json_atomically,
 )
-from .report import BuildResult as BuildResult
-from .requirements import RequirementLine, index_options, lines_by_name, read_requirement_lines
-from .resolve import Distribution, Resolution, resolve
-from .target import Target
-from .trim import exclude, runtime_provided
-from .uvresolve import resolve_with_uv, with_dependencies
+from chalicepack.report import BuildResult as BuildResult
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +101,7 @@ def build(options: BuildOptions) -> BuildResult:
 
 def build_from(inputs: BuildInputs) -> BuildResult:
     """Package what ``inputs`` describe, without asking whether the last build still stands
-    (``fingerprint.unchanged_build`` answers that, and needs nothing imported here)."""
+    (``package.uptodate.unchanged_build`` answers that, and needs nothing imported here)."""
     options = inputs.options
     requirements = _read_requirements(
         inputs.project, inputs.target, inputs.cache_dir, options.refresh, options.resolver

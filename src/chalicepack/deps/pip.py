@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import BuildFailure
-from .targetpip import ENVIRONMENT_VARIABLE
+from chalicepack.deps._child import ENVIRONMENT_VARIABLE
+from chalicepack.errors import BuildFailure
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def run_pip(
 
     ``markers`` makes pip evaluate environment markers with these values (the target's).
     """
-    module = "pip" if markers is None else "chalicepack.targetpip"
+    module = "pip" if markers is None else "chalicepack.deps._child"
     env = {**os.environ, **(env or {}), "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
     if markers is not None:
         env[ENVIRONMENT_VARIABLE] = json.dumps(dict(markers))

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ProjectError
+from chalicepack.errors import ProjectError
 
 APP = "app.py"
 CHALICELIB = "chalicelib"

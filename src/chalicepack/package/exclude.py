@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase, translate
 from pathlib import PurePosixPath
 
-from .archive import ZipEntry
-from .resolve import Distribution
+from chalicepack.deps.pip_resolver import Distribution
+from chalicepack.package.archive import ZipEntry
 
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath")
 

@@ -1,6 +1,6 @@
 """Import the packaged app the way Lambda will load it, and list the Lambda functions it defines.
 
-The import runs in a child process (``_importchild.py``, run by path) of the build interpreter
+The import runs in a child process (``importcheck/_child.py``, run by path) of the build interpreter
 started with ``-I -S`` (nothing from the build host's site-packages, nor chalicepack, is
 importable) and ``sys.path`` = the function tree (Lambda's ``/var/task``, also the child's cwd),
 then the layer's site-packages, then the installed dependencies when the caller passes their
@@ -64,7 +64,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from .errors import AppImportError
+from chalicepack.errors import AppImportError
 
 GUARD = "if 'AWS_CHALICE_CLI_MODE' not in os.environ:"
 
@@ -99,7 +99,7 @@ _STACK_GRACE = 1.0
 # The child's script, run by path: standard library only, as nothing of chalicepack is importable
 # there. It reports facts (the app's functions, or the exception chain with file paths); every
 # decision is made here, in the parent.
-_CHILD = Path(__file__).absolute().with_name("_importchild.py")  # its cwd is the function tree
+_CHILD = Path(__file__).absolute().with_name("_child.py")  # its cwd is the function tree
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .pip import run_pip
-from .target import Target
+from chalicepack.deps.pip import run_pip
+from chalicepack.inputs.target import Target
 
 if TYPE_CHECKING:
     from elftools.elf.elffile import ELFFile

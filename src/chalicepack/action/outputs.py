@@ -12,12 +12,12 @@ from typing import Any, Literal
 
 import github_action_utils as gha
 
-from .actioninputs import Runtime, in_action_terms, relative
-from .build import BuildOptions
-from .errors import AppImportError, BadInput, ChalicepackError
-from .layer import PublishedLayer
-from .limits import DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT
-from .report import human_size
+from chalicepack.action.inputs import Runtime, in_action_terms, relative
+from chalicepack.deploy.publish import PublishedLayer
+from chalicepack.errors import AppImportError, BadInput, ChalicepackError
+from chalicepack.lambda_env import DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT
+from chalicepack.package.pipeline import BuildOptions
+from chalicepack.report import human_size
 
 log = logging.getLogger("chalicepack")
 

@@ -19,15 +19,15 @@ from botocore.exceptions import InvalidRegionError
 from botocore.handlers import VALID_BUCKET, VALID_S3_ARN
 from botocore.utils import validate_region_name
 
-from .build import BuildOptions
-from .cli import build_parser, options_from_args
-from .errors import BadInput
-from .layer import LAYER_NAME
-from .options import PublishOptions, publish_options_from_args
-from .report import REPORT_NAME
-from .target import host_runtime
-from .templates import PackageOptions
-from .templates import options_from_args as package_options_from_args
+from chalicepack.cli import build_parser, options_from_args
+from chalicepack.deploy.publish import LAYER_NAME
+from chalicepack.deploy.templates import PackageOptions
+from chalicepack.deploy.templates import options_from_args as package_options_from_args
+from chalicepack.errors import BadInput
+from chalicepack.inputs.target import host_runtime
+from chalicepack.options import PublishOptions, publish_options_from_args
+from chalicepack.package.pipeline import BuildOptions
+from chalicepack.report import REPORT_NAME
 
 # How an input's value becomes CLI arguments:
 #   command   true runs that command instead of build (check_only -> check); package_format, a

@@ -1,7 +1,7 @@
 """``chalicepack package``: ``chalice package``'s SAM or Terraform output around chalicepack's zips.
 
 The zips are built by :func:`chalicepack.build.build`; the template is made by Chalice's own
-packager (``chalicepack.templategen``, in a child process) with those zips in place of the ones
+packager (``chalicepack.deploy._child``, in a child process) with those zips in place of the ones
 its packaging step would have built. OUTDIR then holds what ``chalice package OUTDIR`` writes
 (``sam.json``/``sam.yaml`` or ``chalice.tf.json``, ``deployment.zip``, ``layer-deployment.zip``
 when there is a layer), plus ``build-report.json`` describing the zips in OUTDIR and the
@@ -24,20 +24,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from . import __version__
-from .build import DEPLOYMENT_ZIP, LAYER_ZIP, BuildOptions, BuildResult, build
-from .chaliceruntime import RUNTIME_FILES
-from .digest import file_sha256
-from .errors import (
+from chalicepack import __version__
+from chalicepack.errors import (
     AppImportError,
     BadInput,
     BuildFailure,
     ChalicepackError,
     MissingDependencies,
 )
-from .options import add_build_options, build_options
-from .report import REPORT_NAME, summary_lines, write_json_atomically
-from .target import Target
+from chalicepack.inputs.target import Target
+from chalicepack.options import add_build_options, build_options
+from chalicepack.package.chaliceruntime import RUNTIME_FILES
+from chalicepack.package.digest import file_sha256
+from chalicepack.package.pipeline import DEPLOYMENT_ZIP, LAYER_ZIP, BuildOptions, BuildResult, build
+from chalicepack.report import REPORT_NAME, summary_lines, write_json_atomically
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ TemplateFormat = Literal["json", "yaml"]
 PKG_FORMATS: tuple[PkgFormat, ...] = ("cloudformation", "terraform")
 TEMPLATE_FORMATS: tuple[TemplateFormat, ...] = ("json", "yaml")
 
-# The chalice releases whose packager internals templategen is written against.
+# The chalice releases whose packager internals deploy/_child.py is written against.
 CHALICE_RANGE = ">=1.34,<1.35"
 
 # Generating a template imports the app; an app that waits on the network at import time
@@ -215,7 +215,7 @@ def _generate(
     }
     spec_path = scratch / "templategen-spec.json"
     spec_path.write_text(json.dumps(spec), encoding="utf-8")
-    command = [sys.executable, "-m", "chalicepack.templategen", str(spec_path)]
+    command = [sys.executable, "-m", "chalicepack.deploy._child", str(spec_path)]
     try:
         completed = subprocess.run(
             command,

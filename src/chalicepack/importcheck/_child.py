@@ -1,6 +1,6 @@
 """The app-import check's child process: import app.py as Lambda would and report what it found.
 
-``appimport`` runs this file by path (``python -I -S -B -u -X utf8 _importchild.py SPEC``), never
+``importcheck.check`` runs this file by path (``python -I -S -B -u -X utf8 _child.py SPEC``), never
 imports it. Standard library only, and self-contained: with ``-I -S`` neither chalicepack nor the
 build host's site-packages is importable here (``-I`` keeps this file's folder off ``sys.path``).
 It reports facts (the app's functions, or the exception chain with file paths) as JSON in files

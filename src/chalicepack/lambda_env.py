@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .archive import ZipEntry
-from .errors import BadInput
-from .report import human_size
+from chalicepack.errors import BadInput
+from chalicepack.package.archive import ZipEntry
+from chalicepack.report import human_size
 
 # Lambda's quotas (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
 UNZIPPED_LIMIT = 262_144_000  # 250 MiB unzipped: a function and all its layers together

@@ -1,0 +1,2 @@
+"""The GitHub Action: its inputs, the run, and what it tells the workflow (outputs, annotations,
+summary)."""

@@ -74,6 +74,7 @@ def load_resolution(cache_dir: Path, key: str, max_age: float) -> Resolution | N
     wheels are all still in the store, else None."""
     # resolve imports pip's and sdist's machinery; an unchanged build asks reusable_resolution.
     from chalicepack.deps.pip_resolver import Distribution, MissingDistribution, Resolution
+    from chalicepack.deps.sourcebuild import SourceBuild
 
     reusable = _reusable_record(cache_dir, key, max_age)
     if reusable is None:
@@ -83,6 +84,7 @@ def load_resolution(cache_dir: Path, key: str, max_age: float) -> Resolution | N
         return Resolution(
             tuple(Distribution(**_tuples(item)) for item in record["distributions"]),
             tuple(MissingDistribution(**_tuples(item)) for item in record["missing"]),
+            tuple(SourceBuild.from_json(item) for item in record.get("source_builds", ())),
         )
     except (KeyError, TypeError):
         return None  # unreadable: resolve again
@@ -143,6 +145,7 @@ def save_resolution(
         "resolved_at": time.time(),
         "distributions": distributions,
         "missing": [asdict(item) for item in resolution.missing],
+        "source_builds": [item.to_json() for item in resolution.source_builds],
     }
     write_json_atomically(_record_path(cache_dir, key), record)
 

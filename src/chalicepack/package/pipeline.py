@@ -578,6 +578,7 @@ def _resolve_requirements(
         target,
         workdir=workdir,
         cache_dir=cache_dir / "pip",
+        build_cache=cache_dir / "build",
     )
     return resolution, None
 
@@ -739,6 +740,7 @@ def _report(
             }
             for item in resolution.missing
         ],
+        "source_builds": [build.to_json() for build in resolution.source_builds],
     }
 
 

@@ -287,3 +287,55 @@ def test_a_build_for_another_architecture_does_not_reuse_the_first_ones_wheel(
     (name,) = modules_in(project)
     assert name.endswith("aarch64-linux-gnu.so")
     assert run.json()["source_builds"][0]["verdict"] == "fits"
+
+
+def _needed(data: bytes) -> list[str]:
+    from elftools.elf.dynamic import DynamicSection
+
+    elf = ELFFile(io.BytesIO(data))
+    return [
+        tag.needed
+        for section in elf.iter_sections()
+        if isinstance(section, DynamicSection)
+        for tag in section.iter_tags()
+        if tag.entry.d_tag == "DT_NEEDED"
+    ]
+
+
+def _policy_libraries(policy: str) -> set[str]:
+    """The libraries a manylinux policy lets a wheel need from the system (auditwheel's list)."""
+    import json
+    from importlib.resources import files
+
+    policies = json.loads((files("auditwheel") / "policy" / "manylinux-policy.json").read_text())
+    (entry,) = [item for item in policies if item["name"] == policy]
+    return set(entry["lib_whitelist"])
+
+
+@pytest.mark.network
+def test_real_psycopg2_never_ships_needing_a_library_the_zip_lacks(
+    tmp_path: Path, chalicepack
+) -> None:
+    project = make_project(tmp_path / "app", {"requirements.txt": "psycopg2==2.9.10\n"})
+
+    run = chalicepack("build", project, "--json", "--runtime", "python3.11", "--no-import")
+    if run.returncode == 1 and "could not reach the package index" in run.stderr:
+        pytest.skip("the package index cannot be reached from here")
+
+    assert run.returncode == 0, run.stderr
+    report = run.json()
+    (record,) = report["source_builds"]
+    modules = modules_in(project)
+    if record["verdict"] == "refused":
+        # This machine's libpq (or what it needs) wants a newer glibc: named, nothing shipped.
+        (missing,) = report["missing_dependencies"]
+        assert "libpq.so.5" in missing["reason"] or "GLIBC_" in missing["reason"]
+        assert not modules
+        return
+    assert record["verdict"] == "repaired", record
+    assert any("libpq" in name for name in record["grafted"])
+    shipped = {Path(name).name for name in modules}
+    allowed = _policy_libraries("manylinux_2_26")
+    for name, data in modules.items():
+        for needed in _needed(data):
+            assert needed in shipped or needed in allowed, f"{name} needs {needed}"

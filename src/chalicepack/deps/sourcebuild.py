@@ -12,6 +12,7 @@ result is pure. With no interpreter of the target's minor, only a pure build can
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import sys
 import tempfile
@@ -21,11 +22,13 @@ from typing import Any
 
 from chalicepack.deps.crossbuild import Toolchain, toolchain, without_compiler
 from chalicepack.deps.interpreters import Interpreter, find_interpreter, how_to_provide
-from chalicepack.deps.pip import redact, run_pip
+from chalicepack.deps.pip import PipResult, redact, run_pip
 from chalicepack.deps.policy import audit, compiled_members, module_problem, policy_name
 from chalicepack.inputs.target import Target
 
 log = logging.getLogger(__name__)
+
+_ERROR = re.compile(r"\berror\b", re.IGNORECASE)
 
 # What a user should reach for when their sdist cannot be built to fit the target.
 _BINARY_FIX = (
@@ -207,7 +210,21 @@ def _pip_wheel(
     if result.unmatched_requirement is not None and not result.failed_build:
         target = build.target
         return Unusable(f"no wheel for {target.runtime} on {target.arch} and no source to build")
-    return Unusable("its source distribution failed to build", build_log=result.tail(20))
+    return Unusable("its source distribution failed to build", build_log=_build_log(result))
+
+
+def _build_log(result: PipResult) -> str:
+    """The backend's output pip shows for a failed build: the compiler's first error lines
+    (a traceback's last lines alone never say what did not compile), then its last lines."""
+    lines = result.stderr.splitlines()
+    start = next((i for i, line in enumerate(lines) if "lines of output]" in line), None)
+    end = next((i for i, line in enumerate(lines) if "[end of output]" in line), len(lines))
+    if start is None:
+        return result.tail(20)
+    output = [line.strip() for line in lines[start + 1 : end]]
+    errors = [line for line in output if _ERROR.search(line)][:8]
+    shown = [*errors, *(line for line in output[-12:] if line not in errors)]
+    return redact("\n".join(shown))
 
 
 def retag_for_target(wheel: Path, target: Target, out_dir: Path) -> Path:

@@ -4,7 +4,9 @@ resolutions.
 Layout under the cache directory (default ``$XDG_CACHE_HOME/chalicepack``):
 ``wheels/<sha256>/<file>.whl`` (content-addressed; written to a temporary name and renamed,
 so concurrent builds never see half a file), ``trees/<key>/`` (installed site-packages, see
-``install``), ``pip/`` (pip's own HTTP cache), ``resolutions/<key>.json`` and
+``install``), ``pip/`` (pip's own HTTP cache), ``build/`` (source builds: zig's cache and
+the pip cache of wheels built with our toolchain, see ``deps.sourcebuild``),
+``resolutions/<key>.json`` and
 ``outputs/<key>.json`` (the digests of an output directory's zips by their stat, see
 ``package.uptodate``).
 

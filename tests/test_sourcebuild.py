@@ -255,6 +255,11 @@ def test_without_a_cpython_of_the_targets_minor_a_c_extension_is_missing_with_ho
     version = runtime.removeprefix("python")
     assert f"no CPython {version} is installed here" in missing["reason"]
     assert f"uv python install {version}" in missing["fix"]
+    # Once the interpreter is there, --refresh resolves again (every requirement is pinned,
+    # which once kept a resolution for good even then) and builds it.
+    again = build(chalicepack, project, "--runtime", runtime, "--no-import", "--refresh").json()
+    assert {d["name"] for d in again["dependencies"]} == {"docopt-like", "speedy"}
+    assert again["missing_dependencies"] == []
 
 
 def test_a_release_with_an_sdist_beside_another_platforms_wheel_is_built(

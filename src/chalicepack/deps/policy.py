@@ -124,13 +124,19 @@ def audit(wheel: Path, target: Target, out_dir: Path) -> Verdict:
     libs: dict[str, str | None] = answer["external_libs"]
     if answer["repaired"] is not None:
         return Verdict(policy, Path(answer["repaired"]), grafted=tuple(sorted(libs)))
-    return Verdict(policy, None, reason=_why_not(answer, libs, target, policy))
+    direct = sorted(set(_needed(wheel)) & set(libs))
+    return Verdict(policy, None, reason=_why_not(answer, libs, direct, target, policy))
 
 
 def _why_not(
-    answer: dict[str, Any], libs: dict[str, str | None], target: Target, policy: str
+    answer: dict[str, Any],
+    libs: dict[str, str | None],
+    direct: list[str],
+    target: Target,
+    policy: str,
 ) -> str:
-    """In words: which library keeps the wheel out of ``policy``, and why."""
+    """In words: which library keeps the wheel out of ``policy``, and why; ``direct`` are the
+    ones its modules link themselves (the rest are what those need)."""
     absent = sorted(soname for soname, path in libs.items() if path is None)
     if absent:
         return (
@@ -138,12 +144,15 @@ def _why_not(
             f"for {target.machine} (in the loader's paths or the module's run path) to put in "
             "the wheel; Lambda does not have it"
         )
-    for soname, path in sorted(libs.items()):
-        assert path is not None
-        newest = _newest_glibc(Path(path))
+    # The libraries the modules link come first: "links libpq.so.5, which needs ..." says
+    # more than naming a library three links away alone.
+    for soname in sorted(libs, key=lambda name: (name not in direct, name)):
+        path = libs[soname]
+        newest = _newest_glibc(Path(str(path)))
         if newest > target.glibc:
+            via = f"{', '.join(direct)}, which needs " if direct and soname not in direct else ""
             return (
-                f"it links {soname} from this machine ({path}), which needs "
+                f"it links {via}{soname} from this machine ({path}), which needs "
                 f"GLIBC_{newest[0]}.{newest[1]}; {_runtime_glibc(target)}"
             )
     problems = ", ".join(answer["problems"]) or "its libraries"
@@ -151,6 +160,27 @@ def _why_not(
         f"{name}: {', '.join(versions)}" for name, versions in answer["versioned_symbols"].items()
     )
     return f"it does not fit {policy} ({problems}){f': {symbols}' if symbols else ''}"
+
+
+def _needed(wheel: Path) -> list[str]:
+    """The libraries the compiled modules of ``wheel`` link (their DT_NEEDED entries)."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.dynamic import DynamicSection
+    from elftools.elf.elffile import ELFFile
+
+    needed = []
+    with zipfile.ZipFile(wheel) as archive:
+        for name in compiled_members(wheel):
+            try:
+                elf = ELFFile(io.BytesIO(archive.read(name)))
+                for section in elf.iter_sections():
+                    if isinstance(section, DynamicSection):
+                        # pyelftools sets .needed on DT_NEEDED tags only, untyped.
+                        tags = section.iter_tags("DT_NEEDED")
+                        needed += [str(t.needed) for t in tags]  # type: ignore[attr-defined]
+            except ELFError:
+                continue
+    return needed
 
 
 def _newest_glibc(path: Path) -> tuple[int, int]:

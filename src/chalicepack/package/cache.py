@@ -104,7 +104,7 @@ def _reusable_record(cache_dir: Path, key: str, max_age: float) -> tuple[bytes, 
     try:
         data = _record_path(cache_dir, key).read_bytes()
         record = json.loads(data)
-        if not record["pinned"] and time.time() - record["resolved_at"] > max_age:
+        if max_age <= 0 or (not record["pinned"] and time.time() - record["resolved_at"] > max_age):
             return None
         store = cache_dir / "wheels"
         for distribution in record["distributions"]:
@@ -135,7 +135,10 @@ def save_resolution(
 
     exact = {line.name for line in lines if is_exact_pin(line)}
     names = [d.name for d in resolution.distributions] + [m.name for m in resolution.missing]
+    # With a dependency missing it is not final: what kept it out (no interpreter of the
+    # target's minor, a library) can be fixed without touching requirements.txt.
     pinned = bool(lines) and len(exact) == len(lines) and set(names) <= exact
+    pinned = pinned and not resolution.missing
     distributions = []
     for distribution in resolution.distributions:
         stored = wheels[distribution.name]

@@ -344,3 +344,21 @@ def test_real_psycopg2_never_ships_needing_a_library_the_zip_lacks(
     for name, data in modules.items():
         for needed in _needed(data):
             assert needed in shipped or needed in allowed, f"{name} needs {needed}"
+
+
+@pytest.mark.network
+def test_real_ciso8601_sdist_builds_with_setuptools_for_arm64(tmp_path: Path, chalicepack) -> None:
+    # ciso8601 2.2.0 has no wheel for CPython 3.12: its sdist, built by setuptools.
+    project = make_project(tmp_path / "app", {"requirements.txt": "ciso8601==2.2.0\n"})
+
+    run = chalicepack("build", project, "--json", "--runtime", "python3.12", "--arch", "arm64")
+    if run.returncode == 1 and "could not reach the package index" in run.stderr:
+        pytest.skip("the package index cannot be reached from here")
+
+    assert run.returncode == 0, run.stderr
+    (dependency,) = run.json()["dependencies"]
+    assert dependency["tag"] == "cp312-cp312-manylinux_2_34_aarch64"
+    ((name, data),) = modules_in(project).items()
+    assert name == "ciso8601.cpython-312-aarch64-linux-gnu.so"
+    assert ELFFile(io.BytesIO(data))["e_machine"] == "EM_AARCH64"
+    assert newest_glibc(data) <= (2, 34)

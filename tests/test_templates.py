@@ -87,24 +87,8 @@ EVENTS_CONFIG = {
 
 
 @pytest.fixture(autouse=True)
-def _offline_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """A region, no AWS config of this machine, and no way out to the internet: only the
-    local index on 127.0.0.1 is reachable (pip goes through the dead proxy for anything else)."""
-    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    # Credentials end botocore's search before it asks the instance metadata service.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.setenv(name, "http://127.0.0.1:9")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+def _offline(offline_aws: None) -> None:
+    """Every test here runs with ``offline_aws``."""
 
 
 def publish_tinydep(index: PackageIndex) -> None:
@@ -259,7 +243,7 @@ def test_templates_equal_chalice_package_and_zips_are_chalicepacks(
             automatic_layer=automatic_layer,
             cache_dir=tmp_path / "cache",
         )
-    ).report["artifacts"]
+    ).report.artifacts
     assert set(built) == ({"deployment", "layer"} if layer != "off" else {"deployment"})
 
     for pkg_format, template_name in TEMPLATE_FILES.items():
@@ -284,12 +268,12 @@ def test_templates_equal_chalice_package_and_zips_are_chalicepacks(
             [template_name, "build-report.json", *zips]
         )
         for name, artifact in built.items():
-            path = out / Path(artifact["path"]).name
-            assert sha256(path) == artifact["sha256"]  # chalicepack build's zip, not chalice's
+            path = out / Path(artifact.path).name
+            assert sha256(path) == artifact.sha256  # chalicepack build's zip, not chalice's
             assert sha256(path) != sha256(theirs / path.name)
-            assert result.report["artifacts"][name]["path"] == str(path)
+            assert result.report.artifacts[name].path == str(path)
         report = json.loads((out / "build-report.json").read_text())
-        assert report == result.report
+        assert report == result.report.to_json()
         assert report["template"] == {"path": str(out / template_name), "format": pkg_format}
 
 
@@ -345,8 +329,8 @@ def test_runtime_and_arch_options_reach_the_template(
     )
 
     ours, theirs = load(result.template), load(chalice_run.result() / "sam.json")
-    assert result.report["runtime"] == OTHER_RUNTIME
-    assert result.report["architecture"] == "arm64"
+    assert result.report.runtime == OTHER_RUNTIME
+    assert result.report.architecture == "arm64"
     for resource in theirs["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Function":
             resource["Properties"]["Runtime"] = OTHER_RUNTIME
@@ -431,7 +415,7 @@ def test_stale_layer_zip_is_removed_when_the_package_has_no_layer(
     result = chalicepack_package(example_app, out, tmp_path / "cache", automatic_layer=False)
 
     assert not (out / "layer-deployment.zip").exists()
-    assert set(result.report["artifacts"]) == {"deployment"}
+    assert set(result.report.artifacts) == {"deployment"}
     assert not [path for path in out.iterdir() if path.name.startswith(".")]  # no staging left
 
 

@@ -141,12 +141,12 @@ def _build(args: argparse.Namespace) -> int:
 
         result = build_from(inputs)
     if args.json:
-        print(json.dumps(result.report, indent=2))
+        print(json.dumps(result.report.to_json(), indent=2))
     else:
         if args.command == "check":
             print(result.report_path)
         print("\n".join(summary_lines(result.report)))
-    if result.report["missing_dependencies"] and args.strict:
+    if result.report.missing_dependencies and args.strict:
         return EXIT_FAILED
     return EXIT_OK
 

@@ -37,7 +37,7 @@ from chalicepack.options import add_build_options, build_options
 from chalicepack.package.chaliceruntime import RUNTIME_FILES
 from chalicepack.package.digest import file_sha256
 from chalicepack.package.pipeline import DEPLOYMENT_ZIP, LAYER_ZIP, BuildOptions, BuildResult, build
-from chalicepack.report import REPORT_NAME, summary_lines, write_json_atomically
+from chalicepack.report import REPORT_NAME, BuildReport, Template, summary_lines, write_report
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class PackageOptions:
 @dataclass(frozen=True)
 class PackageResult:
     template: Path
-    report: dict[str, Any]
+    report: BuildReport
     report_path: Path
     warnings: list[str] = field(default_factory=list)
 
@@ -145,11 +145,16 @@ def package(options: PackageOptions) -> PackageResult:
             template = _move_into(out_dir, staging, name, report)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    for artifact in report["artifacts"].values():
-        artifact["path"] = str(out_dir / Path(artifact["path"]).name)
-    report["template"] = {"path": str(template), "format": options.pkg_format}
+    report = replace(
+        report,
+        artifacts={
+            name: replace(artifact, path=str(out_dir / Path(artifact.path).name))
+            for name, artifact in report.artifacts.items()
+        },
+        template=Template(str(template), options.pkg_format),
+    )
     report_path = out_dir / REPORT_NAME
-    write_json_atomically(report_path, report)
+    write_report(report_path, report)
     return PackageResult(template, report, report_path, built.warnings)
 
 
@@ -169,19 +174,19 @@ def _build(options: PackageOptions, build_dir: Path, out_dir: Path) -> BuildResu
         raise
 
 
-def _unpack(report: dict[str, Any], scratch: Path) -> list[str]:
+def _unpack(report: BuildReport, scratch: Path) -> list[str]:
     """The packaged code, unzipped for the app's import: the function tree without the Chalice
     runtime (the child's full chalice must win), then the layer's site-packages."""
-    artifacts = report["artifacts"]
+    artifacts = report.artifacts
     function_tree = scratch / "function"
-    with zipfile.ZipFile(artifacts["deployment"]["path"]) as archive:
+    with zipfile.ZipFile(artifacts["deployment"].path) as archive:
         names = [name for name in archive.namelist() if name not in RUNTIME_FILES]
         archive.extractall(function_tree, names)
     paths = [str(function_tree)]
     if "layer" in artifacts:
-        with zipfile.ZipFile(artifacts["layer"]["path"]) as archive:
+        with zipfile.ZipFile(artifacts["layer"].path) as archive:
             archive.extractall(scratch / "layer")
-        target = Target.parse(report["runtime"], report["architecture"])
+        target = Target.parse(report.runtime, report.architecture)
         paths.append(str(scratch / "layer" / target.site_packages))
     return paths
 
@@ -189,26 +194,26 @@ def _unpack(report: dict[str, Any], scratch: Path) -> list[str]:
 def _generate(
     options: PackageOptions,
     project_dir: Path,
-    report: dict[str, Any],
+    report: BuildReport,
     import_path: list[str],
     staging: Path,
     scratch: Path,
 ) -> str:
     """Run chalice's packager in a child process; return the template's file name."""
-    artifacts = report["artifacts"]
+    artifacts = report.artifacts
     result_path = scratch / "templategen-result.json"
     spec = {
         "project_dir": str(project_dir),
-        "stage": report["stage"],
+        "stage": report.stage,
         "pkg_format": options.pkg_format,
         "template_format": options.template_format,
         "merge_template": None if options.merge_template is None else str(options.merge_template),
         "profile": options.profile,
-        "automatic_layer": report["automatic_layer"],
-        "architecture": report["architecture"],
-        "runtime": report["runtime"],
-        "function_zip": artifacts["deployment"]["path"],
-        "layer_zip": artifacts["layer"]["path"] if "layer" in artifacts else None,
+        "automatic_layer": report.automatic_layer,
+        "architecture": report.architecture,
+        "runtime": report.runtime,
+        "function_zip": artifacts["deployment"].path,
+        "layer_zip": artifacts["layer"].path if "layer" in artifacts else None,
         "import_path": import_path,
         "outdir": str(staging),
         "result": str(result_path),
@@ -292,19 +297,19 @@ def _error(
     return BuildFailure(f"generating the template failed:\n{message}")
 
 
-def _check_copies(report: dict[str, Any], staging: Path) -> None:
+def _check_copies(report: BuildReport, staging: Path) -> None:
     """Put our zips beside the template: the copies chalice's post-processor made (it copies a
     zip only when a function or the layer refers to it) must be ours, byte for byte; a zip
     it did not copy is added, so OUTDIR always holds what the report describes."""
     for name, filename in (("deployment", DEPLOYMENT_ZIP), ("layer", LAYER_ZIP)):
-        artifact = report["artifacts"].get(name)
+        artifact = report.artifacts.get(name)
         staged = staging / filename
         if artifact is None:
             if staged.exists():
                 raise _not_ours(filename)
         elif not staged.exists():
-            shutil.copyfile(artifact["path"], staged)
-        elif file_sha256(staged) != artifact["sha256"]:
+            shutil.copyfile(artifact.path, staged)
+        elif file_sha256(staged) != artifact.sha256:
             raise _not_ours(filename)
 
 
@@ -315,13 +320,13 @@ def _not_ours(filename: str) -> BuildFailure:
     )
 
 
-def _move_into(out_dir: Path, staging: Path, template_name: str, report: dict[str, Any]) -> Path:
+def _move_into(out_dir: Path, staging: Path, template_name: str, report: BuildReport) -> Path:
     names = [template_name, DEPLOYMENT_ZIP]
-    if "layer" in report["artifacts"]:
+    if "layer" in report.artifacts:
         names.append(LAYER_ZIP)
     for name in names:
         os.replace(staging / name, out_dir / name)
-    if "layer" not in report["artifacts"]:
+    if "layer" not in report.artifacts:
         # A layer zip left by an earlier run would be taken for this one's.
         (out_dir / LAYER_ZIP).unlink(missing_ok=True)
     return out_dir / template_name
@@ -393,7 +398,7 @@ def run_package(args: argparse.Namespace) -> int:
     report with ``--json``). Errors propagate as ``ChalicepackError`` for the CLI to map."""
     result = package(options_from_args(args))
     if args.json:
-        print(json.dumps(result.report, indent=2))
+        print(json.dumps(result.report.to_json(), indent=2))
     else:
         print(result.template)
         print("\n".join(summary_lines(result.report)))

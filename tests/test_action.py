@@ -37,7 +37,7 @@ pytest.importorskip("github_action_utils", reason="the Action needs Python 3.11+
 from chalicepack.action.inputs import Runtime
 from chalicepack.action.outputs import job_summary
 from chalicepack.inputs.target import host_runtime
-from chalicepack.package.pipeline import BuildOptions
+from chalicepack.options import BuildOptions
 from chalicepack.report import BuildReport, Dependency, human_size
 
 MISSING_MESSAGE = (

@@ -23,16 +23,12 @@ from typing import Any
 import pytest
 import yaml
 
-from chalicepack.deploy.templates import (
-    PackageOptions,
-    PackageResult,
-    add_package_command,
-    options_from_args,
-    package,
-    run_package,
-)
+from chalicepack.cli import build_parser, main
+from chalicepack.cli import package_options_from_args as options_from_args
+from chalicepack.deploy.templates import PackageResult, package
 from chalicepack.errors import AppImportError, BadInput, ChalicepackError, MissingDependencies
-from chalicepack.package.pipeline import BuildOptions, build
+from chalicepack.options import BuildOptions, PackageOptions
+from chalicepack.package.pipeline import build
 from conftest import make_project
 from pkgindex import PackageIndex
 from test_build_docs_example import publish_sortedcontainers
@@ -546,9 +542,7 @@ def test_bad_package_options_are_bad_input(
 
 
 def parse(*argv: str | Path) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="chalicepack")
-    add_package_command(parser.add_subparsers(dest="command"))
-    return parser.parse_args(["package", *map(str, argv)])
+    return build_parser().parse_args(["package", *map(str, argv)])
 
 
 def test_the_import_options_reach_the_build(tmp_path: Path) -> None:
@@ -580,8 +574,6 @@ def test_the_trimming_options_reach_the_build(tmp_path: Path) -> None:
 
 def import_timeout_type(command: str) -> Callable[[str], Any]:
     """The type function of ``command``'s --import-timeout, from the CLI's own parser."""
-    from chalicepack.cli import build_parser
-
     (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
     (option,) = [a for a in commands.choices[command]._actions if a.dest == "import_timeout"]
     assert callable(option.type)
@@ -600,12 +592,13 @@ def test_import_timeout_takes_what_builds_takes(seconds: str) -> None:
     assert import_timeout_type("package") is import_timeout_type("build")  # one validator
 
 
-def test_run_package_prints_the_template_then_the_zips(
+def test_the_package_command_prints_the_template_then_the_zips(
     example_app: Path, index: PackageIndex, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     publish_sortedcontainers(index)
     out = tmp_path / "out"
-    args = parse(
+    args = (
+        "package",
         out,
         "--project-dir",
         example_app,
@@ -616,7 +609,7 @@ def test_run_package_prints_the_template_then_the_zips(
         tmp_path / "cache",
     )
 
-    assert run_package(args) == 0
+    assert main(list(map(str, args))) == 0
 
     lines = capsys.readouterr().out.splitlines()
     assert lines[:3] == [

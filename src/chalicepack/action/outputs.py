@@ -16,7 +16,7 @@ from chalicepack.action.inputs import Runtime, in_action_terms, relative
 from chalicepack.deploy.publish import PublishedLayer
 from chalicepack.errors import AppImportError, BadInput, ChalicepackError
 from chalicepack.lambda_env import DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT
-from chalicepack.package.pipeline import BuildOptions
+from chalicepack.options import BuildOptions
 from chalicepack.report import BuildReport, Dependency, MissingDependency, human_size
 
 log = logging.getLogger("chalicepack")

@@ -46,8 +46,8 @@ from chalicepack.deploy.publish import publish_layer
 from chalicepack.deploy.templates import package
 from chalicepack.errors import BadInput, ChalicepackError, MissingDependencies
 from chalicepack.inputs.config import load_stage_config
-from chalicepack.options import PublishOptions
-from chalicepack.package.pipeline import BuildOptions, build
+from chalicepack.options import BuildOptions, PublishOptions
+from chalicepack.package.pipeline import build
 from chalicepack.report import BuildReport, summary_lines
 
 log = logging.getLogger("chalicepack")

@@ -11,7 +11,6 @@ when everything succeeded.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -22,7 +21,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from chalicepack import __version__
 from chalicepack.errors import (
@@ -33,18 +32,14 @@ from chalicepack.errors import (
     MissingDependencies,
 )
 from chalicepack.inputs.target import Target
-from chalicepack.options import add_build_options, build_options
+from chalicepack.options import PackageOptions
 from chalicepack.package.chaliceruntime import RUNTIME_FILES
 from chalicepack.package.digest import file_sha256
-from chalicepack.package.pipeline import DEPLOYMENT_ZIP, LAYER_ZIP, BuildOptions, BuildResult, build
-from chalicepack.report import REPORT_NAME, BuildReport, Template, summary_lines, write_report
+from chalicepack.package.pipeline import DEPLOYMENT_ZIP, LAYER_ZIP, BuildResult, build
+from chalicepack.report import REPORT_NAME, BuildReport, Template, write_report
 
 log = logging.getLogger(__name__)
 
-PkgFormat = Literal["cloudformation", "terraform"]
-TemplateFormat = Literal["json", "yaml"]
-PKG_FORMATS: tuple[PkgFormat, ...] = ("cloudformation", "terraform")
-TEMPLATE_FORMATS: tuple[TemplateFormat, ...] = ("json", "yaml")
 
 # The chalice releases whose packager internals deploy/_child.py is written against.
 CHALICE_RANGE = ">=1.34,<1.35"
@@ -54,60 +49,6 @@ CHALICE_RANGE = ">=1.34,<1.35"
 GENERATE_TIMEOUT = 300.0
 
 _GUARD = "if 'AWS_CHALICE_CLI_MODE' not in os.environ:"
-
-
-@dataclass(frozen=True)
-class PackageOptions:
-    """``chalicepack package``'s input: the build's options plus ``chalice package``'s."""
-
-    build: BuildOptions  # its out_dir is ignored: the zips go to out_dir below
-    out_dir: Path
-    pkg_format: PkgFormat = "cloudformation"
-    template_format: TemplateFormat = "json"
-    merge_template: Path | None = None
-    profile: str | None = None
-
-    @classmethod
-    def parse(
-        cls,
-        build: BuildOptions,
-        out_dir: Path,
-        pkg_format: str = "cloudformation",
-        template_format: str = "json",
-        merge_template: Path | None = None,
-        profile: str | None = None,
-    ) -> PackageOptions:
-        """Check the ``chalice package`` options; raise one ``BadInput`` naming the option."""
-        if pkg_format not in PKG_FORMATS:
-            raise BadInput(
-                f"--pkg-format {pkg_format!r} is not supported; use one of: "
-                + ", ".join(PKG_FORMATS)
-            )
-        template_format = template_format.lower()  # Chalice accepts any case
-        if template_format not in TEMPLATE_FORMATS:
-            raise BadInput(
-                f"--template-format {template_format!r} is not supported; use one of: "
-                + ", ".join(TEMPLATE_FORMATS)
-            )
-        if pkg_format == "terraform" and (merge_template is not None or template_format != "json"):
-            raise BadInput(
-                "--pkg-format terraform writes chalice.tf.json only: it takes no "
-                "--merge-template and no --template-format yaml (as with chalice package); "
-                "drop them, or use --pkg-format cloudformation"
-            )
-        if merge_template is not None and not merge_template.is_file():
-            raise BadInput(
-                f"--merge-template {merge_template}: no such file; give the JSON or YAML "
-                "template to merge into the generated one"
-            )
-        return cls(
-            build=build,
-            out_dir=out_dir,
-            pkg_format=pkg_format,
-            template_format=template_format,
-            merge_template=None if merge_template is None else merge_template.resolve(),
-            profile=profile,
-        )
 
 
 @dataclass(frozen=True)
@@ -333,73 +274,3 @@ def _move_into(out_dir: Path, staging: Path, template_name: str, report: BuildRe
 
 
 # --- the command line -------------------------------------------------------------------------
-
-
-def add_package_command(
-    commands: argparse._SubParsersAction[Any],
-) -> argparse.ArgumentParser:
-    """Add ``package`` to ``chalicepack``'s subcommands; ``run_package`` runs it."""
-    command: argparse.ArgumentParser = commands.add_parser(
-        "package",
-        help="write chalice package's SAM or Terraform template around chalicepack's zips",
-        description=__doc__.split("\n", 1)[0] if __doc__ else None,
-    )
-    command.add_argument(
-        "out_dir",
-        metavar="OUTDIR",
-        type=Path,
-        help="where the template, the zips and build-report.json are written",
-    )
-    command.add_argument(
-        "--project-dir",
-        type=Path,
-        default=Path("."),
-        help="the Chalice project (holding app.py and .chalice/); default: .",
-    )
-    command.add_argument(
-        "--pkg-format",
-        choices=PKG_FORMATS,
-        default="cloudformation",
-        help="cloudformation writes sam.json (or sam.yaml), terraform chalice.tf.json",
-    )
-    command.add_argument(
-        "--template-format",
-        choices=TEMPLATE_FORMATS,
-        type=str.lower,
-        default="json",
-        help="serialize the SAM template as json or yaml (cloudformation only)",
-    )
-    command.add_argument(
-        "--merge-template",
-        type=Path,
-        help="a JSON or YAML template merged into the SAM template (cloudformation only; "
-        "a .yaml/.yml file makes the output YAML, as with chalice package)",
-    )
-    command.add_argument(
-        "--profile", help="AWS profile whose region's service principals the template names"
-    )
-    add_build_options(command)
-    return command
-
-
-def options_from_args(args: argparse.Namespace) -> PackageOptions:
-    return PackageOptions.parse(
-        build=build_options(args, out_dir=None),
-        out_dir=args.out_dir,
-        pkg_format=args.pkg_format,
-        template_format=args.template_format,
-        merge_template=args.merge_template,
-        profile=args.profile,
-    )
-
-
-def run_package(args: argparse.Namespace) -> int:
-    """``chalicepack package``: print the template's path, the zips' and a summary (or the
-    report with ``--json``). Errors propagate as ``ChalicepackError`` for the CLI to map."""
-    result = package(options_from_args(args))
-    if args.json:
-        print(json.dumps(result.report.to_json(), indent=2))
-    else:
-        print(result.template)
-        print("\n".join(summary_lines(result.report)))
-    return 0

@@ -31,14 +31,9 @@ from packaging.utils import (
     parse_sdist_filename,
 )
 
+from chalicepack.deps.buildrecord import SourceBuild
 from chalicepack.deps.pip import PipResult, dry_run_report, redact
-from chalicepack.deps.sourcebuild import (
-    BuiltWheel,
-    SourceBuild,
-    Unusable,
-    build_for_target,
-    retag_for_target,
-)
+from chalicepack.deps.sourcebuild import BuiltWheel, Unusable, build_for_target, retag_for_target
 from chalicepack.errors import BuildFailure, RequirementsError
 from chalicepack.inputs.requirements import RequirementLine, index_options, lines_by_name
 from chalicepack.inputs.target import Target

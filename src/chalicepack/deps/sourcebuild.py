@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from chalicepack.deps.buildrecord import SourceBuild
 from chalicepack.deps.crossbuild import Toolchain, toolchain, without_compiler
 from chalicepack.deps.interpreters import Interpreter, find_interpreter, how_to_provide
 from chalicepack.deps.pip import PipResult, redact, run_pip
@@ -34,40 +35,6 @@ _ERROR = re.compile(r"\berror\b", re.IGNORECASE)
 _BINARY_FIX = (
     "use a distribution that ships wheels with its libraries (such as psycopg2-binary for psycopg2)"
 )
-
-
-@dataclass(frozen=True)
-class SourceBuild:
-    """One wheel built here, as build-report.json's ``source_builds`` lists it."""
-
-    name: str
-    version: str
-    target: str  # "python3.12 arm64"
-    interpreter: str | None  # what built it, None when no CPython of the target's minor
-    compiler: str
-    policy: str
-    verdict: str  # "pure", "fits", "repaired", "refused", "failed"
-    grafted: tuple[str, ...] = ()
-    reason: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "built_from_source": True,
-            "target": self.target,
-            "interpreter": self.interpreter,
-            "compiler": self.compiler,
-            "policy": self.policy,
-            "verdict": self.verdict,
-            "grafted": list(self.grafted),
-            "reason": self.reason,
-        }
-
-    @classmethod
-    def from_json(cls, item: dict[str, Any]) -> SourceBuild:
-        fields = {key: value for key, value in item.items() if key != "built_from_source"}
-        return cls(**{**fields, "grafted": tuple(fields.get("grafted", ()))})
 
 
 @dataclass(frozen=True)

@@ -75,8 +75,8 @@ def load_resolution(cache_dir: Path, key: str, max_age: float) -> Resolution | N
     """A recorded resolution still valid (pinned, or younger than ``max_age`` seconds) whose
     wheels are all still in the store, else None."""
     # resolve imports pip's and sdist's machinery; an unchanged build asks reusable_resolution.
+    from chalicepack.deps.buildrecord import SourceBuild
     from chalicepack.deps.pip_resolver import Distribution, MissingDistribution, Resolution
-    from chalicepack.deps.sourcebuild import SourceBuild
 
     reusable = _reusable_record(cache_dir, key, max_age)
     if reusable is None:

@@ -20,6 +20,7 @@ from chalicepack.deps.policy import glibc_versions
 from conftest import make_project
 from distfactory import build_shared_library
 from pkgindex import PackageIndex
+from reportschema import assert_valid_report
 
 # Needs GLIBC_2.26 (reallocarray) on every target, and GLIBC_2.34 where the target's glibc
 # has it (pthread_create moved into libc): the module's newest GLIBC_ version is the target's.
@@ -161,6 +162,7 @@ def test_a_library_that_fits_the_policy_is_grafted_into_an_arm64_wheel(
     grafted = [name for name in modules_in(project) if name.startswith("linked.libs/")]
     assert len(grafted) == 1
     assert ELFFile(io.BytesIO(modules_in(project)[grafted[0]]))["e_machine"] == "EM_AARCH64"
+    assert_valid_report(project / "dist" / "build-report.json")
 
 
 def test_a_library_needing_a_newer_glibc_is_reported_missing_naming_it(
@@ -188,6 +190,7 @@ def test_a_library_needing_a_newer_glibc_is_reported_missing_naming_it(
     (record,) = report["source_builds"]
     assert record["verdict"] == "refused"
     assert not modules_in(project)
+    assert_valid_report(project / "dist" / "build-report.json")
 
 
 def test_a_library_not_on_this_machine_for_the_target_is_reported_missing_naming_it(

@@ -265,11 +265,12 @@ def test_without_a_cpython_of_the_targets_minor_a_c_extension_is_missing_with_ho
     assert again["missing_dependencies"] == []
 
 
-def test_a_release_with_an_sdist_beside_another_platforms_wheel_is_built(
+def test_a_release_with_wheels_for_a_newer_glibc_is_missing_naming_that_wheel(
     tmp_path: Path, index: PackageIndex, chalicepack
 ) -> None:
-    # The host would take the manylinux_2_28 wheel; python3.11 (glibc 2.26) cannot, but the
-    # release has an sdist, which is built: not "no source to build".
+    # This machine would take the manylinux_2_28 wheel; python3.11 (glibc 2.26) cannot. The
+    # release has an sdist too: the reason must not say there is no source (it named only
+    # the host's pick), and a release that ships wheels is not built from source.
     index.add_wheel("newglibc", "1.0", tag="cp311-cp311-manylinux_2_28_x86_64")
     index.add_sdist("newglibc", "1.0", c_extension=True)
     project = make_project(tmp_path / "app", {"requirements.txt": "newglibc==1.0\n"})
@@ -277,10 +278,11 @@ def test_a_release_with_an_sdist_beside_another_platforms_wheel_is_built(
     run = build(chalicepack, project, "--runtime", "python3.11", "--no-import")
 
     report = run.json()
-    assert report["missing_dependencies"] == []
-    (dependency,) = report["dependencies"]
-    assert dependency["built_from_source"] is True
-    assert dependency["tag"] == "cp311-cp311-manylinux_2_26_x86_64"
+    assert report["dependencies"] == []
+    (missing,) = report["missing_dependencies"]
+    assert "no source to build" not in missing["reason"]
+    assert "newglibc-1.0-cp311-cp311-manylinux_2_28_x86_64.whl" in missing["reason"]
+    assert report["source_builds"] == []
 
 
 def test_a_build_for_another_architecture_does_not_reuse_the_first_ones_wheel(

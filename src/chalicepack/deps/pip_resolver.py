@@ -302,8 +302,17 @@ def _records(outcomes: Iterable[BuiltWheel | Unusable]) -> tuple[SourceBuild, ..
 
 
 def _build_from_source(context: _Context, suspect: Distribution) -> BuiltWheel | Unusable:
-    # Even when the platform-free resolution picked a wheel (another platform's), the release
-    # may have an sdist: the build asks the index for it, and says when there is none.
+    target = context.target
+    if suspect.direct is None and suspect.filename.endswith(".whl"):
+        # A release that ships wheels, none for the target (numpy 2.3.0, pillow 13.0.0 for
+        # python3.11: manylinux_2_28 only). It may have an sdist, but its build needs what the
+        # wheels bundle (system libraries, a long native build): not tried. Name a wheel it
+        # has rather than claim there is no source.
+        return Unusable(
+            f"no wheel for {target.runtime} on {target.arch}: its wheels are for other "
+            f"platforms or a newer glibc (such as {suspect.filename}); "
+            "a release that ships wheels is not built from source here"
+        )
     requirement = suspect.direct or suspect.pin
     workdir = context.workdir / "source-builds" / suspect.name
     options = [] if suspect.direct else index_options(context.requirements)

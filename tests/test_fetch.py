@@ -1,0 +1,276 @@
+"""The files uv picked are fetched once each, in one pass, straight into the wheel store: with
+the index's credentials (in its URL or in a netrc), each file's sha256 checked, a dropped
+connection retried and then reported as the network's failure (exit 1)."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import secrets
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicepack.deps.fetch import Network
+from conftest import make_project
+from pkgindex import PackageIndex
+
+UV_ANSWERED = "resolved with uv for"
+OURS = "chalicepack/"  # our fetcher's User-Agent; uv's and pip's are their own
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    """Serves a ``PackageIndex`` folder, records every request and misbehaves on purpose."""
+
+    requests: list[tuple[str, str, str]]  # (method, path, User-Agent)
+    authorization: str | None = None
+    # What our fetcher gets for a file: "corrupt" (altered bytes), "cut" (half of it, then the
+    # connection closes) or "close" (the connection closes before any answer).
+    misbehave = ""
+    times = 0  # how many of our requests for a file misbehave (0: all)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_HEAD(self) -> None:
+        self._answer(head=True)
+
+    def do_GET(self) -> None:
+        self._answer(head=False)
+
+    def _answer(self, head: bool) -> None:
+        agent = self.headers.get("User-Agent", "")
+        self.requests.append(("HEAD" if head else "GET", self.path, agent))
+        if self.authorization and self.headers.get("Authorization") != self.authorization:
+            self.send_response(401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        ours = [r for r in self.requests if r[1] == self.path and r[2].startswith(OURS)]
+        if head or not ours or not self.path.startswith("/files/") or not self.misbehave:
+            super().do_HEAD() if head else super().do_GET()
+        elif self.times and len(ours) > self.times:
+            super().do_GET()
+        elif self.misbehave == "close":
+            self.close_connection = True
+        else:
+            self._send(bytearray(self._file().read_bytes()), corrupt=self.misbehave == "corrupt")
+
+    def _file(self) -> Path:
+        return Path(self.translate_path(self.path))
+
+    def _send(self, data: bytearray, corrupt: bool) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if corrupt:  # another file of the same length
+            data[len(data) // 2] ^= 0xFF
+            self.wfile.write(data)
+        else:
+            self.wfile.write(data[: len(data) // 2])
+            self.close_connection = True
+
+
+class RecordingIndex:
+    """The files of ``index`` served on 127.0.0.1 by ``_Handler``."""
+
+    def __init__(self, index: PackageIndex, auth: tuple[str, str] | None = None, **behaviour: Any):
+        attributes: dict[str, Any] = {"requests": [], **behaviour}
+        if auth is not None:
+            attributes["authorization"] = (
+                "Basic " + base64.b64encode(":".join(auth).encode()).decode()
+            )
+        self.handler = type("Handler", (_Handler,), attributes)
+        handler = functools.partial(self.handler, directory=str(index.root))
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.port = self.server.server_address[1]
+        self.auth = auth
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+
+    @property
+    def url(self) -> str:
+        userinfo = f"{self.auth[0]}:{self.auth[1]}@" if self.auth else ""
+        return f"http://{userinfo}127.0.0.1:{self.port}/simple/"
+
+    def requests(self, agent: str) -> list[tuple[str, str]]:
+        return [(m, p) for m, p, a in self.handler.requests if a.startswith(agent)]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> PackageIndex:
+    """An index's folder (never served by ``PackageIndex`` itself) with a small dependency tree."""
+    index = PackageIndex(tmp_path / "index")
+    index.add_wheel("service-sdk", "2.0", requires=["wire>=1.0", "certs"])
+    index.add_wheel("wire", "1.4", requires=["certs"])
+    index.add_wheel("certs", "2026.1")
+    index.add_wheel("lonely", "1.0")
+    return index
+
+
+@pytest.fixture
+def serve(files: PackageIndex) -> Iterator[Any]:
+    servers: list[RecordingIndex] = []
+
+    def start(**options: Any) -> RecordingIndex:
+        servers.append(RecordingIndex(files, **options))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def store_files(cache: Path) -> list[str]:
+    """The wheel store's files as ``<sha256 folder>/<file>``, and anything else left there."""
+    store = cache / "wheels"
+    return (
+        sorted(str(p.relative_to(store)) for p in store.rglob("*") if p.is_file())
+        if store.exists()
+        else []
+    )
+
+
+def test_each_picked_file_is_fetched_once_and_no_index_page_again(
+    tmp_path: Path, serve: Any, chalicepack: Any
+) -> None:
+    index = serve()
+    project = make_project(tmp_path / "app", {"requirements.txt": "service-sdk\n"})
+    cache = tmp_path / "cache"
+
+    run = chalicepack(
+        "build", project, "--json", "-v", "--cache-dir", cache, env={"PIP_INDEX_URL": index.url}
+    )
+
+    assert run.returncode == 0, run.stderr
+    assert UV_ANSWERED in run.stderr
+    wheels = sorted(d["wheel"] for d in run.json()["dependencies"])
+    assert len(wheels) == 3
+    # Ours: one GET per picked file and nothing else; pip never asked the index anything.
+    assert sorted(index.requests(OURS)) == [("GET", f"/files/{w}") for w in wheels]
+    assert index.requests("pip/") == []
+    # Each in the store at its sha256, checked: the address is the file's own digest.
+    stored = store_files(cache)
+    assert sorted(s.split("/")[1] for s in stored if s.endswith(".whl")) == wheels
+    for entry in stored:
+        if entry.endswith(".whl"):
+            digest, name = entry.split("/")
+            assert hashlib.sha256((cache / "wheels" / entry).read_bytes()).hexdigest() == digest, (
+                name
+            )
+
+
+def test_a_file_whose_sha256_differs_from_the_index_is_refused_and_not_kept(
+    tmp_path: Path, serve: Any, chalicepack: Any
+) -> None:
+    index = serve(misbehave="corrupt")  # uv reads the true files; ours are altered on the way
+    project = make_project(tmp_path / "app", {"requirements.txt": "lonely==1.0\n"})
+    cache = tmp_path / "cache"
+
+    run = chalicepack("build", project, "--cache-dir", cache, env={"PIP_INDEX_URL": index.url})
+
+    assert run.returncode == 2, run.stderr
+    assert "lonely 1.0: lonely-1.0-py3-none-any.whl" in run.stderr
+    assert "has sha256" in run.stderr and "the index announced" in run.stderr
+    assert [entry for entry in store_files(cache) if "lonely" in entry] == []
+    assert not any(p.name.startswith(".fetch-") for p in (cache / "wheels").iterdir())
+    assert not (project / "dist").exists()
+
+
+def test_a_dropped_connection_is_retried(tmp_path: Path, serve: Any, chalicepack: Any) -> None:
+    index = serve(misbehave="cut", times=1)  # each file: half of it, then the connection ends
+    project = make_project(tmp_path / "app", {"requirements.txt": "service-sdk\n"})
+
+    run = chalicepack("build", project, "--json", env={"PIP_INDEX_URL": index.url})
+
+    assert run.returncode == 0, run.stderr
+    wheels = sorted(d["wheel"] for d in run.json()["dependencies"])
+    assert sorted(index.requests(OURS)) == [("GET", f"/files/{w}") for w in wheels for _ in (1, 2)]
+
+
+@pytest.mark.parametrize(
+    ("misbehave", "problem"),
+    [("cut", "the connection closed after"), ("close", "Remote end closed")],
+)
+def test_an_index_that_keeps_dropping_the_connection_is_an_outside_failure(
+    tmp_path: Path, serve: Any, chalicepack: Any, misbehave: str, problem: str
+) -> None:
+    secret = f"SECRET-{secrets.token_hex(8)}"
+    index = serve(misbehave=misbehave, auth=("deploy", secret))
+    project = make_project(tmp_path / "app", {"requirements.txt": "lonely==1.0\n"})
+    cache = tmp_path / "cache"
+
+    run = chalicepack(
+        "build", project, "-v", "--cache-dir", cache,
+        env={"PIP_INDEX_URL": index.url, "PIP_RETRIES": "2"},
+    )  # fmt: skip
+
+    assert run.returncode == 1, run.stderr
+    assert UV_ANSWERED in run.stderr
+    wheel = "lonely-1.0-py3-none-any.whl"
+    assert f"could not download {wheel} (lonely 1.0)" in run.stderr
+    assert problem in run.stderr and "after 3 attempts" in run.stderr
+    assert index.requests(OURS) == [("GET", f"/files/{wheel}")] * 3  # the first try, 2 retries
+    assert secret not in run.stderr + run.stdout
+    assert [entry for entry in store_files(cache) if "lonely" in entry] == []
+    assert not (project / "dist").exists()
+
+
+def test_credentials_from_netrc(tmp_path: Path, serve: Any, chalicepack: Any) -> None:
+    secret = f"SECRET-{secrets.token_hex(8)}"
+    index = serve(auth=("deploy", secret))
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine 127.0.0.1\nlogin deploy\npassword {secret}\n")
+    netrc.chmod(0o600)
+    project = make_project(tmp_path / "app", {"requirements.txt": "service-sdk\n"})
+    url = index.url.replace(f"deploy:{secret}@", "")
+
+    run = chalicepack(
+        "build", project, "--json", "-v", env={"PIP_INDEX_URL": url, "NETRC": str(netrc)}
+    )
+
+    assert run.returncode == 0, run.stderr
+    assert UV_ANSWERED in run.stderr
+    assert len(index.requests(OURS)) == 3
+    assert secret not in run.stderr + run.stdout
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://127.0.0.1:8080/files/a.whl", ("env", "one")),  # the index URL's, same host+port
+        ("http://127.0.0.1:9090/files/a.whl", ("req", "two")),  # requirements.txt's index
+        ("http://127.0.0.1:7070/files/a.whl", ("netrc", "three")),  # no index there: netrc
+        ("https://127.0.0.1:8080/files/a.whl", ("netrc", "three")),  # another scheme: another site
+        ("http://me:mine@127.0.0.1:8080/files/a.whl", ("me", "mine")),  # the URL's own first
+        ("http://example.org/files/a.whl", None),
+    ],
+)
+def test_which_credentials_go_with_a_file(
+    tmp_path: Path, url: str, expected: tuple[str, str] | None
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login netrc password three\n")
+    environ = {
+        "PIP_INDEX_URL": "http://env:one@127.0.0.1:8080/simple/",
+        "PIP_EXTRA_INDEX_URL": "http://127.0.0.1:7070/simple/",
+        "NETRC": str(netrc),
+    }
+    options = ["--extra-index-url", "http://req:two@127.0.0.1:9090/simple/", "--pre"]
+
+    authorization = Network.from_environment(environ, options).authorization(url)
+
+    if expected is None:
+        assert authorization is None
+    else:
+        assert authorization == "Basic " + base64.b64encode(":".join(expected).encode()).decode()

@@ -7,8 +7,13 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import os
 import secrets
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from aftermath import cache_scratch
 from chalicepack.deps.fetch import Network
 from conftest import make_project
 from pkgindex import PackageIndex
@@ -30,8 +36,10 @@ class _Handler(SimpleHTTPRequestHandler):
     requests: list[tuple[str, str, str]]  # (method, path, User-Agent)
     authorization: str | None = None
     # What our fetcher gets for a file: "corrupt" (altered bytes), "cut" (half of it, then the
-    # connection closes) or "close" (the connection closes before any answer).
+    # connection closes), "close" (the connection closes before any answer) or "stall" (half
+    # of it, then nothing until ``release`` is set).
     misbehave = ""
+    release: threading.Event
     times = 0  # how many of our requests for a file misbehave (0: all)
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -73,6 +81,9 @@ class _Handler(SimpleHTTPRequestHandler):
             self.wfile.write(data)
         else:
             self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            if self.misbehave == "stall":
+                self.release.wait(60)
             self.close_connection = True
 
 
@@ -80,7 +91,8 @@ class RecordingIndex:
     """The files of ``index`` served on 127.0.0.1 by ``_Handler``."""
 
     def __init__(self, index: PackageIndex, auth: tuple[str, str] | None = None, **behaviour: Any):
-        attributes: dict[str, Any] = {"requests": [], **behaviour}
+        self.release = threading.Event()
+        attributes: dict[str, Any] = {"requests": [], "release": self.release, **behaviour}
         if auth is not None:
             attributes["authorization"] = (
                 "Basic " + base64.b64encode(":".join(auth).encode()).decode()
@@ -103,6 +115,7 @@ class RecordingIndex:
         return [(m, p) for m, p, a in self.handler.requests if a.startswith(agent)]
 
     def stop(self) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -274,3 +287,43 @@ def test_which_credentials_go_with_a_file(
         assert authorization is None
     else:
         assert authorization == "Basic " + base64.b64encode(":".join(expected).encode()).decode()
+
+
+def test_sigterm_while_fetching_ends_the_build_at_once_and_removes_the_partial_files(
+    tmp_path: Path, serve: Any
+) -> None:
+    index = serve(misbehave="stall")  # our fetch gets half of each file, then waits
+    project = make_project(tmp_path / "app", {"requirements.txt": "service-sdk\n"})
+    cache = tmp_path / "cache"
+    command = [
+        sys.executable,
+        "-m",
+        "chalicepack",
+        "build",
+        str(project),
+        "--cache-dir",
+        str(cache),
+    ]
+    build = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PIP_INDEX_URL": index.url},
+    )
+    deadline = time.monotonic() + 60
+    while len(index.requests(OURS)) < 3 and build.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(index.requests(OURS)) == 3, build.communicate()[1]
+    assert list((cache / "wheels").glob(".download-*/*.whl"))  # partial files, being written
+
+    build.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    _, stderr = build.communicate(timeout=60)
+
+    assert build.returncode == 128 + signal.SIGTERM, stderr
+    assert time.monotonic() - started < 5  # not after the stalled reads' timeout (30 s)
+    assert "terminated; temporary files removed" in stderr
+    assert cache_scratch(cache) == []
+    assert not list((cache / "wheels").rglob("*.whl"))
+    assert not (project / "dist").exists()

@@ -29,6 +29,7 @@ import itertools
 import logging
 import netrc
 import os
+import queue
 import shutil
 import ssl
 import tempfile
@@ -36,8 +37,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -149,27 +149,21 @@ def fetch_into_store(
 ) -> dict[str, Path]:
     """The wheel of each distribution (by name), fetched into ``store`` at
     ``<sha256>/<file>``. A file is moved there only once its sha256 matched; on any failure
-    the files being fetched are removed and the first failure is raised."""
+    (or SIGTERM) the files being fetched are removed and the first failure is raised."""
     store.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(dir=store, prefix=".fetch-"))
+    # ".download-": the scratch name every build removes when it was left by a killed one.
+    scratch = Path(tempfile.mkdtemp(dir=store, prefix=".download-"))
     opener = _opener(network, distributions)
     stop = threading.Event()  # set at the first failure: the others give up at their next read
     started = time.monotonic()
+
+    def fetch(distribution: Distribution) -> Path:
+        return _fetch_one(distribution, scratch, store, opener, network, stop)
+
     try:
-        with ThreadPoolExecutor(max_workers=min(_WORKERS, len(distributions))) as pool:
-            futures = {
-                pool.submit(_fetch_one, d, scratch, store, opener, network, stop): d
-                for d in distributions
-            }
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            errors = [f.exception() for f in futures if f in done]  # in the order asked
-            error = next((e for e in errors if e is not None), None)
-            if error is not None:
-                stop.set()
-                pool.shutdown(cancel_futures=True)
-                raise error
-            wheels = {futures[f].name: f.result() for f in futures}
+        wheels = {d.name: path for d, path in _arrivals(distributions, fetch, stop)}
     finally:
+        stop.set()
         shutil.rmtree(scratch, ignore_errors=True)
     size = sum(path.stat().st_size for path in wheels.values())
     log.info(
@@ -177,6 +171,39 @@ def fetch_into_store(
         len(wheels), size / 1e6, time.monotonic() - started,
     )  # fmt: skip
     return wheels
+
+
+def _arrivals(
+    distributions: Sequence[Distribution],
+    fetch: Callable[[Distribution], Path],
+    stop: threading.Event,
+) -> Iterator[tuple[Distribution, Path]]:
+    """Each distribution with its fetched file, as they arrive; the first failure raised.
+
+    Daemon threads, not a ThreadPoolExecutor: its threads are joined at exit, so a SIGTERM or
+    a failure would wait for a stalled download's timeout before the build could end.
+    """
+    pending = list(reversed(distributions))  # popped from the end: in the order asked
+    arrived: queue.Queue[tuple[Distribution, Path | BaseException]] = queue.Queue()
+
+    def work() -> None:
+        while not stop.is_set():
+            try:
+                distribution = pending.pop()  # atomic: each taken by one thread
+            except IndexError:
+                return
+            try:
+                arrived.put((distribution, fetch(distribution)))
+            except BaseException as error:  # handed to the caller, raised there
+                arrived.put((distribution, error))
+
+    for _ in range(min(_WORKERS, len(distributions))):
+        threading.Thread(target=work, name="chalicepack-fetch", daemon=True).start()
+    for _ in distributions:
+        distribution, result = arrived.get()  # a signal's handler still runs while waiting
+        if isinstance(result, BaseException):
+            raise result
+        yield distribution, result
 
 
 class _Retry(Exception):

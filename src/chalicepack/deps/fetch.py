@@ -94,7 +94,14 @@ class Network:
                 credentials.setdefault(key, (user, password))
         home_netrc = os.path.join(os.path.expanduser("~"), ".netrc")
         netrc_file = environ.get("NETRC") or (home_netrc if os.path.isfile(home_netrc) else None)
-        return cls(float(timeout), int(retries), cafile, credentials, netrc_file)
+        try:
+            limits = float(timeout), int(retries)
+        except ValueError:
+            raise BadInput(
+                f"PIP_TIMEOUT={timeout!r} / PIP_RETRIES={retries!r}: give seconds and a count"
+                " (e.g. PIP_TIMEOUT=30, PIP_RETRIES=2)"
+            ) from None
+        return cls(*limits, cafile, credentials, netrc_file)
 
     def authorization(self, url: str) -> str | None:
         """The Basic ``Authorization`` header pip would send with ``url``, if any."""

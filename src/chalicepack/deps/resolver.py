@@ -127,7 +127,8 @@ def fetch_dependency_wheels(
     cache_dir: Path,
 ) -> dict[str, Path]:
     """The wheels of ``distributions`` from the cache's store, fetching what it lacks with
-    the index options requirements.txt names."""
+    the index options requirements.txt names: the files uv picked by their URLs, all at once
+    (``fetch``), what pip resolved by pip."""
     return fetch_wheels(
         distributions,
         target,

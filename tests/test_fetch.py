@@ -23,6 +23,7 @@ import pytest
 
 from aftermath import cache_scratch
 from chalicepack.deps.fetch import Network
+from chalicepack.errors import BadInput
 from conftest import make_project
 from pkgindex import PackageIndex
 
@@ -327,3 +328,8 @@ def test_sigterm_while_fetching_ends_the_build_at_once_and_removes_the_partial_f
     assert cache_scratch(cache) == []
     assert not list((cache / "wheels").rglob("*.whl"))
     assert not (project / "dist").exists()
+
+
+def test_limits_that_are_not_numbers_are_bad_input() -> None:
+    with pytest.raises(BadInput, match="PIP_TIMEOUT='soon'"):
+        Network.from_environment({"PIP_TIMEOUT": "soon"}, [])

@@ -262,10 +262,11 @@ def test_credentials_from_netrc(tmp_path: Path, serve: Any, chalicepack: Any) ->
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("http://127.0.0.1:8080/files/a.whl", ("env", "one")),  # the index URL's, same host+port
-        ("http://127.0.0.1:9090/files/a.whl", ("req", "two")),  # requirements.txt's index
-        ("http://127.0.0.1:7070/files/a.whl", ("netrc", "three")),  # no index there: netrc
-        ("https://127.0.0.1:8080/files/a.whl", ("netrc", "three")),  # another scheme: another site
+        ("http://127.0.0.1:8080/files/a.whl", ("env", "one")),  # the index's on that host+port
+        ("http://127.0.0.1:9090/packages/a.whl", ("req", "two")),  # requirements.txt's index
+        ("http://127.0.0.1:9090/team/files/a.whl", ("team", "four")),  # the longest same path
+        ("http://127.0.0.1:7070/files/a.whl", ("netrc", "three")),  # that index has none
+        ("http://127.0.0.1:6060/files/a.whl", ("netrc", "three")),  # no index there
         ("http://me:mine@127.0.0.1:8080/files/a.whl", ("me", "mine")),  # the URL's own first
         ("http://example.org/files/a.whl", None),
     ],
@@ -281,6 +282,7 @@ def test_which_credentials_go_with_a_file(
         "NETRC": str(netrc),
     }
     options = ["--extra-index-url", "http://req:two@127.0.0.1:9090/simple/", "--pre"]
+    options += ["--extra-index-url", "http://team:four@127.0.0.1:9090/team/simple/"]
 
     authorization = Network.from_environment(environ, options).authorization(url)
 

@@ -14,8 +14,10 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -335,3 +337,67 @@ def test_sigterm_while_fetching_ends_the_build_at_once_and_removes_the_partial_f
 def test_limits_that_are_not_numbers_are_bad_input() -> None:
     with pytest.raises(BadInput, match="PIP_TIMEOUT='soon'"):
         Network.from_environment({"PIP_TIMEOUT": "soon"}, [])
+
+
+class _Proxy(BaseHTTPRequestHandler):
+    """A forwarding HTTP proxy that records what it forwards: (method, URL, User-Agent)."""
+
+    forwarded: list[tuple[str, str, str]]
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._forward()
+
+    def do_HEAD(self) -> None:
+        self._forward()
+
+    def _forward(self) -> None:
+        self.forwarded.append((self.command, self.path, self.headers.get("User-Agent", "")))
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+        request = urllib.request.Request(self.path, headers=headers, method=self.command)
+        try:
+            with self.direct.open(request) as response:
+                status, body, answer = response.status, response.read(), response.headers
+        except urllib.error.HTTPError as error:
+            status, body, answer = error.code, error.read(), error.headers
+        self.send_response(status)
+        for name, value in answer.items():
+            if name.lower() not in ("connection", "transfer-encoding", "content-length"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+def test_files_go_through_the_proxy_the_environment_names(
+    tmp_path: Path, serve: Any, chalicepack: Any
+) -> None:
+    index = serve()
+    forwarded: list[tuple[str, str, str]] = []
+    proxy = ThreadingHTTPServer(
+        ("127.0.0.1", 0), type("Proxy", (_Proxy,), {"forwarded": forwarded})
+    )
+    threading.Thread(
+        target=proxy.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
+    address = f"http://127.0.0.1:{proxy.server_address[1]}"
+    project = make_project(tmp_path / "app", {"requirements.txt": "service-sdk\n"})
+    env = {"PIP_INDEX_URL": index.url, "http_proxy": address, "HTTP_PROXY": address}
+    env.update(no_proxy="", NO_PROXY="")
+
+    try:
+        run = chalicepack("build", project, "--json", "-v", env=env)
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+    assert run.returncode == 0, run.stderr
+    assert UV_ANSWERED in run.stderr
+    wheels = sorted(d["wheel"] for d in run.json()["dependencies"])
+    base = f"http://127.0.0.1:{index.port}"
+    ours = sorted((m, url) for m, url, agent in forwarded if agent.startswith(OURS))
+    assert ours == [("GET", f"{base}/files/{w}") for w in wheels]

@@ -5,11 +5,14 @@ connection retried and then reported as the network's failure (exit 1)."""
 from __future__ import annotations
 
 import base64
+import datetime
 import functools
 import hashlib
+import ipaddress
 import os
 import secrets
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -93,7 +96,13 @@ class _Handler(SimpleHTTPRequestHandler):
 class RecordingIndex:
     """The files of ``index`` served on 127.0.0.1 by ``_Handler``."""
 
-    def __init__(self, index: PackageIndex, auth: tuple[str, str] | None = None, **behaviour: Any):
+    def __init__(
+        self,
+        index: PackageIndex,
+        auth: tuple[str, str] | None = None,
+        tls: ssl.SSLContext | None = None,
+        **behaviour: Any,
+    ):
         self.release = threading.Event()
         attributes: dict[str, Any] = {"requests": [], "release": self.release, **behaviour}
         if auth is not None:
@@ -105,6 +114,9 @@ class RecordingIndex:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.port = self.server.server_address[1]
         self.auth = auth
+        self.scheme = "https" if tls else "http"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         ).start()
@@ -112,7 +124,7 @@ class RecordingIndex:
     @property
     def url(self) -> str:
         userinfo = f"{self.auth[0]}:{self.auth[1]}@" if self.auth else ""
-        return f"http://{userinfo}127.0.0.1:{self.port}/simple/"
+        return f"{self.scheme}://{userinfo}127.0.0.1:{self.port}/simple/"
 
     def requests(self, agent: str) -> list[tuple[str, str]]:
         return [(m, p) for m, p, a in self.handler.requests if a.startswith(agent)]
@@ -401,3 +413,66 @@ def test_files_go_through_the_proxy_the_environment_names(
     base = f"http://127.0.0.1:{index.port}"
     ours = sorted((m, url) for m, url, agent in forwarded if agent.startswith(OURS))
     assert ours == [("GET", f"{base}/files/{w}") for w in wheels]
+
+
+def certificate_authority(folder: Path) -> tuple[Path, ssl.SSLContext]:
+    """A CA of this test's own (its certificate written to ``folder``) and a server context
+    with a certificate it signed for 127.0.0.1: trusted only by who is given the CA."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def certificate(subject: str, key: Any, issuer: Any, signer: Any, ca: bool) -> Any:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            address = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
+            builder = builder.add_extension(x509.SubjectAlternativeName([address]), False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, server_key = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "chalicepack test CA")])
+    ca = certificate("chalicepack test CA", ca_key, ca_name, ca_key, ca=True)
+    server = certificate("127.0.0.1", server_key, ca_name, ca_key, ca=False)
+    pem = serialization.Encoding.PEM
+    (folder / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (folder / "server.pem").write_bytes(server.public_bytes(pem))
+    (folder / "server.key").write_bytes(
+        server_key.private_bytes(
+            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "server.pem", folder / "server.key")
+    return folder / "ca.pem", context
+
+
+def test_files_are_fetched_over_https_trusting_the_certificates_pip_cert_names(
+    tmp_path: Path, serve: Any, chalicepack: Any
+) -> None:
+    ca, context = certificate_authority(tmp_path)
+    index = serve(tls=context)
+    project = make_project(tmp_path / "app", {"requirements.txt": "service-sdk\n"})
+
+    run = chalicepack(
+        "build", project, "--json", "-v", env={"PIP_INDEX_URL": index.url, "PIP_CERT": str(ca)}
+    )
+
+    assert run.returncode == 0, run.stderr
+    assert UV_ANSWERED in run.stderr
+    assert index.url.startswith("https://")
+    wheels = sorted(d["wheel"] for d in run.json()["dependencies"])
+    assert sorted(index.requests(OURS)) == [("GET", f"/files/{w}") for w in wheels]

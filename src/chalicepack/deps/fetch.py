@@ -330,6 +330,12 @@ def _download(
         TimeoutError,
         http.client.HTTPException,
     ) as error:
+        reason = error.reason if isinstance(error, urllib.error.URLError) else error
+        if isinstance(reason, ssl.SSLCertVerificationError):  # no attempt will change it
+            raise BuildFailure(
+                f"could not download {redact(url)}: {reason}; if a private CA signs the"
+                " index's certificate, give its bundle in PIP_CERT"
+            ) from error
         raise _Retry(_describe(error)) from error
     except OSError as error:  # writing the file
         raise BuildFailure(f"cannot write {part}: {error}") from error

@@ -70,6 +70,14 @@ class _Handler(SimpleHTTPRequestHandler):
             super().do_HEAD() if head else super().do_GET()
         elif self.times and len(ours) > self.times:
             super().do_GET()
+        elif self.misbehave == "redirect":  # the same file, at another URL of this host
+            if "?" in self.path:
+                super().do_GET()
+                return
+            self.send_response(302)
+            self.send_header("Location", f"{self.path}?moved")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         elif self.misbehave == "close":
             self.close_connection = True
         else:
@@ -252,6 +260,19 @@ def test_an_index_that_keeps_dropping_the_connection_is_an_outside_failure(
     assert secret not in run.stderr + run.stdout
     assert [entry for entry in store_files(cache) if "lonely" in entry] == []
     assert not (project / "dist").exists()
+
+
+def test_credentials_follow_a_redirect_on_the_same_host(
+    tmp_path: Path, serve: Any, chalicepack: Any
+) -> None:
+    index = serve(misbehave="redirect", auth=("deploy", f"SECRET-{secrets.token_hex(8)}"))
+    project = make_project(tmp_path / "app", {"requirements.txt": "lonely==1.0\n"})
+
+    run = chalicepack("build", project, "--json", env={"PIP_INDEX_URL": index.url})
+
+    assert run.returncode == 0, run.stderr
+    wheel = "/files/lonely-1.0-py3-none-any.whl"
+    assert index.requests(OURS) == [("GET", wheel), ("GET", f"{wheel}?moved")]
 
 
 def test_credentials_from_netrc(tmp_path: Path, serve: Any, chalicepack: Any) -> None:

@@ -38,9 +38,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from chalicepack import __version__
@@ -174,7 +175,7 @@ def fetch_into_store(
     store.mkdir(parents=True, exist_ok=True)
     # ".download-": the scratch name every build removes when it was left by a killed one.
     scratch = Path(tempfile.mkdtemp(dir=store, prefix=".download-"))
-    opener = _opener(network, distributions)
+    opener = _opener(network)
     stop = threading.Event()  # set at the first failure: the others give up at their next read
     started = time.monotonic()
 
@@ -235,16 +236,40 @@ class _Stopped(Exception):
     """Another file failed: this one is no longer wanted."""
 
 
-def _opener(
-    network: Network, distributions: Iterable[Distribution]
-) -> urllib.request.OpenerDirector:
-    """urllib's opener with the environment's proxies (its default) and, for https, the
-    certificates pip would trust."""
-    handlers: list[urllib.request.BaseHandler] = []
-    if any(d.url.startswith("https:") for d in distributions):
-        context = ssl.create_default_context(cafile=network.cafile)
-        handlers.append(urllib.request.HTTPSHandler(context=context))
-    return urllib.request.build_opener(*handlers)
+def _opener(network: Network) -> urllib.request.OpenerDirector:
+    """urllib's opener with the environment's proxies (its default), the certificates pip
+    would trust, and pip's credentials across redirects."""
+    context = ssl.create_default_context(cafile=network.cafile)
+    return urllib.request.build_opener(
+        urllib.request.HTTPSHandler(context=context), _Redirects(network)
+    )
+
+
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    """Credentials follow a redirect as requests (under pip) lets them: kept on the same host,
+    else those the new URL's own host is given (never the first host's)."""
+
+    def __init__(self, network: Network) -> None:
+        self.network = network
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        old_auth = req.unredirected_hdrs.get("Authorization")
+        old, moved = urlsplit(req.full_url), urlsplit(newurl)
+        downgraded = old.scheme == "https" and moved.scheme == "http"
+        same_host = moved.hostname == old.hostname and not downgraded
+        authorization = old_auth if same_host else self.network.authorization(newurl)
+        if new is not None and authorization is not None:
+            new.add_unredirected_header("Authorization", authorization)
+        return new
 
 
 def _fetch_one(

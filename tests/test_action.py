@@ -195,7 +195,7 @@ def test_the_build_log_is_folded_in_a_group(index: PackageIndex, run_action) -> 
 
     assert step.returncode == 0, step.stderr
     assert step.commands[:2] == [
-        "::group ::chalicepack build: stage dev, python3.12",
+        "::group::chalicepack build: stage dev, python3.12",
         "::endgroup::",
     ]
 
@@ -767,9 +767,9 @@ def test_index_passwords_are_masked_before_anything_is_logged(
 
     assert step.returncode == 0, step.stderr
     assert step.commands[:3] == [
-        "::add-mask ::env-s3cret",
-        "::add-mask ::${INDEX_TOKEN}",
-        "::add-mask ::s3cr3t-t0ken",
+        "::add-mask::env-s3cret",
+        "::add-mask::${INDEX_TOKEN}",
+        "::add-mask::s3cr3t-t0ken",
     ]
     assert "s3cr3t-t0ken" not in step.stderr + step.stdout.split("\n", 3)[3]
 
@@ -1171,7 +1171,7 @@ def test_package_format_cloudformation_writes_sam_json_beside_the_zips_without_a
     assert report["template"] == {"path": str(out / "sam.json"), "format": "cloudformation"}
     assert report["artifacts"]["deployment"]["sha256"] == outputs["deployment_sha256"]
     assert outputs["deployment_sha256"] == sha256(out / "deployment.zip")
-    assert step.commands[0].startswith("::group ::chalicepack package (cloudformation): stage dev")
+    assert step.commands[0].startswith("::group::chalicepack package (cloudformation): stage dev")
     assert "the template is generated for us-east-1" in step.stderr
     assert "Template: `docs-app/dist/sam.json` (cloudformation)" in step.summary
 

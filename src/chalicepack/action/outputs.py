@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import github_action_utils as gha
 
+from chalicepack.action import commands
 from chalicepack.action.inputs import Runtime, in_action_terms, relative
 from chalicepack.deploy.publish import PublishedLayer
 from chalicepack.errors import AppImportError, BadInput, ChalicepackError
@@ -119,7 +120,7 @@ def write_outputs(env: Mapping[str, str], outputs: Mapping[str, str]) -> None:
 
 def annotate_missing(report: Mapping[str, Any], workspace: Path, *, strict: bool) -> None:
     """One annotation per missing dependency at each requirements line that brings it in."""
-    annotate = gha.error if strict else gha.warning
+    annotate = commands.error if strict else commands.warning
     project = Path(report["project"])
     for item in _missing(report):
         pin = f"{item['name']}=={item['version']}"
@@ -168,7 +169,7 @@ def report_error(error: ChalicepackError, workspace: Path, title: str | None = N
     """An ``::error`` annotation (on the file and line when known) and the log's error line."""
     message = in_action_terms(str(error))
     file = relative(error.file, workspace) if error.file is not None else None
-    gha.error(message, title=title or _error_title(error), file=file, line=error.line)
+    commands.error(message, title=title or _error_title(error), file=file, line=error.line)
     log.error("error: %s", message)
 
 
@@ -185,7 +186,7 @@ def mask_index_credentials(env: Mapping[str, str], project_dir: Path) -> None:
     for text in texts:
         for match in _USERINFO.finditer(text):
             for secret in _secrets(match[1], match[2], env):
-                gha.add_mask(secret)
+                commands.add_mask(secret)
 
 
 def _secrets(user: str, password: str | None, env: Mapping[str, str]) -> Iterator[str]:

@@ -24,6 +24,7 @@ import botocore.session
 from botocore.exceptions import BotoCoreError
 
 from chalicepack.action import commands
+from chalicepack.action.cacheowner import pip_cache_usable
 from chalicepack.action.inputs import (
     Invocation,
     ignored_inputs,
@@ -109,7 +110,8 @@ def _run(env: Mapping[str, str], workspace: Path, written: list[Path]) -> int:
     region = None
     if invocation.package is not None:
         region = template_region(values["aws_region"], env)
-    packaged = _package(invocation, region)
+    with pip_cache_usable(options.cache_dir):  # root in the container, the cache the runner's
+        packaged = _package(invocation, region)
     outputs = action_outputs(packaged.report, packaged.report_path, workspace)
     annotate_missing(packaged.report, workspace, strict=options.strict)
     stopped = bool(packaged.report["missing_dependencies"]) and options.strict

@@ -1161,6 +1161,7 @@ def test_package_format_cloudformation_writes_sam_json_beside_the_zips_without_a
         "deployment.zip",
         "layer-deployment.zip",
         "sam.json",
+        "sbom.cdx.json",
     ]
     template = json.loads((workspace / outputs["template"]).read_text())
     resources = template["Resources"]

@@ -18,6 +18,7 @@ from chalicepack.deploy.publish import PublishedLayer
 from chalicepack.errors import AppImportError, BadInput, ChalicepackError
 from chalicepack.lambda_env import DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT
 from chalicepack.package.pipeline import BuildOptions
+from chalicepack.package.sbom import SBOM_NAME
 from chalicepack.report import human_size
 
 log = logging.getLogger("chalicepack")
@@ -67,9 +68,17 @@ def action_outputs(report: Mapping[str, Any], report_path: Path, workspace: Path
         "template": relative(Path(report["template"]["path"]), workspace)
         if "template" in report
         else "",
+        "sbom": _sbom_output(report, report_path, workspace),
         "runtime": report["runtime"],
         "architecture": report["architecture"],
     }
+
+
+def _sbom_output(report: Mapping[str, Any], report_path: Path, workspace: Path) -> str:
+    """The SBOM the build wrote beside the zips; an unchanged build keeps the last one. Empty
+    when no zip was written, or a build from before SBOMs left none."""
+    path = report_path.parent / SBOM_NAME
+    return relative(path, workspace) if report.get("artifacts") and path.is_file() else ""
 
 
 def layer_outputs(step: LayerStep | None) -> dict[str, str]:

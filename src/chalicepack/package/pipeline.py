@@ -68,6 +68,7 @@ from chalicepack.package.cache import (
 from chalicepack.package.chaliceruntime import installed_runtime, runtime_from_wheel
 from chalicepack.package.digest import DigestRecord, file_sha256
 from chalicepack.package.exclude import exclude, runtime_provided
+from chalicepack.package.sbom import write_sbom
 from chalicepack.package.uptodate import (
     BuildInputs,
     build_fingerprint,
@@ -211,6 +212,7 @@ def _build_in(
         log.info("--no-import: the app was not imported, no functions are listed")
     digests = DigestRecord(zip_digests_path(cache_dir, out_dir))
     report["artifacts"] = _write_artifacts(out_dir, planned, check, digests)
+    write_sbom(out_dir, report, wheels)
     write_json_atomically(report_path, report)
     return BuildResult(report, report_path, warnings)
 

@@ -20,20 +20,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.errors import MessageError
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cyclonedx.contrib.license.factories import LicenseFactory
-from cyclonedx.model import HashAlgorithm, HashType, Property
-from cyclonedx.model.bom import Bom, BomMetaData
-from cyclonedx.model.component import Component, ComponentType
-from cyclonedx.model.license import License
-from cyclonedx.output.json import JsonV1Dot6
-from packageurl import PackageURL
 from packaging.metadata import parse_email
 
 from chalicepack import __version__
 from chalicepack.package.digest import file_sha256
 from chalicepack.report import write_json_atomically
+
+if TYPE_CHECKING:
+    from cyclonedx.contrib.license.factories import LicenseFactory
+    from cyclonedx.model.license import License
+    from packageurl import PackageURL
 
 SBOM_NAME = "sbom.cdx.json"
 # A License field longer than this, or on several lines, is the license's text, not its name.
@@ -55,6 +53,8 @@ class ShippedDistribution:
 
     @property
     def purl(self) -> PackageURL:
+        from packageurl import PackageURL
+
         return PackageURL(type="pypi", name=self.name, version=self.version)
 
 
@@ -112,6 +112,14 @@ def sbom_document(
     epoch: str | None,
 ) -> dict[str, Any]:
     """The CycloneDX 1.6 JSON document."""
+    # Imported here: cyclonedx-python-lib takes 0.3 s to import, which every start of the
+    # Action and the CLI (this module is imported with the pipeline) would pay for nothing.
+    from cyclonedx.contrib.license.factories import LicenseFactory
+    from cyclonedx.model import HashAlgorithm, HashType, Property
+    from cyclonedx.model.bom import Bom, BomMetaData
+    from cyclonedx.model.component import Component, ComponentType
+    from cyclonedx.output.json import JsonV1Dot6
+
     factory = LicenseFactory()
     app = Component(
         name=app_name,

@@ -26,7 +26,7 @@ from packaging.metadata import parse_email
 
 from chalicepack import __version__
 from chalicepack.package.digest import file_sha256
-from chalicepack.report import write_json_atomically
+from chalicepack.report import BuildReport, write_json_atomically
 
 if TYPE_CHECKING:
     from cyclonedx.contrib.license.factories import LicenseFactory
@@ -59,26 +59,25 @@ class ShippedDistribution:
 
 
 def shipped_distributions(
-    report: Mapping[str, Any], wheels: Mapping[str, Path]
+    report: BuildReport, wheels: Mapping[str, Path]
 ) -> list[ShippedDistribution]:
     """The report's dependencies (what ships), with what their wheels say. The one place the
     report is read, so the report's shape concerns only this function."""
-    entries = report["dependencies"]
-    requires: dict[str, list[str]] = {entry["name"]: [] for entry in entries}
-    for entry in entries:
-        for parent in entry.get("required_by", []):
+    requires: dict[str, list[str]] = {d.name: [] for d in report.dependencies}
+    for dependency in report.dependencies:
+        for parent in dependency.required_by:
             if parent in requires:
-                requires[parent].append(entry["name"])
+                requires[parent].append(dependency.name)
     return [
         ShippedDistribution(
-            name=entry["name"],
-            version=entry["version"],
-            wheel_sha256=file_sha256(wheels[entry["name"]]),
-            licenses=wheel_licenses(wheels[entry["name"]]),
-            requires=tuple(sorted(requires[entry["name"]])),
-            built_from_source=bool(entry.get("built_from_source")),
+            name=d.name,
+            version=d.version,
+            wheel_sha256=file_sha256(wheels[d.name]),
+            licenses=wheel_licenses(wheels[d.name]),
+            requires=tuple(sorted(requires[d.name])),
+            built_from_source=d.built_from_source,
         )
-        for entry in entries
+        for d in report.dependencies
     ]
 
 
@@ -156,13 +155,13 @@ def sbom_document(
     return document
 
 
-def write_sbom(out_dir: Path, report: Mapping[str, Any], wheels: Mapping[str, Path]) -> Path:
+def write_sbom(out_dir: Path, report: BuildReport, wheels: Mapping[str, Path]) -> Path:
     """Write ``sbom.cdx.json`` in ``out_dir`` for the build ``report`` describes."""
     distributions = shipped_distributions(report, wheels)
-    zips = sorted(artifact["sha256"] for artifact in report.get("artifacts", {}).values())
+    zips = sorted(artifact.sha256 for artifact in report.artifacts.values())
     document = sbom_document(
-        report["app_name"],
-        report["stage"],
+        report.app_name,
+        report.stage,
         distributions,
         zips,
         os.environ.get("SOURCE_DATE_EPOCH"),

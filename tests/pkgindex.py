@@ -27,8 +27,8 @@ class _QuietHandler(SimpleHTTPRequestHandler):
     required_authorization: str | None = None
     immutable_files = False
     # The index's access log: every GET's path, in order (list.append is atomic under the GIL,
-    # and the server answers from several threads).
-    access_log: list[str]
+    # and the server answers from several threads). None in handlers made outside PackageIndex.
+    access_log: list[str] | None = None
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -42,7 +42,8 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         super().end_headers()
 
     def do_GET(self) -> None:
-        self.access_log.append(self.path)
+        if self.access_log is not None:
+            self.access_log.append(self.path)
         expected = self.required_authorization
         if expected is not None and self.headers.get("Authorization") != expected:
             self.send_response(401)

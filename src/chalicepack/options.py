@@ -25,12 +25,13 @@ class BuildOptions:
     import_app: bool = True  # import app.py from the staged package, as Chalice does
     import_timeout: float = 60.0
     refresh: bool = False  # resolve requirements again even if a recent resolution is cached
-    exclude: tuple[
-        str, ...
-    ] = ()  # globs of dependency/vendor paths to leave out
+    exclude: tuple[str, ...] = ()  # globs of dependency/vendor paths to leave out
     without_runtime_provided: bool = False  # leave out boto3 & co, which Lambda provides
     cache_dir: Path | None = None  # default: $XDG_CACHE_HOME/chalicepack
     resolver: str = "auto"  # "auto": uv where it answers as pip would (see deps.uv_resolver); "pip"
+    requirements: Path | None = None  # a requirements file or lock (see inputs.locks); None: found
+    groups: tuple[str, ...] = ()  # a lock's dependency groups to ship besides the production set
+    extras: tuple[str, ...] = ()  # the project's extras to ship, from a lock
 
 
 def add_build_options(command: argparse.ArgumentParser) -> None:
@@ -101,6 +102,29 @@ def add_build_options(command: argparse.ArgumentParser) -> None:
         help="auto: uv where it reads requirements.txt and pip's settings as pip does, its "
         "answer checked against the target, else pip; pip: always pip (default: auto)",
     )
+    command.add_argument(
+        "--requirements",
+        type=Path,
+        metavar="FILE",
+        help="the dependency file: requirements.txt, pylock.toml, uv.lock, poetry.lock or "
+        "Pipfile.lock (default: requirements.txt, else the project's one lock file)",
+    )
+    command.add_argument(
+        "--group",
+        dest="groups",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also ship this dependency group of the lock (repeatable; default: production only)",
+    )
+    command.add_argument(
+        "--extra",
+        dest="extras",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also ship this extra of the project, from the lock (repeatable)",
+    )
     command.add_argument("-v", "--verbose", action="store_true", help="log pip's output")
 
 
@@ -124,6 +148,9 @@ def build_options(
         exclude=tuple(args.exclude),
         without_runtime_provided=args.without_runtime_provided,
         resolver=args.resolver,
+        requirements=args.requirements,
+        groups=tuple(args.groups),
+        extras=tuple(args.extras),
     )
 
 

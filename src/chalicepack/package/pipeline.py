@@ -35,6 +35,7 @@ from chalicepack.deps.uv_resolver import resolve_with_uv, with_dependencies
 from chalicepack.errors import AppImportError, MissingDependencies, ProjectError
 from chalicepack.importcheck.check import bytecode_mirror, check_app_import
 from chalicepack.inputs.config import StageConfig
+from chalicepack.inputs.locks import hold_to_lock, requirement_lines
 from chalicepack.inputs.project import Project
 from chalicepack.inputs.requirements import (
     RequirementLine,
@@ -129,6 +130,7 @@ def _build_in(
     resolution, fetched = _resolve_requirements(
         project, target, requirements, workdir, cache_dir, options.resolver
     )
+    resolution = hold_to_lock(project.requirements, resolution)
     warnings = []
     if resolution.missing:
         warnings.append(missing_dependencies_warning(resolution.missing))
@@ -147,6 +149,7 @@ def _build_in(
     provided = runtime_provided(shipped) if options.without_runtime_provided else set()
     shipped = [d for d in shipped if d.name not in provided]
     wheels = fetched or _fetch_wheels(project, resolution.distributions, target, cache_dir)
+    hold_to_lock(project.requirements, resolution, wheels)  # the files themselves
     if requirements.key is not None:
         if requirements.cached is None:
             save_resolution(cache_dir, requirements.key, resolution, lines, wheels)
@@ -538,7 +541,7 @@ def _read_requirements(
 ) -> _Requirements:
     if project.requirements is None:
         return _Requirements()
-    lines = read_requirement_lines(project.requirements)
+    lines = requirement_lines(project.requirements) or read_requirement_lines(project.requirements)
     key = resolution_key(project.requirements, target, resolver)
     max_age = 0.0 if refresh else DEFAULT_MAX_AGE
     return _Requirements(lines, key, load_resolution(cache_dir, key, max_age))

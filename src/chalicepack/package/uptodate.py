@@ -21,12 +21,13 @@ import json
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from chalicepack import __version__
 from chalicepack.inputs.config import StageConfig, load_stage_config
+from chalicepack.inputs.locks import requirements_file
 from chalicepack.inputs.project import Project, scan_project
 from chalicepack.inputs.target import Target, host_runtime
 from chalicepack.options import BuildOptions
@@ -67,6 +68,12 @@ class BuildInputs:
             options.runtime or host_runtime(), options.arch or config.architecture or "x86_64"
         )
         project = scan_project(project_dir)
+        cache_dir = (options.cache_dir or default_cache_dir()).resolve()
+        # A lock becomes the exact requirements it pins, generated into the cache (see locks).
+        requirements = requirements_file(
+            project_dir, options.requirements, target, cache_dir, options.groups, options.extras
+        )
+        project = replace(project, requirements=requirements)
         automatic_layer = (
             config.automatic_layer if options.automatic_layer is None else options.automatic_layer
         )
@@ -87,7 +94,7 @@ class BuildInputs:
             target=target,
             automatic_layer=automatic_layer,
             out_dir=(options.out_dir or project_dir / "dist").resolve(),
-            cache_dir=(options.cache_dir or default_cache_dir()).resolve(),
+            cache_dir=cache_dir,
             settings=settings,
         )
 

@@ -76,6 +76,7 @@ class LockedPackage:
     hashes: frozenset[str]  # sha256 hex digests of every file the lock allows for it
     line: int  # the line of its entry in the lock (``name = ...``), for messages and annotations
     index: str | None  # the index it is locked from; None: the configured one
+    requirement: str | None = None  # pyproject.toml's requirement as written (nothing locked)
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class LockedSet:
     def lines(self) -> tuple[RequirementLine, ...]:
         """Each package as a requirement at its line in the lock (see ``requirements``)."""
         return tuple(
-            RequirementLine(self.lock, p.line, f"{p.name}=={p.version}", p.name)
+            RequirementLine(self.lock, p.line, p.requirement or f"{p.name}=={p.version}", p.name)
             for p in self.packages
         )
 
@@ -277,7 +278,7 @@ def _from_pyproject(path: Path) -> tuple[str, LockedSet]:
                 file=path,
             ) from error
         line = next((n for n, raw in enumerate(lines, 1) if text in raw), 1)
-        packages.append(LockedPackage(name, text, frozenset(), line, None))
+        packages.append(LockedPackage(name, "", frozenset(), line, None, requirement=text))
     locked = LockedSet(path, "pyproject", tuple(packages))
     return "".join(f"{text}\n" for text in dependencies), locked
 
@@ -496,16 +497,30 @@ def _read_pipfile(
             if not _applies(item.get("markers"), target, extras=extras):
                 continue
             name = _canonical(raw_name)
-            version = str(item.get("version", "")).removeprefix("==")
-            if not version:
-                raise RequirementsError(
-                    f"{path}: {raw_name} has no exact version; run `pipenv lock` again", file=path
-                )
+            line = _json_entry_line(text, section, raw_name)
+            version = str(item.get("version", ""))
+            if not version.startswith("=="):
+                raise _unlocked_pipfile_entry(path, line, raw_name, version, target)
             hashes = frozenset(h for value in item.get("hashes", []) if (h := _sha256(value)))
             index = sources.get(item.get("index", ""))
-            line = _json_entry_line(text, section, raw_name)
+            version = version.removeprefix("==")
             packages.setdefault(name, LockedPackage(name, version, hashes, line, index))
     return list(packages.values())
+
+
+def _unlocked_pipfile_entry(
+    path: Path, line: int, name: str, version: str, target: Target
+) -> RequirementsError:
+    # Pipenv locks for the host it runs on: a package whose markers are false there is written
+    # with no version and no hashes, though the target needs it.
+    return RequirementsError(
+        f"{path}:{line}: {name} is not locked (version {version or 'missing'}, no hashes):"
+        f" Pipenv locked for its own host, where its markers are false, but {target.runtime}"
+        f" {target.arch} needs it; run `pipenv lock` with Python {target.version_text} on Linux"
+        f" {target.machine}, or use a lock that covers every platform (uv lock, poetry lock)",
+        file=path,
+        line=line,
+    )
 
 
 def _refuse_unknown(path: Path, what: str, unknown: set[str], declared: set[str]) -> None:

@@ -143,6 +143,12 @@ def dependency_file(root: Path, explicit: Path | None) -> DependencyFile | None:
     return None
 
 
+def is_lock(name: str) -> bool:
+    """Whether a dependency file of this name is a lock (for messages about its lines)."""
+    base = Path(name).name
+    return base in _LOCK_NAMES or bool(_PYLOCK_NAME.match(base))
+
+
 def recognise(path: Path) -> Kind:
     """A dependency file's kind, by its name, else by what it holds."""
     if path.name in _LOCK_NAMES:
@@ -191,6 +197,11 @@ def requirements_file(
             raise BadInput("--group and --extra need a lock file or pyproject.toml; there is none")
         return None
     if chosen.kind == "requirements":
+        if groups or extras:
+            raise BadInput(
+                f"--group and --extra choose what to ship from a lock, and {chosen.path} is a"
+                " requirements file; drop them, or name the lock with --requirements FILE"
+            )
         return chosen.path
     if chosen.kind == "pyproject":
         log.warning(
@@ -396,7 +407,8 @@ def _read_uv(
         raise BadInput(
             f"{path}: a uv lock is read by uv as uv.lock beside its pyproject.toml; keep it there"
         )
-    command = [uv, "export", "--frozen", "--no-config", "--offline", "--format", "pylock.toml"]
+    command = [uv, "export", "--frozen", "--no-config", "--offline", "--no-cache"]
+    command += ["--format", "pylock.toml"]
     # Production only: uv's default groups without dev, unless dev is asked for by name.
     command += ["--no-emit-project", "--no-header", *([] if "dev" in groups else ["--no-dev"])]
     command += [arg for group in groups for arg in ("--group", group)]

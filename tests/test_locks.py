@@ -336,6 +336,43 @@ def test_a_changed_lock_is_read_again(
     assert {d["name"]: d["version"] for d in run.json()["dependencies"]}["alpha"] == "1.1"
 
 
+def test_the_lock_names_the_index_when_the_environment_does_not(
+    locked: Callable[[str], Path], chalicepack: Callable[..., object]
+) -> None:
+    project = locked("uv.lock")
+    nothing_there = "http://127.0.0.1:9/simple/"  # the discard port: connection refused
+
+    run = chalicepack("build", project, "--no-import", env={"PIP_INDEX_URL": nothing_there})
+
+    assert run.returncode == 0, run.stderr
+
+
+def test_credentials_for_the_locks_index_come_from_the_environment(
+    tmp_path: Path, chalicepack: Callable[..., object]
+) -> None:
+    private = PackageIndex(tmp_path / "private", auth=("builder", "s3cret"))
+    private.start()
+    try:
+        private.add_wheel("alpha", "1.0")
+        pyproject = '[project]\nname = "app"\nversion = "0"\ndependencies = ["alpha"]\n'
+        project = make_project(tmp_path / "app", {"pyproject.toml": pyproject})
+        uv_env = {**_uv_env(private, tmp_path), "UV_DEFAULT_INDEX": private.url_with_credentials}
+        _run([_uv(), "lock"], project, uv_env)
+        assert "s3cret" not in (project / "uv.lock").read_text()  # uv keeps them out of it
+
+        run = chalicepack(
+            "build", project, "--no-import", "--json",
+            env={"PIP_INDEX_URL": private.url_with_credentials},
+        )  # fmt: skip
+
+        assert run.returncode == 0, run.stderr
+        assert [d["version"] for d in run.json()["dependencies"]] == ["1.0"]
+        assert "s3cret" not in run.stdout + run.stderr
+        assert not any("s3cret" in p.read_text() for p in (tmp_path / "cache" / "locks").iterdir())
+    finally:
+        private.stop()
+
+
 def test_check_reads_the_same_lock(
     locked: Callable[[str], Path], chalicepack: Callable[..., object]
 ) -> None:

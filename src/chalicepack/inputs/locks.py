@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from chalicepack import __version__
 from chalicepack.errors import BadInput, RequirementsError
@@ -230,6 +231,8 @@ def _key(
     digest = hashlib.sha256()
     header = [_FORMAT, __version__, str(chosen.path), target.runtime, target.arch]
     digest.update(json.dumps([*header, sorted(groups), sorted(extras)]).encode())
+    # Which indexes the environment names decides the generated index options (see _pins).
+    digest.update(json.dumps(sorted(_bare(url) for url in _environment_indexes())).encode())
     digest.update(chosen.path.read_bytes())
     pyproject = chosen.path.parent / "pyproject.toml"
     if chosen.kind == "uv" and pyproject.is_file():  # uv export reads its groups there
@@ -238,12 +241,40 @@ def _key(
 
 
 def _pins(locked: LockedSet) -> str:
-    """pip's requirements for exactly the locked releases, from the indexes they are locked to."""
+    """pip's requirements for exactly the locked releases, from the indexes they are locked to.
+
+    A lock's index that the environment already names (``PIP_INDEX_URL``,
+    ``PIP_EXTRA_INDEX_URL``, compared without credentials) is left to the environment, which
+    holds its credentials (locks do not; nor may the cache). When every package names an
+    index and the environment names none of them, the first is pip's ``--index-url``: a
+    lock from a private index builds without configuring it again. Else the lock's indexes
+    are added to the configured one, which serves the packages that name none (Poetry's
+    PyPI packages). Which index serves a file does not matter to what ships: its sha256
+    must be one the lock lists.
+    """
+    configured = {_bare(url) for url in _environment_indexes()}
     indexes = list(dict.fromkeys(p.index for p in locked.packages if p.index))
-    options = [f"--index-url {indexes[0]}"] if indexes else []
-    options += [f"--extra-index-url {url}" for url in indexes[1:]]
+    uncovered = [url for url in indexes if _bare(url) not in configured]
+    options = []
+    if uncovered and len(uncovered) == len(indexes) and all(p.index for p in locked.packages):
+        options.append(f"--index-url {uncovered.pop(0)}")
+    options += [f"--extra-index-url {url}" for url in uncovered]
     pins = [f"{p.name}=={p.version}" for p in locked.packages]
     return "".join(f"{line}\n" for line in [*options, *pins])
+
+
+def _environment_indexes() -> list[str]:
+    return [
+        *os.environ.get("PIP_INDEX_URL", "").split(),
+        *os.environ.get("PIP_EXTRA_INDEX_URL", "").split(),
+    ]
+
+
+def _bare(url: str) -> str:
+    """An index URL without credentials, scheme case or trailing slash, for comparing."""
+    parts = urlsplit(url.strip())
+    host = parts.netloc.rpartition("@")[2].lower()
+    return f"{parts.scheme.lower()}://{host}{parts.path.rstrip('/')}"
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -445,3 +445,62 @@ def test_a_pipfile_lock_ships_what_pipenv_locked_and_refuses_what_it_left_unlock
     lines = (project / "Pipfile.lock").read_text().splitlines()
     line = next(n for n, text in enumerate(lines, 1) if text.strip().startswith('"gamma"'))
     assert f"Pipfile.lock:{line}: gamma is not locked" in py310.stderr
+
+
+@pytest.mark.parametrize(
+    ("files", "chosen"),
+    [
+        ({"requirements.txt": "alpha\n", "uv.lock": "version = 1\n"}, "requirements.txt"),
+        ({"pylock.lambda.toml": 'lock-version = "1.0"\n'}, "pylock.lambda.toml"),
+        ({"poetry.lock": "", "pyproject.toml": "[project]\ndependencies = []\n"}, "poetry.lock"),
+        ({"pyproject.toml": "[project]\ndependencies = []\n"}, "pyproject.toml"),
+        ({"pyproject.toml": "[project]\nname = 'x'\n"}, None),
+    ],
+)
+def test_which_dependency_file_a_project_without_a_choice_uses(
+    tmp_path: Path, files: dict[str, str], chosen: str | None
+) -> None:
+    from chalicepack.inputs.locks import dependency_file
+
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+
+    found = dependency_file(tmp_path, None)
+
+    assert (found.path.name if found else None) == chosen
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ('lock-version = "1.0"\ncreated-by = "x"\n[[packages]]\nname = "a"\n', "pylock"),
+        (
+            '[[package]]\nname = "a"\n[metadata]\nlock-version = "2.1"\ncontent-hash = ""\n',
+            "poetry",
+        ),
+        ('version = 1\nrevision = 3\n[[package]]\nname = "a"\n', "uv"),
+        ('{"_meta": {"sources": []}, "default": {}}', "pipfile"),
+        ("alpha==1.0\n--index-url https://example.org/simple\n", "requirements"),
+    ],
+)
+def test_a_file_named_with_requirements_is_recognised_by_its_content(
+    tmp_path: Path, text: str, kind: str
+) -> None:
+    from chalicepack.inputs.locks import recognise
+
+    path = tmp_path / "deps.lock"
+    path.write_text(text)
+
+    assert recognise(path) == kind
+
+
+def test_a_poetry_1_lock_is_refused_with_the_command_that_upgrades_it(
+    tmp_path: Path, chalicepack: Callable[..., object]
+) -> None:
+    lock = '[[package]]\nname = "alpha"\nversion = "1.0"\n\n[metadata]\nlock-version = "2.0"\n'
+    project = make_project(tmp_path / "app", {"poetry.lock": lock})
+
+    run = chalicepack("build", project, "--no-import")
+
+    assert run.returncode == 2
+    assert "poetry.lock: lock-version 2.0" in run.stderr and "Poetry 2" in run.stderr

@@ -475,7 +475,7 @@ def _read_poetry(
     and, per group, the markers under which it is installed."""
     document = _read_toml(path)
     version = str(document.get("metadata", {}).get("lock-version", ""))
-    if version < "2.1":
+    if not re.fullmatch(r"2\.([1-9]|\d\d+)", version):
         raise RequirementsError(
             f"{path}: lock-version {version or 'unknown'} does not say which group each package"
             " belongs to; run `poetry lock` with Poetry 2 to write lock-version 2.1",

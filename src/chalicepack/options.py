@@ -25,9 +25,7 @@ class BuildOptions:
     import_app: bool = True  # import app.py from the staged package, as Chalice does
     import_timeout: float = 60.0
     refresh: bool = False  # resolve requirements again even if a recent resolution is cached
-    exclude: tuple[
-        str, ...
-    ] = ()  # globs of dependency/vendor paths to leave out
+    exclude: tuple[str, ...] = ()  # globs of dependency/vendor paths to leave out
     without_runtime_provided: bool = False  # leave out boto3 & co, which Lambda provides
     cache_dir: Path | None = None  # default: $XDG_CACHE_HOME/chalicepack
     resolver: str = "auto"  # "auto": uv where it answers as pip would (see deps.uv_resolver); "pip"

@@ -35,6 +35,7 @@ from chalicepack.deps.uv_resolver import resolve_with_uv, with_dependencies
 from chalicepack.errors import AppImportError, MissingDependencies, ProjectError
 from chalicepack.importcheck.check import bytecode_mirror, check_app_import
 from chalicepack.inputs.config import StageConfig
+from chalicepack.inputs.names import function_name_warnings
 from chalicepack.inputs.project import Project
 from chalicepack.inputs.requirements import (
     RequirementLine,
@@ -390,6 +391,8 @@ def _check_import(
             "app.py names the app %r but %s says %r; Chalice names resources after config.json",
             checked.app_name, config.path, config.app_name,
         )  # fmt: skip
+    for warning in function_name_warnings(config, [(f.name, f.kind) for f in checked.functions]):
+        log.warning("%s", warning)
     report["imported_app_name"] = checked.app_name
     report["functions"] = [
         {"name": f.name, "handler": f.handler, "kind": f.kind} for f in checked.functions

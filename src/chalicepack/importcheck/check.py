@@ -526,7 +526,7 @@ def _end_left_behind(child: subprocess.Popen[bytes]) -> None:
         return  # nothing left: the usual case
     log.warning(
         "app.py started processes at import that were still running after it was imported; "
-        "they were ended (start them under %s)",
+        "they were ended (to start them on Lambda only, guard them with `%s`)",
         GUARD,
     )
 

@@ -31,6 +31,7 @@ from chalicepack.deps.install import (
 )
 from chalicepack.deps.pip import redact
 from chalicepack.deps.pip_resolver import Distribution, Resolution, resolve
+from chalicepack.deps.treecheck import refuse_damaged_tree
 from chalicepack.deps.uv_resolver import resolve_with_uv, with_dependencies
 from chalicepack.errors import AppImportError, MissingDependencies, ProjectError
 from chalicepack.importcheck.check import bytecode_mirror, check_app_import
@@ -69,6 +70,7 @@ from chalicepack.package.cache import (
 from chalicepack.package.chaliceruntime import installed_runtime, runtime_from_wheel
 from chalicepack.package.digest import DigestRecord, file_sha256
 from chalicepack.package.exclude import exclude, runtime_provided
+from chalicepack.package.outlock import output_lock
 from chalicepack.package.uptodate import (
     BuildInputs,
     build_fingerprint,
@@ -211,8 +213,9 @@ def _build_in(
     else:
         log.info("--no-import: the app was not imported, no functions are listed")
     digests = DigestRecord(zip_digests_path(cache_dir, out_dir))
-    report["artifacts"] = _write_artifacts(out_dir, planned, check, digests)
-    write_json_atomically(report_path, report)
+    with output_lock(out_dir):  # the zips, the layer kept or removed, and the report agree
+        report["artifacts"] = _write_artifacts(out_dir, planned, check, digests)
+        write_json_atomically(report_path, report)
     return BuildResult(report, report_path, warnings)
 
 
@@ -382,6 +385,7 @@ def _check_import(
         )
     except AppImportError as error:
         _log_app_output(error.output)
+        refuse_damaged_tree(site_packages, cache_dir)  # the cache's fault, not the app's
         raise
     _log_app_output(checked.output)
     for warning in checked.warnings:

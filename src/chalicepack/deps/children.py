@@ -1,12 +1,14 @@
-"""pip and uv as child processes: each leads a process group of its own, keeps its temporary
-files in a folder chalicepack removes, never outlives the build, and a wait on it that lasts
-is said on stderr.
+"""pip and uv as child processes: each keeps its temporary files in a folder chalicepack
+removes, never outlives the build with anything it started, and a wait on it that lasts is said
+on stderr.
 
 A SIGTERM or Ctrl-C stops chalicepack between two of pip's steps; pip itself (killed, or
 stopped by the same signal) has no chance to remove its ``pip-unpack-*``, ``pip-install-*`` or
 ``pip-build-env-*`` folders, and the build backends or ``git`` it started would run on. Its
 ``TMPDIR`` is therefore a folder inside chalicepack's own temporary folder, removed on any
-exit, and the whole process group is killed when the step is left early.
+exit, and when the step is left early pip and every process below it are killed. They stay in
+chalicepack's process group, so that a signal to the group (a CI job cancelled, SIGKILL
+included) still reaches them all.
 """
 
 from __future__ import annotations
@@ -28,8 +30,6 @@ log = logging.getLogger(__name__)
 NOTICE_AFTER = 5.0
 NOTICE_EVERY = 15.0
 
-_POSIX = os.name == "posix"
-
 
 def start(
     command: Sequence[str],
@@ -38,8 +38,8 @@ def start(
     *,
     stdout: int | IO[str] | None = subprocess.PIPE,
 ) -> subprocess.Popen[str]:
-    """Start ``command`` in a process group of its own, with ``tmpdir`` (created) as its
-    ``TMPDIR``; stderr is always kept (the caller's error message is made from it)."""
+    """Start ``command`` with ``tmpdir`` (created) as its ``TMPDIR``; stderr is always kept
+    (the caller's error message is made from it)."""
     tmpdir.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         command,
@@ -48,7 +48,6 @@ def start(
         stderr=subprocess.PIPE,
         text=True,
         env={**env, "TMPDIR": str(tmpdir), "TEMP": str(tmpdir), "TMP": str(tmpdir)},
-        start_new_session=_POSIX,
     )
 
 
@@ -77,17 +76,37 @@ def ended(process: subprocess.Popen[str]) -> Iterator[None]:
         yield
     finally:
         if process.returncode is None:
-            kill_group(process)
+            kill_tree(process)
             process.communicate()
-        elif _POSIX:
-            # It ended, but what it started (a build backend, git) may run on.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
 
 
-def kill_group(process: subprocess.Popen[str]) -> None:
-    if _POSIX:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-            return
+def kill_tree(process: subprocess.Popen[str]) -> None:
+    """Kill ``process`` and every process below it (found before any is killed, while they
+    are still its descendants)."""
+    below = _descendants(process.pid)
     process.kill()
+    for pid in below:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes below ``pid``, from ``/proc`` (none where there is no ``/proc``)."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        children.setdefault(parent, []).append(int(entry))
+    found, queue = [], [pid]
+    while queue:
+        below = children.get(queue.pop(), [])
+        found += below
+        queue += below
+    return found

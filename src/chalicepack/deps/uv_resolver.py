@@ -243,11 +243,15 @@ def _refuse_silent_index(stderr: str, env: Mapping[str, str], requirements: Path
         return  # refused connections, TLS, no solution...: pip may fare otherwise
     fetched = re.search(r"Failed to fetch: `?(\S+?)`?$", stderr, re.MULTILINE)
     where = redact(fetched[1]) if fetched else "the package index"
+    try:  # worded as pip words it, so a message does not depend on which resolver ran
+        seconds = f"{float(env['UV_HTTP_TIMEOUT'])} seconds"
+    except ValueError:
+        seconds = f"{env['UV_HTTP_TIMEOUT']} seconds"
     raise BuildFailure(
-        f"{requirements}: could not reach the package index ({where} did not answer: "
-        f"{_limits_text(env)}); "
-        "check the network and the index URL, then retry (PIP_TIMEOUT and PIP_RETRIES set "
-        "how long to wait)"
+        f"{requirements}: could not reach the package index ({where}: the index didn't "
+        f"respond within {seconds}, retried {env['UV_HTTP_RETRIES']} times); check the "
+        "network and the index URL, then retry (PIP_TIMEOUT and PIP_RETRIES set how long to "
+        "wait)"
     )
 
 

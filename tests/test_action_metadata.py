@@ -27,9 +27,7 @@ from chalicepack.action.inputs import (
     parse_inputs,
 )
 from chalicepack.action.run import DEFAULT_TEMPLATE_REGION, template_region
-from chalicepack.deploy.templates import PackageOptions
-from chalicepack.options import PublishOptions
-from chalicepack.package.pipeline import BuildOptions
+from chalicepack.options import BuildOptions, PackageOptions, PublishOptions
 from chalicepack.report import REPORT_NAME
 
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"

@@ -52,6 +52,7 @@ from __future__ import annotations
 import contextlib
 import importlib.machinery
 import json
+import logging
 import os
 import platform
 import signal
@@ -66,6 +67,8 @@ from typing import Any, Literal
 
 from chalicepack.errors import AppImportError
 from chalicepack.lambda_env import RUNTIME_SDK
+
+log = logging.getLogger(__name__)
 
 GUARD = "if 'AWS_CHALICE_CLI_MODE' not in os.environ:"
 
@@ -479,6 +482,7 @@ def _run_child(
             # it and would run on after the build has gone.
             _kill(child)
             raise
+        _end_left_behind(child)
     text = _read_output(output_file)
     if not result.is_file():
         raise _crash_error(child.returncode, setting, text)
@@ -506,6 +510,23 @@ def _kill(child: subprocess.Popen[bytes]) -> None:
     else:
         child.kill()
     child.wait()
+
+
+def _end_left_behind(child: subprocess.Popen[bytes]) -> None:
+    """End what the app started at import and left running (a ``Popen`` never waited for, a
+    daemon): it would outlive the build, writing into a deleted temporary directory. The
+    child led a session of its own, so its process group holds exactly those processes."""
+    if os.name != "posix":
+        return
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return  # nothing left: the usual case
+    log.warning(
+        "app.py started processes at import that were still running after it was imported; "
+        "they were ended (to start them on Lambda only, guard them with `%s`)",
+        GUARD,
+    )
 
 
 def _read_output(path: Path) -> str:

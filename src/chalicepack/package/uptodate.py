@@ -28,6 +28,7 @@ from typing import Any
 from chalicepack import __version__
 from chalicepack.inputs.config import StageConfig, load_stage_config
 from chalicepack.inputs.locks import requirements_file
+from chalicepack.inputs.names import check_function_names
 from chalicepack.inputs.project import Project, scan_project
 from chalicepack.inputs.target import Target, host_runtime
 from chalicepack.options import BuildOptions
@@ -36,6 +37,7 @@ from chalicepack.package.cache import (
     default_cache_dir,
     resolution_key,
     reusable_resolution,
+    usable_cache_dir,
 )
 from chalicepack.package.chaliceruntime import installed_version
 from chalicepack.package.digest import DigestRecord
@@ -70,11 +72,14 @@ class BuildInputs:
         """Read the config and the project tree; raise a ``ChalicepackError`` naming the fix."""
         project_dir = options.project_dir.resolve()
         config = load_stage_config(project_dir, options.stage)
+        check_function_names(config)
         target = Target.parse(
             options.runtime or host_runtime(), options.arch or config.architecture or "x86_64"
         )
         project = scan_project(project_dir)
-        cache_dir = (options.cache_dir or default_cache_dir()).resolve()
+        cache_dir = usable_cache_dir(
+            (options.cache_dir or default_cache_dir()).resolve(), options.cache_dir is not None
+        )
         # A lock becomes the exact requirements it pins, generated into the cache (see locks).
         requirements = requirements_file(
             project_dir, options.requirements, target, cache_dir, options.groups, options.extras

@@ -181,14 +181,7 @@ def resolve_with_uv(
     assert uv is not None and platform is not None
     output = workdir / "uv" / "pylock.toml"
     output.parent.mkdir(parents=True, exist_ok=True)
-    command = [uv, "pip", "compile", str(requirements), "--output-file", str(output)]
-    command += ["--format", "pylock.toml", "--no-header", "--quiet", "--python", sys.executable]
-    command += ["--python-version", target.version_text, "--python-platform", platform]
-    command += ["--only-binary", ":all:", "--index-strategy", "unsafe-best-match"]
-    # As pip does, read the index pages afresh: a cached page would hide a new release.
-    command += ["--refresh"]
-    if cache_dir is not None:
-        command += ["--cache-dir", str(cache_dir)]
+    command = _compile_command(uv, requirements, output, target, platform, cache_dir)
     log.debug("running %s", redact(" ".join(command)))
     # uv runs while pip's configuration is read (importing pip's internals takes a while).
     env = _uv_environment(os.environ)
@@ -208,6 +201,32 @@ def resolve_with_uv(
         log.info("resolving with pip: uv could not resolve with wheels only (%s)", last)
         log.debug("uv said:\n%s", redact(stderr.strip()))
         return None
+    return _picked(output, lines, target)
+
+
+def _compile_command(
+    uv: str,
+    requirements: Path,
+    output: Path,
+    target: Target,
+    platform: str,
+    cache_dir: Path | None,
+) -> list[str]:
+    command = [uv, "pip", "compile", str(requirements), "--output-file", str(output)]
+    command += ["--format", "pylock.toml", "--no-header", "--quiet", "--python", sys.executable]
+    command += ["--python-version", target.version_text, "--python-platform", platform]
+    command += ["--only-binary", ":all:", "--index-strategy", "unsafe-best-match"]
+    # As pip does, read the index pages afresh: a cached page would hide a new release.
+    command += ["--refresh"]
+    if cache_dir is not None:
+        command += ["--cache-dir", str(cache_dir)]
+    return command
+
+
+def _picked(
+    output: Path, lines: Sequence[RequirementLine], target: Target
+) -> list[Distribution] | None:
+    """What uv's pylock.toml picked, when each release has a file the target loads."""
     requested = {line.name for line in lines if line.name is not None}
     try:
         lock = tomllib.loads(output.read_text(encoding="utf-8"))

@@ -160,27 +160,35 @@ def check_app_import(
     )
     if not (setting.tree / "app.py").is_file():
         raise AppImportError(f"{function_tree} has no app.py to import")
+    with tempfile.TemporaryDirectory(prefix="chalicepack-import-") as scratch:
+        return _import_leaving_out_unchecked(setting, environment, timeout, Path(scratch))
+
+
+def _import_leaving_out_unchecked(
+    setting: _Setting, environment: Mapping[str, str], timeout: float, scratch: Path
+) -> ImportCheck:
+    """Import the app; when it fails only on what the check cannot judge here (see
+    ``_unchecked``), import it again with that left out (stubbed), and say so."""
     deadline = time.monotonic() + timeout
     stubs: tuple[str, ...] = ()
     warnings: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="chalicepack-import-") as scratch:
-        for _ in range(_MAX_ATTEMPTS):
-            run = _run_child(setting, environment, stubs, deadline, timeout, Path(scratch))
-            report = run.report
-            if isinstance(report, _Loaded):
-                return ImportCheck(
-                    app_name=report.app_name,
-                    functions=report.functions,
-                    warnings=(*warnings, *report.warnings()),
-                    output=run.output,
-                )
-            if not isinstance(report, _Failed):
-                raise _not_an_app_error(report, setting, run.output)
-            unchecked = _unchecked(report, setting, stubs)
-            if unchecked is None:
-                raise _failure_error(report, setting, stubs, run.output)
-            warnings.append(unchecked.warning)
-            stubs = (*stubs, *unchecked.units)
+    for _ in range(_MAX_ATTEMPTS):
+        run = _run_child(setting, environment, stubs, deadline, timeout, scratch)
+        report = run.report
+        if isinstance(report, _Loaded):
+            return ImportCheck(
+                app_name=report.app_name,
+                functions=report.functions,
+                warnings=(*warnings, *report.warnings()),
+                output=run.output,
+            )
+        if not isinstance(report, _Failed):
+            raise _not_an_app_error(report, setting, run.output)
+        unchecked = _unchecked(report, setting, stubs)
+        if unchecked is None:
+            raise _failure_error(report, setting, stubs, run.output)
+        warnings.append(unchecked.warning)
+        stubs = (*stubs, *unchecked.units)
     raise AppImportError(
         f"importing app.py still failed after leaving out {', '.join(stubs)}",
         output=run.output,

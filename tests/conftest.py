@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from arm64root import Arm64Root, cached_arm64_root
 from motoserver import MotoServer
 from pkgindex import PackageIndex
 
@@ -52,6 +53,12 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def arm64_root() -> Arm64Root:
+    """An arm64 Debian root that runs aarch64 CPython 3.11 under qemu (tests marked ``arm64``)."""
+    return cached_arm64_root()
 
 
 def write_tree(root: Path, files: Mapping[str, str | bytes]) -> Path:

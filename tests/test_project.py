@@ -301,7 +301,6 @@ def test_broken_symlink_is_refused(tmp_path: Path) -> None:
     assert "broken symlink" in message
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
 def test_a_file_that_is_neither_regular_nor_a_directory_is_refused(tmp_path: Path) -> None:
     root = make_project(tmp_path, {"chalicelib/__init__.py": ""})
     os.mkfifo(root / "chalicelib" / "pipe")

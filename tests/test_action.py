@@ -29,7 +29,7 @@ from ghrunner import (
 )
 from motoserver import ACCOUNT, REGION, MotoServer, aws_environment
 from pkgindex import PackageIndex
-from test_trim import publish_aws_sdk
+from test_exclude import publish_aws_sdk
 
 if sys.version_info < (3, 11):
     # On 3.11+ github-action-utils is a dependency: its absence there fails, never skips.

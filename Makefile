@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT := build/demo
 
-.PHONY: demo test lint venv clean test-container bench
+.PHONY: demo test lint venv clean test-container test-arm64 bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,14 +35,26 @@ lint: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_templates.py -k cfn_lint
 
 # The Action's image built from the Dockerfile and run as the runner runs it (needs root; the
-# base image is made with debootstrap and cached under build/container-test/).
+# base image is made with debootstrap and cached under build/container-test/). Its tests are
+# marked `container`, which pyproject's addopts leaves out of `make test`.
 CONTAINER_TOOLS := podman buildah runc debootstrap
 test-container: $(STAMP)
 	@for tool in $(CONTAINER_TOOLS); do command -v $$tool >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(CONTAINER_TOOLS); \
 	fi
-	CHALICEPACK_CONTAINER_TEST=1 $(BIN)/python -m pytest tests/test_container.py -s
+	$(BIN)/python -m pytest -m container -s
+
+# aarch64 code run in an arm64 Debian root under qemu-user (needs root and binfmt_misc; the
+# root is made with debootstrap and cached under build/arm64-root/). Tests marked `arm64`.
+ARM64_TOOLS := qemu-aarch64-static debootstrap
+test-arm64: $(STAMP)
+	@for tool in $(ARM64_TOOLS); do command -v $$tool >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static debootstrap; \
+	fi
+	$(BIN)/python -m pytest -m arm64
 
 # chalicepack against chalice package and uv + zip on sample apps (real PyPI) -> BENCHMARKS.md.
 # chalice and uv live in bench/.venv (Python 3.11). BENCH_ARGS=--quick: one run, small app.

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from arm64root import Arm64Root, cached_arm64_root
 from motoserver import MotoServer
 from pkgindex import PackageIndex
 
@@ -52,6 +53,12 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def arm64_root() -> Arm64Root:
+    """An arm64 Debian root that runs aarch64 CPython 3.11 under qemu (tests marked ``arm64``)."""
+    return cached_arm64_root()
 
 
 def write_tree(root: Path, files: Mapping[str, str | bytes]) -> Path:
@@ -122,3 +129,24 @@ def chalicepack(tmp_path: Path) -> Any:
         return Run(completed.returncode, completed.stdout, completed.stderr)
 
     return run
+
+
+@pytest.fixture
+def offline_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A region, no AWS config of this machine, and no way out to the internet: only the
+    local index on 127.0.0.1 is reachable (pip goes through the dead proxy for anything else)."""
+    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    # Credentials end botocore's search before it asks the instance metadata service.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")

@@ -29,6 +29,7 @@ from ghrunner import (
 )
 from motoserver import ACCOUNT, REGION, MotoServer, aws_environment
 from pkgindex import PackageIndex
+from reportschema import assert_valid_report
 from test_exclude import publish_aws_sdk
 
 if sys.version_info < (3, 11):
@@ -38,8 +39,8 @@ if sys.version_info < (3, 11):
 from chalicepack.action.inputs import Runtime
 from chalicepack.action.outputs import job_summary
 from chalicepack.inputs.target import host_runtime
-from chalicepack.package.pipeline import BuildOptions
-from chalicepack.report import human_size
+from chalicepack.options import BuildOptions
+from chalicepack.report import BuildReport, Dependency, human_size
 
 MISSING_MESSAGE = (
     "macosonly==1.0: {reason}. It is not in the package;"
@@ -129,7 +130,7 @@ def test_a_build_sets_every_output_relative_to_the_workspace(
         assert outputs["layer_sha256"] == ""
     assert outputs["missing_dependencies"] == "[]"
     assert outputs["report"] == "docs-app/dist/build-report.json"
-    assert json.loads((workspace / outputs["report"]).read_text())["stage"] == "dev"
+    assert assert_valid_report(workspace / outputs["report"])["stage"] == "dev"
     assert outputs["runtime"] == host_runtime()
     assert outputs["architecture"] == "x86_64"
     # The docs example's one route: the API handler.
@@ -799,27 +800,35 @@ def test_what_the_action_writes_is_given_to_the_workspace_owner(
 def test_a_huge_dependency_list_keeps_the_summary_under_the_runners_1_mib_limit(
     tmp_path: Path,
 ) -> None:
-    dependencies = [
-        {
-            "name": f"package-{n:05d}-" + "x" * 150,
-            "version": "1.0",
-            "tag": "py3-none-any",
-            "unpacked_size": n,
-            "requirement": None,
-            "required_by": [],
-        }
+    dependencies = tuple(
+        Dependency(
+            name=f"package-{n:05d}-" + "x" * 150,
+            version="1.0",
+            wheel=f"package-{n:05d}-1.0-py3-none-any.whl",
+            tag="py3-none-any",
+            unpacked_size=n,
+            built_from_source=False,
+            url="",
+            requirement=None,
+            required_by=(),
+        )
         for n in range(20_000)
-    ]
-    report = {
-        "project": str(tmp_path),
-        "app_name": "big",
-        "stage": "dev",
-        "runtime": "python3.12",
-        "architecture": "x86_64",
-        "artifacts": {},
-        "dependencies": dependencies,
-        "missing_dependencies": [],
-    }
+    )
+    report = BuildReport(
+        chalicepack_version="0",
+        project=str(tmp_path),
+        app_name="big",
+        stage="dev",
+        runtime="python3.12",
+        architecture="x86_64",
+        automatic_layer=False,
+        chalice_runtime=None,
+        artifacts={},
+        dependencies=dependencies,
+        vendor_files=(),
+        vendor_overrides=(),
+        missing_dependencies=(),
+    )
 
     summary = job_summary(report, Runtime("python3.12", "the `runtime` input"), tmp_path,
                           BuildOptions(project_dir=tmp_path, check_only=True))  # fmt: skip

@@ -22,9 +22,7 @@ if sys.version_info < (3, 11):
     pytest.skip("the Action needs Python 3.11+", allow_module_level=True)
 
 from chalicepack.action.inputs import INPUTS, ignored_inputs, in_action_terms, parse_inputs
-from chalicepack.deploy.templates import PackageOptions
-from chalicepack.options import PublishOptions
-from chalicepack.package.pipeline import BuildOptions
+from chalicepack.options import BuildOptions, PackageOptions, PublishOptions
 from chalicepack.report import REPORT_NAME
 
 DEFAULTS = {item.name: item.default for item in INPUTS}

@@ -1,9 +1,10 @@
 """The real container: the image built from the Dockerfile, run as the runner runs a docker
 action (workspace and file-command folders mounted, INPUT_* and GITHUB_* in the environment).
 
-Runs only under ``make test-container`` (it needs root, podman and a few minutes). No image
-registry is reachable here, so the base image is made locally: Debian bookworm by debootstrap
-(minbase, python3 and python3-venv) and ``podman import``, cached under build/container-test/.
+Marked ``container``: run by ``make test-container`` (it needs root, podman and a few minutes),
+left out of ``make test``. No image registry is reachable here, so the base image is made
+locally: Debian bookworm by debootstrap (minbase, python3 and python3-venv) and ``podman
+import``, cached under build/container-test/.
 """
 
 from __future__ import annotations
@@ -24,10 +25,7 @@ from conftest import EXAMPLE_APP, ROOT
 from ghrunner import StepFiles, step_environment, summary_table_rows
 from pkgindex import PackageIndex
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("CHALICEPACK_CONTAINER_TEST") != "1",
-    reason="the container test runs with `make test-container`",
-)
+pytestmark = pytest.mark.container
 
 CACHE = ROOT / "build" / "container-test"
 SUITE = "bookworm"

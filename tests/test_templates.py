@@ -22,16 +22,12 @@ from typing import Any
 import pytest
 import yaml
 
-from chalicepack.deploy.templates import (
-    PackageOptions,
-    PackageResult,
-    add_package_command,
-    options_from_args,
-    package,
-    run_package,
-)
+from chalicepack.cli import build_parser, main
+from chalicepack.cli import package_options_from_args as options_from_args
+from chalicepack.deploy.templates import PackageResult, package
 from chalicepack.errors import AppImportError, BadInput, MissingDependencies
-from chalicepack.package.pipeline import BuildOptions, build
+from chalicepack.options import BuildOptions, PackageOptions
+from chalicepack.package.pipeline import build
 from conftest import make_project
 from pkgindex import PackageIndex
 from test_build_docs_example import publish_sortedcontainers
@@ -86,24 +82,8 @@ EVENTS_CONFIG = {
 
 
 @pytest.fixture(autouse=True)
-def _offline_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """A region, no AWS config of this machine, and no way out to the internet: only the
-    local index on 127.0.0.1 is reachable (pip goes through the dead proxy for anything else)."""
-    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    # Credentials end botocore's search before it asks the instance metadata service.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.setenv(name, "http://127.0.0.1:9")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+def _offline(offline_aws: None) -> None:
+    """Every test here runs with ``offline_aws``."""
 
 
 def publish_tinydep(index: PackageIndex) -> None:
@@ -258,7 +238,7 @@ def test_templates_equal_chalice_package_and_zips_are_chalicepacks(
             automatic_layer=automatic_layer,
             cache_dir=tmp_path / "cache",
         )
-    ).report["artifacts"]
+    ).report.artifacts
     assert set(built) == ({"deployment", "layer"} if layer != "off" else {"deployment"})
 
     for pkg_format, template_name in TEMPLATE_FILES.items():
@@ -283,12 +263,12 @@ def test_templates_equal_chalice_package_and_zips_are_chalicepacks(
             [template_name, "build-report.json", *zips]
         )
         for name, artifact in built.items():
-            path = out / Path(artifact["path"]).name
-            assert sha256(path) == artifact["sha256"]  # chalicepack build's zip, not chalice's
+            path = out / Path(artifact.path).name
+            assert sha256(path) == artifact.sha256  # chalicepack build's zip, not chalice's
             assert sha256(path) != sha256(theirs / path.name)
-            assert result.report["artifacts"][name]["path"] == str(path)
+            assert result.report.artifacts[name].path == str(path)
         report = json.loads((out / "build-report.json").read_text())
-        assert report == result.report
+        assert report == result.report.to_json()
         assert report["template"] == {"path": str(out / template_name), "format": pkg_format}
 
 
@@ -344,8 +324,8 @@ def test_runtime_and_arch_options_reach_the_template(
     )
 
     ours, theirs = load(result.template), load(chalice_run.result() / "sam.json")
-    assert result.report["runtime"] == OTHER_RUNTIME
-    assert result.report["architecture"] == "arm64"
+    assert result.report.runtime == OTHER_RUNTIME
+    assert result.report.architecture == "arm64"
     for resource in theirs["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Function":
             resource["Properties"]["Runtime"] = OTHER_RUNTIME
@@ -430,7 +410,7 @@ def test_stale_layer_zip_is_removed_when_the_package_has_no_layer(
     result = chalicepack_package(example_app, out, tmp_path / "cache", automatic_layer=False)
 
     assert not (out / "layer-deployment.zip").exists()
-    assert set(result.report["artifacts"]) == {"deployment"}
+    assert set(result.report.artifacts) == {"deployment"}
     assert not [path for path in out.iterdir() if path.name.startswith(".")]  # no staging left
 
 
@@ -557,9 +537,7 @@ def test_bad_package_options_are_bad_input(
 
 
 def parse(*argv: str | Path) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="chalicepack")
-    add_package_command(parser.add_subparsers(dest="command"))
-    return parser.parse_args(["package", *map(str, argv)])
+    return build_parser().parse_args(["package", *map(str, argv)])
 
 
 def test_the_import_options_reach_the_build(tmp_path: Path) -> None:
@@ -591,8 +569,6 @@ def test_the_trimming_options_reach_the_build(tmp_path: Path) -> None:
 
 def import_timeout_type(command: str) -> Callable[[str], Any]:
     """The type function of ``command``'s --import-timeout, from the CLI's own parser."""
-    from chalicepack.cli import build_parser
-
     (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
     (option,) = [a for a in commands.choices[command]._actions if a.dest == "import_timeout"]
     assert callable(option.type)
@@ -611,12 +587,13 @@ def test_import_timeout_takes_what_builds_takes(seconds: str) -> None:
     assert import_timeout_type("package") is import_timeout_type("build")  # one validator
 
 
-def test_run_package_prints_the_template_then_the_zips(
+def test_the_package_command_prints_the_template_then_the_zips(
     example_app: Path, index: PackageIndex, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     publish_sortedcontainers(index)
     out = tmp_path / "out"
-    args = parse(
+    args = (
+        "package",
         out,
         "--project-dir",
         example_app,
@@ -627,7 +604,7 @@ def test_run_package_prints_the_template_then_the_zips(
         tmp_path / "cache",
     )
 
-    assert run_package(args) == 0
+    assert main(list(map(str, args))) == 0
 
     lines = capsys.readouterr().out.splitlines()
     assert lines[:3] == [

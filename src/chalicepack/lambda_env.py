@@ -1,5 +1,6 @@
-"""Lambda's size limits, in one place; what a build ships is checked against them from file
-sizes before anything is zipped (``publish-layer`` and the Action's summary use them too)."""
+"""Facts of Lambda's Python runtime, in one place: its size limits, checked from file sizes
+before anything is zipped (``publish-layer`` and the Action's summary use them too), and what the
+runtime itself provides on ``sys.path``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,22 @@ from chalicepack.report import human_size
 UNZIPPED_LIMIT = 262_144_000  # 250 MiB unzipped: a function and all its layers together
 DIRECT_UPLOAD_LIMIT = 52_428_800  # 50 MiB zipped: a bigger zip must come from S3
 BIGGEST_SHOWN = 5
+
+# What Lambda's Python runtime has on sys.path itself (/var/runtime): an app may import these
+# without shipping them, as Chalice's documentation allows for boto3. Distribution -> import name.
+RUNTIME_PROVIDED = {
+    "boto3": "boto3",
+    "botocore": "botocore",
+    "s3transfer": "s3transfer",
+    "jmespath": "jmespath",
+    "python-dateutil": "dateutil",
+    "urllib3": "urllib3",
+    "six": "six",
+}
+# Of those, the AWS SDK's own: ``--without-runtime-provided`` always leaves them out. The rest
+# are left out only when nothing but the SDK needs them: another package may need a release of
+# urllib3 or six that the runtime's copy is not.
+RUNTIME_SDK = ("boto3", "botocore", "s3transfer", "jmespath")
 
 
 def refuse_over_unzipped_limit(entries: Sequence[ZipEntry], project_root: Path) -> None:

@@ -19,14 +19,17 @@ from botocore.exceptions import InvalidRegionError
 from botocore.handlers import VALID_BUCKET, VALID_S3_ARN
 from botocore.utils import validate_region_name
 
-from chalicepack.cli import build_parser, options_from_args
+from chalicepack.cli import (
+    build_parser,
+    options_from_args,
+    package_options_from_args,
+    publish_options_from_args,
+)
 from chalicepack.deploy.publish import LAYER_NAME
-from chalicepack.deploy.templates import PackageOptions
-from chalicepack.deploy.templates import options_from_args as package_options_from_args
 from chalicepack.errors import BadInput
+from chalicepack.inputs.config import DEFAULT_STAGE
 from chalicepack.inputs.target import host_runtime
-from chalicepack.options import PublishOptions, publish_options_from_args
-from chalicepack.package.pipeline import BuildOptions
+from chalicepack.options import BuildOptions, PackageOptions, PublishOptions
 from chalicepack.report import REPORT_NAME
 
 # How an input's value becomes CLI arguments:
@@ -70,7 +73,7 @@ class ActionInput:
 # The order is action.yml's; a test holds action.yml, this table and the README to each other.
 INPUTS: tuple[ActionInput, ...] = (
     ActionInput("project_dir", "PROJECT_DIR", ".", "positional", package_flag="--project-dir"),
-    ActionInput("stage", "--stage", "dev", "text"),
+    ActionInput("stage", "--stage", DEFAULT_STAGE, "text"),
     ActionInput("automatic_layer", "--automatic-layer", "", "tristate"),
     ActionInput("runtime", "--runtime", "", "choice"),
     ActionInput("architecture", "--arch", "", "choice"),

@@ -6,7 +6,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,8 +16,8 @@ from chalicepack.action.inputs import Runtime, in_action_terms, relative
 from chalicepack.deploy.publish import PublishedLayer
 from chalicepack.errors import AppImportError, BadInput, ChalicepackError
 from chalicepack.lambda_env import DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT
-from chalicepack.package.pipeline import BuildOptions
-from chalicepack.report import human_size
+from chalicepack.options import BuildOptions
+from chalicepack.report import BuildReport, Dependency, MissingDependency, human_size
 
 log = logging.getLogger("chalicepack")
 
@@ -47,27 +47,24 @@ class LayerStep:
 # --- outputs ----------------------------------------------------------------------------------
 
 
-def action_outputs(report: Mapping[str, Any], report_path: Path, workspace: Path) -> dict[str, str]:
+def action_outputs(report: BuildReport, report_path: Path, workspace: Path) -> dict[str, str]:
     """The step's outputs; paths are relative to the workspace, so host steps can use them."""
-    artifacts = report.get("artifacts", {})
-    deployment, layer = artifacts.get("deployment", {}), artifacts.get("layer", {})
-    project = Path(report["project"])
-    missing = [_missing_output(item, report, project, workspace) for item in _missing(report)]
+    deployment, layer = report.artifacts.get("deployment"), report.artifacts.get("layer")
+    missing = [_missing_output(item, report, workspace) for item in report.missing_dependencies]
+    # None when the app was not imported (import_app: false, check_only).
+    functions = report.functions or ()
     return {
-        "deployment_zip": relative(Path(deployment["path"]), workspace) if deployment else "",
-        "layer_zip": relative(Path(layer["path"]), workspace) if layer else "",
-        "deployment_sha256": deployment.get("sha256", ""),
-        "layer_sha256": layer.get("sha256", ""),
+        "deployment_zip": relative(Path(deployment.path), workspace) if deployment else "",
+        "layer_zip": relative(Path(layer.path), workspace) if layer else "",
+        "deployment_sha256": deployment.sha256 if deployment else "",
+        "layer_sha256": layer.sha256 if layer else "",
         "missing_dependencies": json.dumps(missing),
-        # Absent from the report when the app was not imported (import_app: false, check_only).
-        "functions": json.dumps(report.get("functions", [])),
+        "functions": json.dumps([asdict(function) for function in functions]),
         "report": relative(report_path, workspace),
         # With package_format: the template chalice's packager wrote beside the zips.
-        "template": relative(Path(report["template"]["path"]), workspace)
-        if "template" in report
-        else "",
-        "runtime": report["runtime"],
-        "architecture": report["architecture"],
+        "template": relative(Path(report.template.path), workspace) if report.template else "",
+        "runtime": report.runtime,
+        "architecture": report.architecture,
     }
 
 
@@ -84,22 +81,18 @@ def layer_outputs(step: LayerStep | None) -> dict[str, str]:
     }
 
 
-def _missing(report: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return list(report.get("missing_dependencies", []))
-
-
 def _missing_output(
-    item: Mapping[str, Any], report: Mapping[str, Any], project: Path, workspace: Path
+    item: MissingDependency, report: BuildReport, workspace: Path
 ) -> dict[str, Any]:
-    places = list(_requirement_places(item, report, project, workspace))
+    places = list(_requirement_places(item, report, workspace))
     file, line = places[0] if places else (None, None)
     return {
-        "name": item["name"],
-        "version": item["version"],
-        "reason": item["reason"],
+        "name": item.name,
+        "version": item.version,
+        "reason": item.reason,
         "file": file,
         "line": line,
-        "required_by": item.get("required_by", []),
+        "required_by": list(item.required_by),
     }
 
 
@@ -117,18 +110,17 @@ def write_outputs(env: Mapping[str, str], outputs: Mapping[str, str]) -> None:
 # --- annotations ------------------------------------------------------------------------------
 
 
-def annotate_missing(report: Mapping[str, Any], workspace: Path, *, strict: bool) -> None:
+def annotate_missing(report: BuildReport, workspace: Path, *, strict: bool) -> None:
     """One annotation per missing dependency at each requirements line that brings it in."""
     annotate = gha.error if strict else gha.warning
-    project = Path(report["project"])
-    for item in _missing(report):
-        pin = f"{item['name']}=={item['version']}"
-        via = "" if item["requirement"] else f" (required by {', '.join(item['required_by'])})"
+    for item in report.missing_dependencies:
+        pin = f"{item.name}=={item.version}"
+        via = "" if item.requirement else f" (required by {', '.join(item.required_by)})"
         message = (
-            f"{pin}{via}: {item['reason']}. It is not in the package; vendor a build of it in"
+            f"{pin}{via}: {item.reason}. It is not in the package; vendor a build of it in"
             " vendor/, or pin a release that has a wheel for the target."
         )
-        places = list(_requirement_places(item, report, project, workspace))
+        places = list(_requirement_places(item, report, workspace))
         for file, line in places:
             annotate(message, title="Missing dependency", file=file, line=line)
         if not places:
@@ -136,28 +128,29 @@ def annotate_missing(report: Mapping[str, Any], workspace: Path, *, strict: bool
 
 
 def _requirement_places(
-    item: Mapping[str, Any], report: Mapping[str, Any], project: Path, workspace: Path
+    item: MissingDependency, report: BuildReport, workspace: Path
 ) -> Iterator[tuple[str, int]]:
     """The requirements.txt lines (file relative to the workspace) that bring ``item`` in.
 
     A dependency named in requirements.txt (or a ``-r`` include) is at its own line; one that
     only others require is at the lines of the requirements that pull it in.
     """
-    entries = {entry["name"]: entry for entry in report.get("dependencies", [])}
+    project = Path(report.project)
+    entries = {entry.name: entry for entry in report.dependencies}
     seen: set[str] = set()
-    pending = [item]
+    pending: list[MissingDependency | Dependency] = [item]
     places: dict[tuple[str, int], None] = {}
     while pending:
         entry = pending.pop(0)
-        if entry["name"] in seen:
+        if entry.name in seen:
             continue
-        seen.add(entry["name"])
-        requirement = entry.get("requirement")
+        seen.add(entry.name)
+        requirement = entry.requirement
         if requirement is not None:
-            path = project / requirement["file"]
-            places[(relative(path, workspace), int(requirement["line"]))] = None
+            path = project / requirement.file
+            places[(relative(path, workspace), requirement.line)] = None
             continue
-        pending += [entries[name] for name in entry.get("required_by", []) if name in entries]
+        pending += [entries[name] for name in entry.required_by if name in entries]
     yield from places
 
 
@@ -218,7 +211,7 @@ def _requirements_texts(path: Path, depth: int = 0) -> Iterator[str]:
 
 def write_summary(
     env: Mapping[str, str],
-    report: Mapping[str, Any],
+    report: BuildReport,
     runtime: Runtime,
     workspace: Path,
     options: BuildOptions,
@@ -229,7 +222,7 @@ def write_summary(
 
 
 def job_summary(
-    report: Mapping[str, Any],
+    report: BuildReport,
     runtime: Runtime,
     workspace: Path,
     options: BuildOptions,
@@ -253,28 +246,28 @@ def job_summary(
     return cut + "\n\n_(summary cut to stay under the runner's 1 MiB limit; see the report)_"
 
 
-def _summary_heading(report: Mapping[str, Any], runtime: Runtime) -> str:
+def _summary_heading(report: BuildReport, runtime: Runtime) -> str:
     return (
-        f"## chalicepack: {report['app_name']} (stage `{report['stage']}`)\n\n"
-        f"Built for **{report['runtime']}** on **{report['architecture']}**; the runtime comes"
+        f"## chalicepack: {report.app_name} (stage `{report.stage}`)\n\n"
+        f"Built for **{report.runtime}** on **{report.architecture}**; the runtime comes"
         f" from {runtime.source}."
     )
 
 
-def _summary_artifacts(report: Mapping[str, Any], workspace: Path, options: BuildOptions) -> str:
-    artifacts = report.get("artifacts", {})
+def _summary_artifacts(report: BuildReport, workspace: Path, options: BuildOptions) -> str:
+    artifacts = report.artifacts
     if not artifacts:
         why = "`check_only`" if options.check_only else "missing dependencies, `fail_on_missing`"
         return f"### Artifacts\n\nNo zip was written ({why})."
     rows = ["| artifact | zipped | unzipped | files | sha256 |", "| --- | --: | --: | --: | --- |"]
     for artifact in artifacts.values():
-        upload = "" if artifact["size"] <= DIRECT_UPLOAD_LIMIT else " (over 50 MiB: upload via S3)"
+        upload = "" if artifact.size <= DIRECT_UPLOAD_LIMIT else " (over 50 MiB: upload via S3)"
         rows.append(
-            f"| `{relative(Path(artifact['path']), workspace)}` | {human_size(artifact['size'])}"
-            f"{upload} | {human_size(artifact['unzipped_size'])} | {artifact['files']}"
-            f" | `{artifact['sha256']}` |"
+            f"| `{relative(Path(artifact.path), workspace)}` | {human_size(artifact.size)}"
+            f"{upload} | {human_size(artifact.unzipped_size)} | {artifact.files}"
+            f" | `{artifact.sha256}` |"
         )
-    unzipped = sum(artifact["unzipped_size"] for artifact in artifacts.values())
+    unzipped = sum(artifact.unzipped_size for artifact in artifacts.values())
     verdict = "within" if unzipped <= UNZIPPED_LIMIT else "**over**"
     rows.append(
         f"\nLambda's limits: 50 MiB zipped for a direct upload; 250 MiB unzipped for the function"
@@ -283,23 +276,25 @@ def _summary_artifacts(report: Mapping[str, Any], workspace: Path, options: Buil
     )
     if left_out := _summary_left_out(report):
         rows.append(f"\n{left_out}")
-    if template := report.get("template"):
+    if template := report.template:
         rows.append(
-            f"\nTemplate: `{relative(Path(template['path']), workspace)}` ({template['format']}),"
+            f"\nTemplate: `{relative(Path(template.path), workspace)}` ({template.format}),"
             " written by Chalice's own packager around these zips."
         )
     return "### Artifacts\n\n" + "\n".join(rows)
 
 
-def _summary_left_out(report: Mapping[str, Any]) -> str:
+def _summary_left_out(report: BuildReport) -> str:
     """What ``without_runtime_provided`` and ``exclude`` kept out of the zips, and the bytes
     saved (the report's ``left_out``); empty when nothing was left out."""
-    left_out = report.get("left_out") or {}
-    provided = [entry["name"] for entry in left_out.get("runtime_provided", [])]
-    excluded = left_out.get("excluded_files", [])
+    left_out = report.left_out
+    if left_out is None:
+        return ""
+    provided = [entry.name for entry in left_out.runtime_provided]
+    excluded = left_out.excluded_files
     if not provided and not excluded:
         return ""
-    saved = int(left_out.get("bytes_saved", 0))
+    saved = left_out.bytes_saved
     parts = []
     if provided:
         parts.append(
@@ -328,9 +323,9 @@ def _summary_layer(step: LayerStep | None) -> str:
     return f"### Lambda layer\n\n{said}.\n\n`{layer.layer_arn}`"
 
 
-def _summary_functions(report: Mapping[str, Any], options: BuildOptions) -> str:
+def _summary_functions(report: BuildReport, options: BuildOptions) -> str:
     heading = "### Lambda functions found"
-    functions = report.get("functions")
+    functions = report.functions
     if functions is None:
         if options.check_only:
             why = "`check_only` resolves dependencies only; a build imports the app"
@@ -343,20 +338,20 @@ def _summary_functions(report: Mapping[str, Any], options: BuildOptions) -> str:
         return f"{heading}\n\nNone: the app defines no routes, Lambda functions or handlers."
     rows = ["| name | handler | kind |", "| --- | --- | --- |"]
     for function in functions:
-        name, handler, kind = (_cell(function[key]) for key in ("name", "handler", "kind"))
+        name, handler, kind = (_cell(text) for text in astuple(function))
         rows.append(f"| {name} | `{handler}` | {kind} |")
     return f"{heading} ({len(functions)})\n\n" + "\n".join(rows)
 
 
-def _summary_dependencies(report: Mapping[str, Any]) -> str:
-    dependencies = report.get("dependencies", [])
+def _summary_dependencies(report: BuildReport) -> str:
+    dependencies = report.dependencies
     if not dependencies:
         return "### Dependencies\n\nNone."
     rows = ["| name | version | wheel tag | size |", "| --- | --- | --- | --: |"]
     for entry in dependencies[:SUMMARY_DEPENDENCY_ROWS]:
         rows.append(
-            f"| {_cell(entry['name'])} | {_cell(entry['version'])} | `{entry['tag']}`"
-            f" | {_size(entry.get('unpacked_size'))} |"
+            f"| {_cell(entry.name)} | {_cell(entry.version)} | `{entry.tag}`"
+            f" | {_size(entry.unpacked_size)} |"
         )
     more = len(dependencies) - SUMMARY_DEPENDENCY_ROWS
     if more > 0:
@@ -364,31 +359,29 @@ def _summary_dependencies(report: Mapping[str, Any]) -> str:
     return f"### Dependencies ({len(dependencies)})\n\n" + "\n".join(rows)
 
 
-def _summary_biggest(report: Mapping[str, Any]) -> str:
-    sized = [d for d in report.get("dependencies", []) if d.get("unpacked_size")]
+def _summary_biggest(report: BuildReport) -> str:
+    sized = [(d.unpacked_size, d.name) for d in report.dependencies if d.unpacked_size]
     if len(sized) < 2:
         return ""
-    biggest = sorted(sized, key=lambda d: d["unpacked_size"], reverse=True)[:BIGGEST]
+    biggest = sorted(sized, key=lambda d: d[0], reverse=True)[:BIGGEST]
     rows = ["| package | unpacked | of 250 MiB |", "| --- | --: | --: |"]
     rows += [
-        f"| {_cell(d['name'])} | {human_size(d['unpacked_size'])}"
-        f" | {100 * d['unpacked_size'] / UNZIPPED_LIMIT:.1f}% |"
-        for d in biggest
+        f"| {_cell(name)} | {human_size(size)} | {100 * size / UNZIPPED_LIMIT:.1f}% |"
+        for size, name in biggest
     ]
     return "### Biggest packages\n\n" + "\n".join(rows)
 
 
-def _summary_missing(report: Mapping[str, Any], workspace: Path) -> str:
-    missing = _missing(report)
+def _summary_missing(report: BuildReport, workspace: Path) -> str:
+    missing = report.missing_dependencies
     if not missing:
         return ""
-    project = Path(report["project"])
     rows = ["| dependency | brought in by | why | fix |", "| --- | --- | --- | --- |"]
     for item in missing:
-        places = [f"`{f}:{n}`" for f, n in _requirement_places(item, report, project, workspace)]
+        places = [f"`{f}:{n}`" for f, n in _requirement_places(item, report, workspace)]
         rows.append(
-            f"| {_cell(item['name'])}=={_cell(item['version'])} | {', '.join(places) or '—'}"
-            f" | {_cell(item['reason'])} | vendor a build of it in `vendor/`, or pin a release"
+            f"| {_cell(item.name)}=={_cell(item.version)} | {', '.join(places) or '—'}"
+            f" | {_cell(item.reason)} | vendor a build of it in `vendor/`, or pin a release"
             " with a wheel for the target |"
         )
     return f"### Missing dependencies ({len(missing)})\n\n" + "\n".join(rows)

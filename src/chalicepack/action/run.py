@@ -17,7 +17,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import botocore.session
 import github_action_utils as gha
@@ -47,9 +46,9 @@ from chalicepack.deploy.publish import publish_layer
 from chalicepack.deploy.templates import package
 from chalicepack.errors import BadInput, ChalicepackError, MissingDependencies
 from chalicepack.inputs.config import load_stage_config
-from chalicepack.options import PublishOptions
-from chalicepack.package.pipeline import BuildOptions, build
-from chalicepack.report import summary_lines
+from chalicepack.options import BuildOptions, PublishOptions
+from chalicepack.package.pipeline import build
+from chalicepack.report import BuildReport, summary_lines
 
 log = logging.getLogger("chalicepack")
 
@@ -63,7 +62,7 @@ DEFAULT_TEMPLATE_REGION = "us-east-1"
 
 @dataclass(frozen=True)
 class Packaged:
-    report: dict[str, Any]  # build-report.json's content
+    report: BuildReport
     report_path: Path
 
 
@@ -111,7 +110,7 @@ def _run(env: Mapping[str, str], workspace: Path, written: list[Path]) -> int:
     packaged = _package(invocation, region)
     outputs = action_outputs(packaged.report, packaged.report_path, workspace)
     annotate_missing(packaged.report, workspace, strict=options.strict)
-    stopped = bool(packaged.report["missing_dependencies"]) and options.strict
+    stopped = bool(packaged.report.missing_dependencies) and options.strict
     layer_step, failure = None, None
     if invocation.publish is not None:
         try:
@@ -127,7 +126,7 @@ def _run(env: Mapping[str, str], workspace: Path, written: list[Path]) -> int:
     if stopped:
         log.error(
             "error: fail_on_missing is true and %d dependencies have no build for the target",
-            len(packaged.report["missing_dependencies"]),
+            len(packaged.report.missing_dependencies),
         )
         return EXIT_FAILED
     return EXIT_OK
@@ -159,7 +158,7 @@ def _package(invocation: Invocation, region: TemplateRegion | None = None) -> Pa
             # Under fail_on_missing the engine writes the report, then refuses to write zips;
             # the report still gives the outputs, annotations and summary.
             path = missing.report_path
-            return Packaged(json.loads(path.read_text(encoding="utf-8")), path)
+            return Packaged(BuildReport.from_json(json.loads(path.read_bytes())), path)
     for line in summary_lines(report):
         print(line, flush=True)
     return Packaged(report, report_path)
@@ -245,8 +244,8 @@ def _publish(publish: PublishOptions, packaged: Packaged, *, stopped: bool) -> L
     """Publish the layer zip the build wrote through ``layer.publish_layer``, or say why not."""
     if stopped:
         return LayerStep("not built", reason="fail_on_missing stopped the build before any zip")
-    if "layer" not in packaged.report.get("artifacts", {}):
-        if not packaged.report.get("automatic_layer"):
+    if "layer" not in packaged.report.artifacts:
+        if not packaged.report.automatic_layer:
             raise BadInput(
                 "input publish_layer is true but the build ran without automatic_layer, so"
                 " there is no layer zip to publish; set the automatic_layer input to true"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -30,7 +29,7 @@ from botocore.utils import validate_region_name
 from chalicepack import __version__
 from chalicepack.errors import BadInput, PublishError
 from chalicepack.lambda_env import DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT
-from chalicepack.options import PublishOptions, publish_options_from_args
+from chalicepack.options import PublishOptions
 from chalicepack.package.digest import file_sha256
 from chalicepack.report import human_size
 
@@ -442,14 +441,3 @@ def _one_line(message: str) -> str:
     """AWS's message on one line; an unparsed error body (XML, HTML) is dropped, not echoed."""
     message = " ".join(message.split())
     return "" if message.startswith("<") else message[:300]
-
-
-def run_publish_layer(args: argparse.Namespace) -> int:
-    """Publish as ``args`` say; print the layer version ARN (or JSON) on stdout."""
-    if not args.verbose:
-        # botocore logs failed credential refreshes with a traceback; the error we raise for
-        # them is the one line the user needs.
-        logging.getLogger("botocore").setLevel(logging.CRITICAL)
-    result = publish_layer(publish_options_from_args(args))
-    print(json.dumps(result.as_json(), indent=2) if args.json else result.layer_arn)
-    return 0

@@ -11,7 +11,6 @@ when everything succeeded.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -22,7 +21,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from chalicepack import __version__
 from chalicepack.errors import (
@@ -33,18 +32,14 @@ from chalicepack.errors import (
     MissingDependencies,
 )
 from chalicepack.inputs.target import Target
-from chalicepack.options import add_build_options, build_options
+from chalicepack.options import PackageOptions
 from chalicepack.package.chaliceruntime import RUNTIME_FILES
 from chalicepack.package.digest import file_sha256
-from chalicepack.package.pipeline import DEPLOYMENT_ZIP, LAYER_ZIP, BuildOptions, BuildResult, build
-from chalicepack.report import REPORT_NAME, summary_lines, write_json_atomically
+from chalicepack.package.pipeline import DEPLOYMENT_ZIP, LAYER_ZIP, BuildResult, build
+from chalicepack.report import REPORT_NAME, BuildReport, Template, write_report
 
 log = logging.getLogger(__name__)
 
-PkgFormat = Literal["cloudformation", "terraform"]
-TemplateFormat = Literal["json", "yaml"]
-PKG_FORMATS: tuple[PkgFormat, ...] = ("cloudformation", "terraform")
-TEMPLATE_FORMATS: tuple[TemplateFormat, ...] = ("json", "yaml")
 
 # The chalice releases whose packager internals deploy/_child.py is written against.
 CHALICE_RANGE = ">=1.34,<1.35"
@@ -57,63 +52,9 @@ _GUARD = "if 'AWS_CHALICE_CLI_MODE' not in os.environ:"
 
 
 @dataclass(frozen=True)
-class PackageOptions:
-    """``chalicepack package``'s input: the build's options plus ``chalice package``'s."""
-
-    build: BuildOptions  # its out_dir is ignored: the zips go to out_dir below
-    out_dir: Path
-    pkg_format: PkgFormat = "cloudformation"
-    template_format: TemplateFormat = "json"
-    merge_template: Path | None = None
-    profile: str | None = None
-
-    @classmethod
-    def parse(
-        cls,
-        build: BuildOptions,
-        out_dir: Path,
-        pkg_format: str = "cloudformation",
-        template_format: str = "json",
-        merge_template: Path | None = None,
-        profile: str | None = None,
-    ) -> PackageOptions:
-        """Check the ``chalice package`` options; raise one ``BadInput`` naming the option."""
-        if pkg_format not in PKG_FORMATS:
-            raise BadInput(
-                f"--pkg-format {pkg_format!r} is not supported; use one of: "
-                + ", ".join(PKG_FORMATS)
-            )
-        template_format = template_format.lower()  # Chalice accepts any case
-        if template_format not in TEMPLATE_FORMATS:
-            raise BadInput(
-                f"--template-format {template_format!r} is not supported; use one of: "
-                + ", ".join(TEMPLATE_FORMATS)
-            )
-        if pkg_format == "terraform" and (merge_template is not None or template_format != "json"):
-            raise BadInput(
-                "--pkg-format terraform writes chalice.tf.json only: it takes no "
-                "--merge-template and no --template-format yaml (as with chalice package); "
-                "drop them, or use --pkg-format cloudformation"
-            )
-        if merge_template is not None and not merge_template.is_file():
-            raise BadInput(
-                f"--merge-template {merge_template}: no such file; give the JSON or YAML "
-                "template to merge into the generated one"
-            )
-        return cls(
-            build=build,
-            out_dir=out_dir,
-            pkg_format=pkg_format,
-            template_format=template_format,
-            merge_template=None if merge_template is None else merge_template.resolve(),
-            profile=profile,
-        )
-
-
-@dataclass(frozen=True)
 class PackageResult:
     template: Path
-    report: dict[str, Any]
+    report: BuildReport
     report_path: Path
     warnings: list[str] = field(default_factory=list)
 
@@ -145,11 +86,16 @@ def package(options: PackageOptions) -> PackageResult:
             template = _move_into(out_dir, staging, name, report)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    for artifact in report["artifacts"].values():
-        artifact["path"] = str(out_dir / Path(artifact["path"]).name)
-    report["template"] = {"path": str(template), "format": options.pkg_format}
+    report = replace(
+        report,
+        artifacts={
+            name: replace(artifact, path=str(out_dir / Path(artifact.path).name))
+            for name, artifact in report.artifacts.items()
+        },
+        template=Template(str(template), options.pkg_format),
+    )
     report_path = out_dir / REPORT_NAME
-    write_json_atomically(report_path, report)
+    write_report(report_path, report)
     return PackageResult(template, report, report_path, built.warnings)
 
 
@@ -169,19 +115,19 @@ def _build(options: PackageOptions, build_dir: Path, out_dir: Path) -> BuildResu
         raise
 
 
-def _unpack(report: dict[str, Any], scratch: Path) -> list[str]:
+def _unpack(report: BuildReport, scratch: Path) -> list[str]:
     """The packaged code, unzipped for the app's import: the function tree without the Chalice
     runtime (the child's full chalice must win), then the layer's site-packages."""
-    artifacts = report["artifacts"]
+    artifacts = report.artifacts
     function_tree = scratch / "function"
-    with zipfile.ZipFile(artifacts["deployment"]["path"]) as archive:
+    with zipfile.ZipFile(artifacts["deployment"].path) as archive:
         names = [name for name in archive.namelist() if name not in RUNTIME_FILES]
         archive.extractall(function_tree, names)
     paths = [str(function_tree)]
     if "layer" in artifacts:
-        with zipfile.ZipFile(artifacts["layer"]["path"]) as archive:
+        with zipfile.ZipFile(artifacts["layer"].path) as archive:
             archive.extractall(scratch / "layer")
-        target = Target.parse(report["runtime"], report["architecture"])
+        target = Target.parse(report.runtime, report.architecture)
         paths.append(str(scratch / "layer" / target.site_packages))
     return paths
 
@@ -189,26 +135,26 @@ def _unpack(report: dict[str, Any], scratch: Path) -> list[str]:
 def _generate(
     options: PackageOptions,
     project_dir: Path,
-    report: dict[str, Any],
+    report: BuildReport,
     import_path: list[str],
     staging: Path,
     scratch: Path,
 ) -> str:
     """Run chalice's packager in a child process; return the template's file name."""
-    artifacts = report["artifacts"]
+    artifacts = report.artifacts
     result_path = scratch / "templategen-result.json"
     spec = {
         "project_dir": str(project_dir),
-        "stage": report["stage"],
+        "stage": report.stage,
         "pkg_format": options.pkg_format,
         "template_format": options.template_format,
         "merge_template": None if options.merge_template is None else str(options.merge_template),
         "profile": options.profile,
-        "automatic_layer": report["automatic_layer"],
-        "architecture": report["architecture"],
-        "runtime": report["runtime"],
-        "function_zip": artifacts["deployment"]["path"],
-        "layer_zip": artifacts["layer"]["path"] if "layer" in artifacts else None,
+        "automatic_layer": report.automatic_layer,
+        "architecture": report.architecture,
+        "runtime": report.runtime,
+        "function_zip": artifacts["deployment"].path,
+        "layer_zip": artifacts["layer"].path if "layer" in artifacts else None,
         "import_path": import_path,
         "outdir": str(staging),
         "result": str(result_path),
@@ -292,19 +238,19 @@ def _error(
     return BuildFailure(f"generating the template failed:\n{message}")
 
 
-def _check_copies(report: dict[str, Any], staging: Path) -> None:
+def _check_copies(report: BuildReport, staging: Path) -> None:
     """Put our zips beside the template: the copies chalice's post-processor made (it copies a
     zip only when a function or the layer refers to it) must be ours, byte for byte; a zip
     it did not copy is added, so OUTDIR always holds what the report describes."""
     for name, filename in (("deployment", DEPLOYMENT_ZIP), ("layer", LAYER_ZIP)):
-        artifact = report["artifacts"].get(name)
+        artifact = report.artifacts.get(name)
         staged = staging / filename
         if artifact is None:
             if staged.exists():
                 raise _not_ours(filename)
         elif not staged.exists():
-            shutil.copyfile(artifact["path"], staged)
-        elif file_sha256(staged) != artifact["sha256"]:
+            shutil.copyfile(artifact.path, staged)
+        elif file_sha256(staged) != artifact.sha256:
             raise _not_ours(filename)
 
 
@@ -315,86 +261,16 @@ def _not_ours(filename: str) -> BuildFailure:
     )
 
 
-def _move_into(out_dir: Path, staging: Path, template_name: str, report: dict[str, Any]) -> Path:
+def _move_into(out_dir: Path, staging: Path, template_name: str, report: BuildReport) -> Path:
     names = [template_name, DEPLOYMENT_ZIP]
-    if "layer" in report["artifacts"]:
+    if "layer" in report.artifacts:
         names.append(LAYER_ZIP)
     for name in names:
         os.replace(staging / name, out_dir / name)
-    if "layer" not in report["artifacts"]:
+    if "layer" not in report.artifacts:
         # A layer zip left by an earlier run would be taken for this one's.
         (out_dir / LAYER_ZIP).unlink(missing_ok=True)
     return out_dir / template_name
 
 
 # --- the command line -------------------------------------------------------------------------
-
-
-def add_package_command(
-    commands: argparse._SubParsersAction[Any],
-) -> argparse.ArgumentParser:
-    """Add ``package`` to ``chalicepack``'s subcommands; ``run_package`` runs it."""
-    command: argparse.ArgumentParser = commands.add_parser(
-        "package",
-        help="write chalice package's SAM or Terraform template around chalicepack's zips",
-        description=__doc__.split("\n", 1)[0] if __doc__ else None,
-    )
-    command.add_argument(
-        "out_dir",
-        metavar="OUTDIR",
-        type=Path,
-        help="where the template, the zips and build-report.json are written",
-    )
-    command.add_argument(
-        "--project-dir",
-        type=Path,
-        default=Path("."),
-        help="the Chalice project (holding app.py and .chalice/); default: .",
-    )
-    command.add_argument(
-        "--pkg-format",
-        choices=PKG_FORMATS,
-        default="cloudformation",
-        help="cloudformation writes sam.json (or sam.yaml), terraform chalice.tf.json",
-    )
-    command.add_argument(
-        "--template-format",
-        choices=TEMPLATE_FORMATS,
-        type=str.lower,
-        default="json",
-        help="serialize the SAM template as json or yaml (cloudformation only)",
-    )
-    command.add_argument(
-        "--merge-template",
-        type=Path,
-        help="a JSON or YAML template merged into the SAM template (cloudformation only; "
-        "a .yaml/.yml file makes the output YAML, as with chalice package)",
-    )
-    command.add_argument(
-        "--profile", help="AWS profile whose region's service principals the template names"
-    )
-    add_build_options(command)
-    return command
-
-
-def options_from_args(args: argparse.Namespace) -> PackageOptions:
-    return PackageOptions.parse(
-        build=build_options(args, out_dir=None),
-        out_dir=args.out_dir,
-        pkg_format=args.pkg_format,
-        template_format=args.template_format,
-        merge_template=args.merge_template,
-        profile=args.profile,
-    )
-
-
-def run_package(args: argparse.Namespace) -> int:
-    """``chalicepack package``: print the template's path, the zips' and a summary (or the
-    report with ``--json``). Errors propagate as ``ChalicepackError`` for the CLI to map."""
-    result = package(options_from_args(args))
-    if args.json:
-        print(json.dumps(result.report, indent=2))
-    else:
-        print(result.template)
-        print("\n".join(summary_lines(result.report)))
-    return 0

@@ -65,6 +65,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from chalicepack.errors import AppImportError
+from chalicepack.lambda_env import RUNTIME_SDK
 
 GUARD = "if 'AWS_CHALICE_CLI_MODE' not in os.environ:"
 
@@ -86,9 +87,6 @@ _REACHING_OUT = frozenset(
         "NoRegionError",
     }
 )
-
-# Lambda's runtime ships its own boto3; users are often surprised the check does not see it.
-_RUNTIME_SDK = frozenset({"boto3", "botocore"})
 
 # Each retry adds at least one stand-in, so this only bounds a pathological tree.
 _MAX_ATTEMPTS = 25
@@ -725,7 +723,7 @@ def _missing_hint(missing: str, setting: _Setting) -> str:
         f"{top} is not in the package: add the distribution that provides it to "
         "requirements.txt, or put it in vendor/."
     )
-    if top in _RUNTIME_SDK:
+    if top in RUNTIME_SDK:  # users are often surprised the check does not see Lambda's SDK
         hint += (
             f" Lambda's runtime has a {top} of its own, but this check sees only what ships, "
             "and AWS recommends shipping the SDK version you test with."

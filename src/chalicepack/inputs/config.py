@@ -180,24 +180,8 @@ def resolve_stage(document: Mapping[str, Any], stage: str, path: Path) -> StageC
     """Resolve ``stage`` from a parsed config document; pure, raises one ConfigError for all."""
     problems: list[str] = []
     _check_keys(document, _TOP_LEVEL_KEYS, (), problems)
-
-    version = document.get("version")
-    if version is not None and version != SUPPORTED_VERSION:
-        problems.append(
-            f'version: expected "{SUPPORTED_VERSION}", got {_describe(version)};'
-            f' chalicepack supports config version "{SUPPORTED_VERSION}"'
-            f' (set "version": "{SUPPORTED_VERSION}")'
-        )
-
-    app_name = document.get("app_name")
-    if not isinstance(app_name, str) or not app_name:
-        got = "nothing" if "app_name" not in document else _describe(app_name)
-        problems.append(
-            f"app_name: expected a non-empty string, got {got}"
-            " (Chalice requires it; it names the Lambda functions)"
-        )
-        app_name = ""
-
+    _check_version(document.get("version"), problems)
+    app_name = _app_name(document, problems)
     stage_section = _stage_section(document, stage, problems)
 
     env = _string_map(document.get("environment_variables"), ("environment_variables",), problems)
@@ -206,34 +190,12 @@ def resolve_stage(document: Mapping[str, Any], stage: str, path: Path) -> StageC
         document.get("lambda_architecture"), ("lambda_architecture",), problems
     )
     functions = _function_envs(document.get("lambda_functions"), ("lambda_functions",), problems)
-
     if stage_section is not None:
-        where = ("stages", stage)
-        _check_keys(stage_section, _STAGE_KEYS, where, problems)
-        # Chalice merges environment variables key by key, but looks other settings up
-        # whole: the first level that sets them (not null) wins.
-        env.update(
-            _string_map(
-                stage_section.get("environment_variables"),
-                (*where, "environment_variables"),
-                problems,
-            )
-        )
-        stage_layer = _boolean(
-            stage_section.get("automatic_layer"), (*where, "automatic_layer"), problems
-        )
-        if stage_layer is not None:
-            automatic_layer = stage_layer
-        stage_arch = _architecture(
-            stage_section.get("lambda_architecture"), (*where, "lambda_architecture"), problems
-        )
-        if stage_arch is not None:
-            architecture = stage_arch
-        stage_functions = _function_envs(
-            stage_section.get("lambda_functions"), (*where, "lambda_functions"), problems
-        )
-        for name, function_env in stage_functions.items():
-            functions.setdefault(name, {}).update(function_env)
+        stage_layer, stage_arch = _merge_stage(stage_section, stage, env, functions, problems)
+        # Chalice looks settings other than environment variables up whole: the first level
+        # that sets them (not null) wins.
+        automatic_layer = automatic_layer if stage_layer is None else stage_layer
+        architecture = architecture if stage_arch is None else stage_arch
 
     if problems:
         raise ConfigError("\n".join(f"{path}: {problem}" for problem in problems), file=path)
@@ -253,6 +215,56 @@ def resolve_stage(document: Mapping[str, Any], stage: str, path: Path) -> StageC
         ),
         raw=MappingProxyType(dict(document)),
     )
+
+
+def _check_version(version: object, problems: list[str]) -> None:
+    if version is not None and version != SUPPORTED_VERSION:
+        problems.append(
+            f'version: expected "{SUPPORTED_VERSION}", got {_describe(version)};'
+            f' chalicepack supports config version "{SUPPORTED_VERSION}"'
+            f' (set "version": "{SUPPORTED_VERSION}")'
+        )
+
+
+def _app_name(document: Mapping[str, Any], problems: list[str]) -> str:
+    app_name = document.get("app_name")
+    if not isinstance(app_name, str) or not app_name:
+        got = "nothing" if "app_name" not in document else _describe(app_name)
+        problems.append(
+            f"app_name: expected a non-empty string, got {got}"
+            " (Chalice requires it; it names the Lambda functions)"
+        )
+        return ""
+    return app_name
+
+
+def _merge_stage(
+    section: Mapping[str, Any],
+    stage: str,
+    env: dict[str, str],
+    functions: dict[str, dict[str, str]],
+    problems: list[str],
+) -> tuple[bool | None, str | None]:
+    """Merge the stage's environment variables into ``env`` and ``functions`` key by key, as
+    Chalice does; return the stage's own automatic_layer and lambda_architecture, if set."""
+    where = ("stages", stage)
+    _check_keys(section, _STAGE_KEYS, where, problems)
+    env.update(
+        _string_map(
+            section.get("environment_variables"), (*where, "environment_variables"), problems
+        )
+    )
+    automatic_layer = _boolean(
+        section.get("automatic_layer"), (*where, "automatic_layer"), problems
+    )
+    architecture = _architecture(
+        section.get("lambda_architecture"), (*where, "lambda_architecture"), problems
+    )
+    for name, function_env in _function_envs(
+        section.get("lambda_functions"), (*where, "lambda_functions"), problems
+    ).items():
+        functions.setdefault(name, {}).update(function_env)
+    return automatic_layer, architecture
 
 
 def _stage_section(

@@ -19,14 +19,13 @@ from fnmatch import fnmatchcase, translate
 from pathlib import PurePosixPath
 
 from chalicepack.deps.pip_resolver import Distribution
+from chalicepack.lambda_env import RUNTIME_SDK
 from chalicepack.package.archive import ZipEntry
-
-RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath")
 
 
 def runtime_provided(distributions: Sequence[Distribution]) -> set[str]:
     """Names of the runtime-provided distributions and of those only they require."""
-    provided = {d.name for d in distributions if d.name in RUNTIME_PROVIDED}
+    provided = {d.name for d in distributions if d.name in RUNTIME_SDK}
     if not provided:
         return set()
     edges = {d.name: set(d.requires) for d in distributions}

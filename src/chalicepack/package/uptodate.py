@@ -38,7 +38,13 @@ from chalicepack.package.cache import (
 )
 from chalicepack.package.chaliceruntime import installed_version
 from chalicepack.package.digest import DigestRecord
-from chalicepack.report import REPORT_NAME, BuildResult, reported_missing_warning
+from chalicepack.report import (
+    REPORT_NAME,
+    Artifact,
+    BuildReport,
+    BuildResult,
+    reported_missing_warning,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +102,10 @@ def unchanged_build(inputs: BuildInputs) -> BuildResult | None:
     """The last build's result, when nothing it was built from changed and its zips are intact."""
     report_path = inputs.out_dir / REPORT_NAME
     try:
-        report = json.loads(report_path.read_bytes())
+        report = BuildReport.from_json(json.loads(report_path.read_bytes()))
     except (OSError, ValueError):
-        return None
-    if not isinstance(report, dict) or not report.get("artifacts"):
+        return None  # none, or not one this version reads: build
+    if not report.artifacts:
         return None
     token = None
     if inputs.project.requirements is not None:
@@ -114,9 +120,9 @@ def unchanged_build(inputs: BuildInputs) -> BuildResult | None:
         if token is None:
             return None  # requirements must be resolved again: that alone may change the package
     fingerprint = build_fingerprint(inputs.project, inputs.config.path, inputs.settings, token)
-    if report.get("fingerprint") != fingerprint:
+    if report.fingerprint != fingerprint:
         return None
-    if not _zips_intact(report["artifacts"], zip_digests_path(inputs.cache_dir, inputs.out_dir)):
+    if not _zips_intact(report.artifacts, zip_digests_path(inputs.cache_dir, inputs.out_dir)):
         return None
     log.info("nothing changed since the last build in %s: keeping its zips", inputs.out_dir)
     warnings = []
@@ -161,16 +167,15 @@ def zip_digests_path(cache_dir: Path, out_dir: Path) -> Path:
     return cache_dir / "outputs" / f"{key}.json"
 
 
-def _zips_intact(artifacts: Mapping[str, Any], digests_path: Path) -> bool:
+def _zips_intact(artifacts: Mapping[str, Artifact], digests_path: Path) -> bool:
     """Whether each zip has the sha256 the report gives it (see ``digest.DigestRecord``)."""
     record = DigestRecord(digests_path)
     try:
         for artifact in artifacts.values():
-            path = Path(artifact["path"])
+            path = Path(artifact.path)
             try:
                 intact = (
-                    path.stat().st_size == artifact["size"]
-                    and record.sha256(path) == artifact["sha256"]
+                    path.stat().st_size == artifact.size and record.sha256(path) == artifact.sha256
                 )
             except OSError:
                 log.info("%s is gone since the last build; building again", path)

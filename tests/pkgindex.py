@@ -56,6 +56,7 @@ class PackageIndex:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
+        self.yanked: set[str] = set()  # file names the project pages mark as yanked (PEP 592)
 
     @property
     def url(self) -> str:
@@ -94,6 +95,10 @@ class PackageIndex:
     def add_sdist(self, name: str, version: str, **options: Any) -> Path:
         return self.add_file(distfactory.build_sdist(self.files, name, version, **options))
 
+    def yank(self, path: Path) -> None:
+        self.yanked.add(path.name)
+        self._write_project_page(_project_of(path.name))
+
     def add_file(self, path: Path) -> Path:
         if path.parent != self.files:
             path = Path(shutil.copy2(path, self.files / path.name))
@@ -107,7 +112,8 @@ class PackageIndex:
                 continue
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
             href = html.escape(f"../../files/{path.name}#sha256={digest}")
-            links.append(f'<a href="{href}">{html.escape(path.name)}</a><br/>')
+            yanked = ' data-yanked=""' if path.name in self.yanked else ""
+            links.append(f'<a href="{href}"{yanked}>{html.escape(path.name)}</a><br/>')
         page = self.root / "simple" / project / "index.html"
         page.parent.mkdir(parents=True, exist_ok=True)
         body = "\n".join(links)

@@ -1283,3 +1283,40 @@ def test_check_only_with_a_package_format_is_bad_input_naming_both(
     (error,) = [c for c in step.commands if c.startswith("::error")]
     assert error.startswith("::error title=Bad input::inputs check_only and package_format:")
     assert not (workspace / "docs-app/dist").exists()
+
+
+def test_a_uv_project_builds_and_a_locked_c_package_with_no_wheel_is_annotated_on_its_lock_line(
+    tmp_path: Path, index: PackageIndex, workspace: Path, run_action
+) -> None:
+    """No requirements.txt: the project's uv.lock is what ships; a C package locked with only
+    its sdist, which builds here for x86_64 but not for arm64, is a warning at its entry."""
+    publish_sortedcontainers(index)
+    index.add_sdist("cext", "1.0", c_extension=True)
+    project = workspace / "docs-app"
+    (project / "requirements.txt").unlink()
+    (project / ".python-version").write_text("3.11\n")
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "docs-app"\nversion = "0"\nrequires-python = ">=3.10"\n'
+        'dependencies = ["sortedcontainers==2.4.0", "cext"]\n\n[tool.uv]\npackage = false\n'
+    )
+    from uv import find_uv_bin
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UV_")}
+    env.update(UV_NO_CONFIG="1", UV_DEFAULT_INDEX=index.url, UV_CACHE_DIR=str(tmp_path / "uv"))
+    subprocess.run([find_uv_bin(), "lock"], cwd=project, env=env, check=True, capture_output=True)
+    lines = (project / "uv.lock").read_text().splitlines()
+    cext_line = lines.index('name = "cext"') + 1
+
+    step = run_action({"project_dir": "docs-app", "architecture": "arm64"})
+
+    assert step.returncode == 0, step.stderr
+    report = json.loads((workspace / "docs-app/dist/build-report.json").read_text())
+    versions = {d["name"]: d["version"] for d in report["dependencies"]}
+    assert versions == {"sortedcontainers": "2.4.0"}
+    (missing,) = report["missing_dependencies"]
+    (warning,) = [c for c in step.commands if c.startswith("::warning title=Missing dependency")]
+    assert warning.startswith(
+        f"::warning title=Missing dependency,file=docs-app/uv.lock,line={cext_line}::cext==1.0:"
+    )
+    assert missing["fix"] in warning
+    assert json.loads(step.outputs["missing_dependencies"])[0]["line"] == cext_line

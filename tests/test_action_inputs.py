@@ -45,6 +45,9 @@ def test_every_build_input_reaches_its_cli_option(tmp_path: Path) -> None:
         "import_timeout": "5.5",
         "exclude": "*/tests\n\n  *.md  \n-leading-dash",
         "without_runtime_provided": "true",
+        "requirements": "apps/api/uv.lock",
+        "groups": "docs\n\n  tools  ",
+        "extras": "fast",
     }
     assert set(values) == {item.name for item in INPUTS if item.command == "build"}
 
@@ -67,6 +70,9 @@ def test_every_build_input_reaches_its_cli_option(tmp_path: Path) -> None:
     # One --exclude per non-empty line, stripped; a glob starting with '-' is still a glob.
     assert options.exclude == ("*/tests", "*.md", "-leading-dash")
     assert options.without_runtime_provided is True
+    assert options.requirements == tmp_path / "apps/api/uv.lock"
+    assert options.groups == ("docs", "tools")
+    assert options.extras == ("fast",)
     assert invocation.publish is None
 
 
@@ -88,6 +94,9 @@ def test_with_a_package_format_every_build_input_reaches_the_package_options(
         "import_timeout": "5.5",
         "exclude": "*/tests\n*.md",
         "without_runtime_provided": "true",
+        "requirements": "apps/api/poetry.lock",
+        "groups": "docs",
+        "extras": "fast\nslow",
         "package_format": "terraform",
     }
     assert set(values) == {
@@ -112,6 +121,9 @@ def test_with_a_package_format_every_build_input_reaches_the_package_options(
             exclude=("*/tests", "*.md"),
             without_runtime_provided=True,
             resolver="pip",
+            requirements=tmp_path / "apps/api/poetry.lock",
+            groups=("docs",),
+            extras=("fast", "slow"),
         ),
         out_dir=tmp_path / "out",
         pkg_format="terraform",

@@ -15,6 +15,7 @@ import github_action_utils as gha
 from chalicepack.action.inputs import Runtime, in_action_terms, relative
 from chalicepack.deploy.publish import PublishedLayer
 from chalicepack.errors import AppImportError, BadInput, ChalicepackError
+from chalicepack.inputs.locks import is_lock
 from chalicepack.lambda_env import DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT
 from chalicepack.options import BuildOptions
 from chalicepack.report import BuildReport, Dependency, MissingDependency, human_size
@@ -116,10 +117,10 @@ def annotate_missing(report: BuildReport, workspace: Path, *, strict: bool) -> N
     for item in report.missing_dependencies:
         pin = f"{item.name}=={item.version}"
         via = "" if item.requirement else f" (required by {', '.join(item.required_by)})"
-        message = (
-            f"{pin}{via}: {item.reason}. It is not in the package; vendor a build of it in"
-            " vendor/, or pin a release that has a wheel for the target."
-        )
+        fix = "vendor a build of it in vendor/, or pin a release that has a wheel for the target"
+        if item.requirement and is_lock(item.requirement.file):
+            fix = item.fix  # names the command that updates the lock
+        message = f"{pin}{via}: {item.reason}. It is not in the package; {fix}."
         places = list(_requirement_places(item, report, workspace))
         for file, line in places:
             annotate(message, title="Missing dependency", file=file, line=line)

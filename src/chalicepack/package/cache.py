@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chalicepack import __version__
+from chalicepack.errors import BadInput
 from chalicepack.inputs.requirements import RequirementLine, is_exact_pin, referenced_files
 from chalicepack.report import write_json_atomically
 
@@ -43,6 +44,23 @@ DEFAULT_MAX_AGE = 3600.0
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "chalicepack"
+
+
+def usable_cache_dir(cache_dir: Path, given: bool) -> Path:
+    """``cache_dir``, refused before any work when it, or a folder above it, is a file: the
+    first write into it would fail halfway through the build with a bare "Not a directory".
+    ``given``: the user named it with ``--cache-dir`` (else it is the default's fault)."""
+    for path in (cache_dir, *cache_dir.parents):
+        if path.exists():
+            if path.is_dir():
+                return cache_dir
+            where = "--cache-dir" if given else "the default cache directory"
+            raise BadInput(
+                f"{where} {cache_dir}: {path} is a file, not a directory; name a directory "
+                "(it is created when missing)",
+                file=path,
+            )
+    return cache_dir
 
 
 def resolution_key(requirements: Path, target: Target, resolver: str = "auto") -> str:

@@ -19,12 +19,11 @@ from typing import Any
 import boto3
 import pytest
 
-from conftest import EXAMPLE_APP, ROOT
+from conftest import EXAMPLE_APP
 from ghrunner import (
     StepFiles,
     action_metadata,
-    host_environment,
-    step_environment,
+    run_entrypoint,
     summary_table_rows,
 )
 from motoserver import ACCOUNT, REGION, MotoServer, aws_environment
@@ -82,22 +81,9 @@ def run_action(tmp_path: Path, workspace: Path):
 
     def run(inputs: Mapping[str, str], env: Mapping[str, str] | None = None) -> Step:
         files = StepFiles(tmp_path / "_runner_file_commands").create()
-        step_env = step_environment(
-            inputs,
-            workspace=str(workspace),
-            output=str(files.output),
-            summary=str(files.summary),
-            extra=env,
-        )
-        completed = subprocess.run(
-            [sys.executable, str(ROOT / "entrypoint.py")],
-            cwd=workspace,
-            env={**host_environment(), **step_env},
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        return Step(completed.returncode, completed.stdout, completed.stderr, files)
+        completed = run_entrypoint(workspace, files, inputs, env)
+        stdout, stderr = completed.stdout.decode(), completed.stderr.decode()
+        return Step(completed.returncode, stdout, stderr, files)
 
     return run
 
@@ -198,7 +184,7 @@ def test_the_build_log_is_folded_in_a_group(index: PackageIndex, run_action) -> 
 
     assert step.returncode == 0, step.stderr
     assert step.commands[:2] == [
-        "::group ::chalicepack build: stage dev, python3.12",
+        "::group::chalicepack build: stage dev, python3.12",
         "::endgroup::",
     ]
 
@@ -770,9 +756,9 @@ def test_index_passwords_are_masked_before_anything_is_logged(
 
     assert step.returncode == 0, step.stderr
     assert step.commands[:3] == [
-        "::add-mask ::env-s3cret",
-        "::add-mask ::${INDEX_TOKEN}",
-        "::add-mask ::s3cr3t-t0ken",
+        "::add-mask::env-s3cret",
+        "::add-mask::${INDEX_TOKEN}",
+        "::add-mask::s3cr3t-t0ken",
     ]
     assert "s3cr3t-t0ken" not in step.stderr + step.stdout.split("\n", 3)[3]
 
@@ -1172,6 +1158,7 @@ def test_package_format_cloudformation_writes_sam_json_beside_the_zips_without_a
         "deployment.zip",
         "layer-deployment.zip",
         "sam.json",
+        "sbom.cdx.json",
     ]
     template = json.loads((workspace / outputs["template"]).read_text())
     resources = template["Resources"]
@@ -1182,7 +1169,7 @@ def test_package_format_cloudformation_writes_sam_json_beside_the_zips_without_a
     assert report["template"] == {"path": str(out / "sam.json"), "format": "cloudformation"}
     assert report["artifacts"]["deployment"]["sha256"] == outputs["deployment_sha256"]
     assert outputs["deployment_sha256"] == sha256(out / "deployment.zip")
-    assert step.commands[0].startswith("::group ::chalicepack package (cloudformation): stage dev")
+    assert step.commands[0].startswith("::group::chalicepack package (cloudformation): stage dev")
     assert "the template is generated for us-east-1" in step.stderr
     assert "Template: `docs-app/dist/sam.json` (cloudformation)" in step.summary
 

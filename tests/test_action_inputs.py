@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import subprocess
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLE_APP, ROOT
-from ghrunner import StepFiles, host_environment, step_environment, workflow_commands
+from conftest import EXAMPLE_APP
+from ghrunner import StepFiles, run_entrypoint, workflow_commands
 from pkgindex import PackageIndex
 
 if sys.version_info < (3, 11):
@@ -252,26 +252,21 @@ def test_aws_region_is_in_effect_with_a_package_format_alone() -> None:
 # --- through entrypoint.py, as the runner runs it ---------------------------------------------
 
 
-def run_entrypoint(
-    tmp_path: Path, inputs: Mapping[str, str]
-) -> tuple[subprocess.CompletedProcess[str], StepFiles]:
-    """entrypoint.py in a workspace holding the bundled example at docs-app/."""
+@dataclass(frozen=True)
+class Step:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_in_workspace(tmp_path: Path, inputs: Mapping[str, str]) -> tuple[Step, StepFiles]:
+    """entrypoint.py in a workspace holding the bundled example at docs-app/; its output as
+    text."""
     workspace = tmp_path / "workspace"
-    if not workspace.exists():
-        shutil.copytree(EXAMPLE_APP, workspace / "docs-app")
+    shutil.copytree(EXAMPLE_APP, workspace / "docs-app")
     files = StepFiles(tmp_path / "_runner_file_commands").create()
-    env = step_environment(
-        inputs, workspace=str(workspace), output=str(files.output), summary=str(files.summary)
-    )
-    completed = subprocess.run(
-        [sys.executable, str(ROOT / "entrypoint.py")],
-        cwd=workspace,
-        env={**host_environment(), **env},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    return completed, files
+    completed = run_entrypoint(workspace, files, inputs, None)
+    return Step(completed.returncode, completed.stdout.decode(), completed.stderr.decode()), files
 
 
 # Bad values of inputs test_action.py does not already try; the message is the whole error.
@@ -296,7 +291,7 @@ def test_a_bad_value_is_exit_2_naming_the_input_before_anything_is_built(
 ) -> None:
     inputs = {"project_dir": "docs-app", name: value}
 
-    step, files = run_entrypoint(tmp_path, inputs)
+    step, files = run_in_workspace(tmp_path, inputs)
 
     assert step.returncode == 2, step.stderr
     assert [c for c in workflow_commands(step.stdout) if c.startswith("::error")] == [
@@ -321,7 +316,7 @@ def test_input_values_are_read_as_yaml_booleans_with_surrounding_space_dropped(
         "architecture": "arm64 ",
     }
 
-    step, files = run_entrypoint(tmp_path, inputs)
+    step, files = run_in_workspace(tmp_path, inputs)
 
     assert step.returncode == 0, step.stderr
     assert files.outputs()["architecture"] == "arm64"

@@ -260,7 +260,7 @@ def test_templates_equal_chalice_package_and_zips_are_chalicepacks(
         zips = sorted(path.name for path in theirs.iterdir() if path.suffix == ".zip")
         assert ("layer-deployment.zip" in zips) == (layer != "off")
         assert sorted(path.name for path in out.iterdir()) == sorted(
-            [template_name, "build-report.json", *zips]
+            [template_name, "build-report.json", "sbom.cdx.json", *zips]
         )
         for name, artifact in built.items():
             path = out / Path(artifact.path).name

@@ -54,6 +54,7 @@ from chalicepack.package.exclude import exclude, runtime_provided
 from chalicepack.package.layerzip import LAYER_ZIP as LAYER_ZIP
 from chalicepack.package.layerzip import LayerReuse, reusable_layer
 from chalicepack.package.outlock import output_lock
+from chalicepack.package.sbom import write_sbom
 from chalicepack.package.uptodate import (
     BuildInputs,
     build_fingerprint,
@@ -137,6 +138,7 @@ def _build_in(workdir: Path, inputs: BuildInputs, requirements: Requirements) ->
     with output_lock(inputs.out_dir):  # the zips, the layer kept or removed, and the report agree
         artifacts, checked = _write_artifacts(inputs, shipped, workdir)
         report = replace(report, artifacts=artifacts, import_check=checked)
+        write_sbom(inputs.out_dir, report, installed.wheels)
         write_report(report_path, report)
     return BuildResult(report, report_path, warnings)
 

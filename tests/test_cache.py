@@ -51,6 +51,24 @@ def test_unpinned_requirements_keep_their_recent_resolution_until_refresh(
     assert refreshed.json()["dependencies"][0]["version"] == "1.1"
 
 
+def test_refresh_asks_the_index_again_even_for_pinned_requirements(
+    tmp_path: Path, index: PackageIndex, chalicepack
+) -> None:
+    index.add_wheel("alpha", "1.0")
+    project = make_project(tmp_path / "app", {"requirements.txt": "alpha==1.0\n"})
+    assert chalicepack("build", project).returncode == 0
+
+    index.stop()  # a pinned resolution is reused for good: only --refresh notices
+    kept = chalicepack("build", project, "--out", tmp_path / "kept")
+    refreshed = chalicepack("build", project, "--refresh")
+
+    assert kept.returncode == 0, kept.stderr
+    assert "reusing its cached resolution" in kept.stderr
+    assert refreshed.returncode == 1, refreshed.stderr
+    assert "reusing its cached resolution" not in refreshed.stderr
+    assert "could not reach" in refreshed.stderr
+
+
 def test_a_changed_requirements_file_is_resolved_again(
     tmp_path: Path, index: PackageIndex, chalicepack
 ) -> None:

@@ -43,8 +43,9 @@ class Requirements:
             return cls()
         lines = requirement_lines(path) or read_requirement_lines(path)  # a lock's own lines
         key = resolution_key(path, target, resolver)
-        max_age = 0.0 if refresh else DEFAULT_MAX_AGE
-        return cls(path, lines, key, load_resolution(cache_dir, key, max_age))
+        # --refresh: resolve again, however pinned the requirements are.
+        cached = None if refresh else load_resolution(cache_dir, key, DEFAULT_MAX_AGE)
+        return cls(path, lines, key, cached)
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,10 @@ requirements and constraints file, the target, the ``PIP_*`` environment and cha
 version) and every wheel it names is still in the store. One of fully pinned requirements
 (every line ``name==version``, and every resolved distribution named by such a line) is
 reused for good: a rebuild needs no index at all. One of looser requirements is reused for
-``max_age`` seconds (an hour by default; ``--refresh`` makes it 0), as ``chalice package``
+``max_age`` seconds (an hour by default), as ``chalice package``
 reuses its dependencies while requirements.txt is unchanged, so that a rebuild in an edit loop
-does not ask the index again; after that the requirements are resolved again.
+does not ask the index again; after that the requirements are resolved again. ``--refresh``
+resolves again whatever is cached.
 """
 
 from __future__ import annotations

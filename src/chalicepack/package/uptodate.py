@@ -127,8 +127,9 @@ def unchanged_build(inputs: BuildInputs) -> BuildResult | None:
             )
         except (OSError, ValueError):
             return None  # the build reads requirements.txt again, and says what is wrong
-        max_age = 0.0 if inputs.options.refresh else DEFAULT_MAX_AGE
-        token = reusable_resolution(inputs.cache_dir, key, max_age)
+        # --refresh: resolve again, however pinned the requirements are.
+        refresh = inputs.options.refresh
+        token = None if refresh else reusable_resolution(inputs.cache_dir, key, DEFAULT_MAX_AGE)
         if token is None:
             return None  # requirements must be resolved again: that alone may change the package
     fingerprint = build_fingerprint(inputs.project, inputs.config.path, inputs.settings, token)

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT := build/demo
 
-.PHONY: demo test lint venv clean test-container test-arm64 bench
+.PHONY: demo test lint venv clean test-container test-arm64 bench image-lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,11 +28,22 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
-	$(BIN)/check-jsonschema --builtin-schema vendor.github-actions action.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-actions action.yml composite/action.yml
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml \
 		examples/workflows/*.yml
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_templates.py -k cfn_lint
+
+# The image's Python dependencies pinned with hashes, for every platform and Python 3.11+
+# (Dockerfile installs them with --require-hashes). setuptools and wheel are left out of the
+# run-time lock: chalice declares them for its own packager, which chalicepack replaces; they
+# are locked apart, to build chalicepack's wheel in the image's build stage.
+IMAGE_LOCK := $(BIN)/uv pip compile --universal --python-version 3.11 --generate-hashes --quiet \
+	--custom-compile-command "make image-lock"
+image-lock: $(STAMP)
+	$(IMAGE_LOCK) pyproject.toml --no-emit-package setuptools --no-emit-package wheel \
+		-o image/requirements.txt
+	$(IMAGE_LOCK) image/build-requirements.in -o image/build-requirements.txt
 
 # The Action's image built from the Dockerfile and run as the runner runs it (needs root; the
 # base image is made with debootstrap and cached under build/container-test/). Its tests are

@@ -58,3 +58,30 @@ def error_line(stderr: str) -> str:
     assert lines, "nothing on stderr"
     assert lines[-1].startswith(ERROR_PREFIX), f"the last line is not the error:\n{stderr}"
     return lines[-1].removeprefix(ERROR_PREFIX)
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    """Every file below ``root`` (hidden ones included) and its bytes, by relative path."""
+    if not root.exists():
+        return {}
+    return {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and not path.is_symlink()
+    }
+
+
+_OTHERS_CACHES = ("pip", "uv", "pycache", "runtime-provided")
+
+
+def cache_files(cache: Path) -> set[str]:
+    """The cache's own files: what chalicepack wrote, without pip's and uv's HTTP caches (theirs
+    to keep consistent) and the import check's bytecode and links to what Lambda's runtime
+    provides (filled by any import, whatever its outcome)."""
+    if not cache.exists():
+        return set()
+    return {
+        path.relative_to(cache).as_posix()
+        for path in cache.rglob("*")
+        if path.is_file() and path.relative_to(cache).parts[0] not in _OTHERS_CACHES
+    }

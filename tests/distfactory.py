@@ -27,8 +27,14 @@ def import_name(name: str) -> str:
     return canonicalize_name(name).replace("-", "_")
 
 
-def _metadata(name: str, version: str, requires: Sequence[str], requires_python: str | None) -> str:
-    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+def _metadata(
+    name: str,
+    version: str,
+    requires: Sequence[str],
+    requires_python: str | None,
+    fields: Sequence[str] = (),
+) -> str:
+    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}", *fields]
     if requires_python:
         lines.append(f"Requires-Python: {requires_python}")
     # Build backends declare each extra their Requires-Dist markers use (pip ignores an extra
@@ -59,16 +65,20 @@ def build_wheel(
     requires_python: str | None = None,
     data_files: Files | None = None,
     bad_record: bool = False,
+    metadata: Sequence[str] = (),
 ) -> Path:
     """Write ``<name>-<version>-<tag>.whl`` and return its path.
 
     ``files`` default to one module package ``<name>/__init__.py``; ``data_files`` go under
     ``<name>-<version>.data/`` (e.g. ``{"scripts/tool": "..."}``); ``bad_record`` writes a
-    RECORD whose hash for the first file is wrong.
+    RECORD whose hash for the first file is wrong; ``metadata`` lines (``"License: MIT"``) are
+    added to METADATA.
     """
     dist = f"{import_name(name)}-{version}"
     payload = dict(files or {f"{import_name(name)}/__init__.py": f'__version__ = "{version}"\n'})
-    payload[f"{dist}.dist-info/METADATA"] = _metadata(name, version, requires, requires_python)
+    payload[f"{dist}.dist-info/METADATA"] = _metadata(
+        name, version, requires, requires_python, metadata
+    )
     payload[f"{dist}.dist-info/WHEEL"] = (
         f"Wheel-Version: 1.0\nGenerator: chalicepack-tests\nRoot-Is-Purelib: "
         f"{'true' if tag.endswith('-none-any') else 'false'}\nTag: {tag}\n"

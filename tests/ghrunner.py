@@ -4,6 +4,8 @@ container and how it reads back what the step wrote (outputs, summary, workflow 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +87,26 @@ def host_environment() -> dict[str, str]:
         for name, value in os.environ.items()
         if not name.startswith(("INPUT_", "GITHUB_", "RUNNER_", "AWS_"))
     }
+
+
+def run_entrypoint(
+    workspace: Path, files: StepFiles, inputs: Mapping[str, str], env: Mapping[str, str] | None
+) -> subprocess.CompletedProcess[bytes]:
+    """entrypoint.py run in ``workspace`` with the ``with:`` inputs, as the runner runs it."""
+    step_env = step_environment(
+        inputs,
+        workspace=str(workspace),
+        output=str(files.output),
+        summary=str(files.summary),
+        extra=env,
+    )
+    return subprocess.run(
+        [sys.executable, str(ROOT / "entrypoint.py")],
+        cwd=workspace,
+        env={**host_environment(), **step_env},
+        capture_output=True,
+        timeout=600,
+    )
 
 
 def parse_file_commands(text: str) -> dict[str, str]:

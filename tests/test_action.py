@@ -19,20 +19,21 @@ from typing import Any
 import boto3
 import pytest
 
-from conftest import EXAMPLE_APP, ROOT
+from conftest import EXAMPLE_APP
 from ghrunner import (
     StepFiles,
     action_metadata,
-    host_environment,
-    step_environment,
+    run_entrypoint,
     summary_table_rows,
 )
 from motoserver import ACCOUNT, REGION, MotoServer, aws_environment
 from pkgindex import PackageIndex
 from reportschema import assert_valid_report
-from test_trim import publish_aws_sdk
+from test_exclude import publish_aws_sdk
 
-pytest.importorskip("github_action_utils", reason="the Action needs Python 3.11+")
+if sys.version_info < (3, 11):
+    # On 3.11+ github-action-utils is a dependency: its absence there fails, never skips.
+    pytest.skip("the Action needs Python 3.11+", allow_module_level=True)
 
 from chalicepack.action.inputs import Runtime
 from chalicepack.action.outputs import job_summary
@@ -81,22 +82,9 @@ def run_action(tmp_path: Path, workspace: Path):
 
     def run(inputs: Mapping[str, str], env: Mapping[str, str] | None = None) -> Step:
         files = StepFiles(tmp_path / "_runner_file_commands").create()
-        step_env = step_environment(
-            inputs,
-            workspace=str(workspace),
-            output=str(files.output),
-            summary=str(files.summary),
-            extra=env,
-        )
-        completed = subprocess.run(
-            [sys.executable, str(ROOT / "entrypoint.py")],
-            cwd=workspace,
-            env={**host_environment(), **step_env},
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        return Step(completed.returncode, completed.stdout, completed.stderr, files)
+        completed = run_entrypoint(workspace, files, inputs, env)
+        stdout, stderr = completed.stdout.decode(), completed.stderr.decode()
+        return Step(completed.returncode, stdout, stderr, files)
 
     return run
 
@@ -197,7 +185,7 @@ def test_the_build_log_is_folded_in_a_group(index: PackageIndex, run_action) -> 
 
     assert step.returncode == 0, step.stderr
     assert step.commands[:2] == [
-        "::group ::chalicepack build: stage dev, python3.12",
+        "::group::chalicepack build: stage dev, python3.12",
         "::endgroup::",
     ]
 
@@ -769,9 +757,9 @@ def test_index_passwords_are_masked_before_anything_is_logged(
 
     assert step.returncode == 0, step.stderr
     assert step.commands[:3] == [
-        "::add-mask ::env-s3cret",
-        "::add-mask ::${INDEX_TOKEN}",
-        "::add-mask ::s3cr3t-t0ken",
+        "::add-mask::env-s3cret",
+        "::add-mask::${INDEX_TOKEN}",
+        "::add-mask::s3cr3t-t0ken",
     ]
     assert "s3cr3t-t0ken" not in step.stderr + step.stdout.split("\n", 3)[3]
 
@@ -1196,6 +1184,7 @@ def test_package_format_cloudformation_writes_sam_json_beside_the_zips_without_a
         "deployment.zip",
         "layer-deployment.zip",
         "sam.json",
+        "sbom.cdx.json",
     ]
     template = json.loads((workspace / outputs["template"]).read_text())
     resources = template["Resources"]
@@ -1206,7 +1195,7 @@ def test_package_format_cloudformation_writes_sam_json_beside_the_zips_without_a
     assert report["template"] == {"path": str(out / "sam.json"), "format": "cloudformation"}
     assert report["artifacts"]["deployment"]["sha256"] == outputs["deployment_sha256"]
     assert outputs["deployment_sha256"] == sha256(out / "deployment.zip")
-    assert step.commands[0].startswith("::group ::chalicepack package (cloudformation): stage dev")
+    assert step.commands[0].startswith("::group::chalicepack package (cloudformation): stage dev")
     assert "the template is generated for us-east-1" in step.stderr
     assert "Template: `docs-app/dist/sam.json` (cloudformation)" in step.summary
 
@@ -1307,3 +1296,40 @@ def test_check_only_with_a_package_format_is_bad_input_naming_both(
     (error,) = [c for c in step.commands if c.startswith("::error")]
     assert error.startswith("::error title=Bad input::inputs check_only and package_format:")
     assert not (workspace / "docs-app/dist").exists()
+
+
+def test_a_uv_project_builds_and_a_locked_c_package_with_no_wheel_is_annotated_on_its_lock_line(
+    tmp_path: Path, index: PackageIndex, workspace: Path, run_action
+) -> None:
+    """No requirements.txt: the project's uv.lock is what ships; a C package locked with only
+    its sdist, which builds here for x86_64 but not for arm64, is a warning at its entry."""
+    publish_sortedcontainers(index)
+    index.add_sdist("cext", "1.0", c_extension=True)
+    project = workspace / "docs-app"
+    (project / "requirements.txt").unlink()
+    (project / ".python-version").write_text("3.11\n")
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "docs-app"\nversion = "0"\nrequires-python = ">=3.10"\n'
+        'dependencies = ["sortedcontainers==2.4.0", "cext"]\n\n[tool.uv]\npackage = false\n'
+    )
+    from uv import find_uv_bin
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UV_")}
+    env.update(UV_NO_CONFIG="1", UV_DEFAULT_INDEX=index.url, UV_CACHE_DIR=str(tmp_path / "uv"))
+    subprocess.run([find_uv_bin(), "lock"], cwd=project, env=env, check=True, capture_output=True)
+    lines = (project / "uv.lock").read_text().splitlines()
+    cext_line = lines.index('name = "cext"') + 1
+
+    step = run_action({"project_dir": "docs-app", "architecture": "arm64"})
+
+    assert step.returncode == 0, step.stderr
+    report = json.loads((workspace / "docs-app/dist/build-report.json").read_text())
+    versions = {d["name"]: d["version"] for d in report["dependencies"]}
+    assert versions == {"sortedcontainers": "2.4.0"}
+    (missing,) = report["missing_dependencies"]
+    (warning,) = [c for c in step.commands if c.startswith("::warning title=Missing dependency")]
+    assert warning.startswith(
+        f"::warning title=Missing dependency,file=docs-app/uv.lock,line={cext_line}::cext==1.0:"
+    )
+    assert missing["fix"] in warning
+    assert json.loads(step.outputs["missing_dependencies"])[0]["line"] == cext_line

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from conftest import make_project
 
@@ -36,20 +39,6 @@ def test_the_stage_environment_is_set_and_per_function_variables_are_not(
     assert run.returncode == 0, run.stderr
 
 
-def test_an_app_that_needs_a_per_function_variable_at_import_fails(
-    tmp_path: Path, chalicepack
-) -> None:
-    app = APP_HEADER + "per_function = os.environ['PER_FUNCTION']\n"
-    project = make_project(tmp_path / "app", {"app.py": app}, config=DOCS_CONFIG)
-
-    run = chalicepack("build", project)
-
-    assert run.returncode == 2
-    assert "KeyError: 'PER_FUNCTION'" in run.stderr
-    assert "app.py:5" in run.stderr
-    assert not (project / "dist" / "deployment.zip").exists()
-
-
 def test_the_cli_mode_guard_keeps_import_time_connections_from_running(
     tmp_path: Path, chalicepack
 ) -> None:
@@ -66,42 +55,6 @@ def test_the_cli_mode_guard_keeps_import_time_connections_from_running(
     assert not marker.exists()
 
 
-def test_an_exception_at_import_names_the_file_and_line(tmp_path: Path, chalicepack) -> None:
-    helper = "def connect():\n    raise RuntimeError('database unreachable')\n"
-    app = APP_HEADER + "from chalicelib.db import connect\nconnect()\n"
-    project = make_project(tmp_path / "app", {"app.py": app, "chalicelib/db.py": helper})
-
-    run = chalicepack("build", project)
-
-    assert run.returncode == 2
-    assert "RuntimeError: database unreachable" in run.stderr
-    assert "chalicelib/db.py:2" in run.stderr
-
-
-def test_a_module_in_neither_requirements_nor_vendor_fails_the_build(
-    tmp_path: Path, chalicepack
-) -> None:
-    project = make_project(tmp_path / "app", {"app.py": APP_HEADER + "import yaml_nowhere\n"})
-
-    run = chalicepack("build", project)
-
-    assert run.returncode == 2
-    assert "No module named 'yaml_nowhere'" in run.stderr
-    assert "requirements.txt" in run.stderr and "vendor/" in run.stderr
-
-
-def test_a_package_installed_on_the_build_host_does_not_leak_into_the_check(
-    tmp_path: Path, chalicepack
-) -> None:
-    # packaging is installed beside chalicepack, but this app does not list it.
-    project = make_project(tmp_path / "app", {"app.py": APP_HEADER + "import packaging\n"})
-
-    run = chalicepack("build", project)
-
-    assert run.returncode == 2
-    assert "No module named 'packaging'" in run.stderr
-
-
 def test_boto3_comes_from_the_lambda_runtime_as_on_lambda(tmp_path: Path, chalicepack) -> None:
     project = make_project(tmp_path / "app", {"app.py": APP_HEADER + "import boto3\n"})
 
@@ -110,37 +63,79 @@ def test_boto3_comes_from_the_lambda_runtime_as_on_lambda(tmp_path: Path, chalic
     assert run.returncode == 0, run.stderr
 
 
-def test_a_top_level_package_beside_app_py_is_not_packaged(tmp_path: Path, chalicepack) -> None:
-    project = make_project(
-        tmp_path / "app",
-        {"app.py": APP_HEADER + "import ingest\n", "ingest/__init__.py": "X = 1\n"},
-    )
+# Each case: the project's files beyond config.json (app.py after APP_HEADER), its config, the
+# build's extra arguments, and what stderr must say.
+IMPORT_FAILURES = {
+    "a per-function variable needed at import": (
+        {"app.py": "per_function = os.environ['PER_FUNCTION']\n"},
+        DOCS_CONFIG,
+        (),
+        ["KeyError: 'PER_FUNCTION'", "app.py:5"],
+    ),
+    "an exception names the file and line": (
+        {
+            "app.py": "from chalicelib.db import connect\nconnect()\n",
+            "chalicelib/db.py": "def connect():\n    raise RuntimeError('database unreachable')\n",
+        },
+        None,
+        (),
+        ["RuntimeError: database unreachable", "chalicelib/db.py:2"],
+    ),
+    "a module in neither requirements nor vendor": (
+        {"app.py": "import yaml_nowhere\n"},
+        None,
+        (),
+        ["No module named 'yaml_nowhere'", "requirements.txt", "vendor/"],
+    ),
+    # packaging is installed beside chalicepack, but this app does not list it.
+    "a package installed on the build host does not leak into the check": (
+        {"app.py": "import packaging\n"},
+        None,
+        (),
+        ["No module named 'packaging'"],
+    ),
+    "a top-level package beside app.py is not packaged": (
+        {"app.py": "import ingest\n", "ingest/__init__.py": "X = 1\n"},
+        None,
+        (),
+        ["only app.py and chalicelib/"],
+    ),
+    "a syntax error names the file and line": (
+        {"app.py": "def broken(:\n"},
+        None,
+        (),
+        ["app.py:5", "syntax error"],
+    ),
+    "an import that hangs is stopped at the timeout": (
+        {"app.py": "import time\ntime.sleep(60)\n"},
+        None,
+        ("--import-timeout", "2"),
+        ["2", "--import-timeout"],
+    ),
+}
 
-    run = chalicepack("build", project)
+
+@pytest.mark.parametrize(
+    ("files", "config", "args", "messages"),
+    IMPORT_FAILURES.values(),
+    ids=IMPORT_FAILURES.keys(),
+)
+def test_an_app_that_fails_at_import_fails_the_build_saying_why_and_writes_no_zip(
+    tmp_path: Path,
+    chalicepack,
+    files: dict[str, str],
+    config: dict[str, Any] | None,
+    args: tuple[str, ...],
+    messages: list[str],
+) -> None:
+    files = {**files, "app.py": APP_HEADER + files["app.py"]}
+    project = make_project(tmp_path / "app", files, config=config)
+
+    run = chalicepack("build", project, *args)
 
     assert run.returncode == 2
-    assert "only app.py and chalicelib/" in run.stderr
-
-
-def test_a_syntax_error_names_the_file_and_line(tmp_path: Path, chalicepack) -> None:
-    project = make_project(tmp_path / "app", {"app.py": APP_HEADER + "def broken(:\n"})
-
-    run = chalicepack("build", project)
-
-    assert run.returncode == 2
-    assert "app.py:5" in run.stderr
-    assert "syntax error" in run.stderr
-
-
-def test_an_import_that_hangs_is_stopped_at_the_timeout(tmp_path: Path, chalicepack) -> None:
-    project = make_project(
-        tmp_path / "app", {"app.py": APP_HEADER + "import time\ntime.sleep(60)\n"}
-    )
-
-    run = chalicepack("build", project, "--import-timeout", "2")
-
-    assert run.returncode == 2
-    assert "2" in run.stderr and "--import-timeout" in run.stderr
+    for message in messages:
+        assert message in run.stderr
     assert not (project / "dist" / "deployment.zip").exists()
 
 

@@ -36,79 +36,70 @@ def app_output(stderr: str) -> list[str]:
 # --- what an import finds -----------------------------------------------------------------------
 
 
-def test_a_dependencys_package_wins_over_a_vendor_module_of_the_same_name(
-    tmp_path: Path, index: PackageIndex, chalicepack, layout: str
-) -> None:
+# Each case: the wheels on the index (all required, at 1.0), the project's vendor/ files, the
+# app's import and print lines, and what the import printed.
+WHAT_AN_IMPORT_FINDS = {
     # Both land in one directory on Lambda, where Python finds the package x/ before x.py.
-    index.add_wheel("xdist", "1.0", files={"x/__init__.py": "WHERE = 'the dependency'\n"})
-    project = make_project(
-        tmp_path / "app",
-        {
-            "requirements.txt": "xdist==1.0\n",
-            "vendor/x.py": "WHERE = 'vendor/'\n",
-            "app.py": app_importing("import x", "print('x from', x.WHERE)"),
-        },
-    )
+    "a dependency's package wins over a vendor module of the same name": (
+        {"xdist": {"x/__init__.py": "WHERE = 'the dependency'\n"}},
+        {"vendor/x.py": "WHERE = 'vendor/'\n"},
+        ("import x", "print('x from', x.WHERE)"),
+        "x from the dependency",
+    ),
+    "a vendor module added to a dependency's package is found in it": (
+        {"pkgdist": {"pkg/__init__.py": "", "pkg/base.py": "NAME = 'base'\n"}},
+        {"vendor/pkg/patch.py": "NAME = 'patch'\n"},
+        ("from pkg import base, patch", "print(base.NAME, patch.NAME)"),
+        "base patch",
+    ),
+    "a namespace package split across dependencies imports whole": (
+        {"ns-one": {"ns/one/__init__.py": "N = 1\n"}, "ns-two": {"ns/two/__init__.py": "N = 2\n"}},
+        {},
+        ("import ns.one, ns.two", "print(ns.one.N + ns.two.N)"),
+        "3",
+    ),
+    "a namespace package split across dependencies and vendor imports whole": (
+        {"ns-one": {"ns/one/__init__.py": "N = 1\n"}, "ns-two": {"ns/two/__init__.py": "N = 2\n"}},
+        {"vendor/ns/three/__init__.py": "N = 3\n"},
+        ("import ns.one, ns.two, ns.three", "print(ns.one.N + ns.two.N + ns.three.N)"),
+        "6",
+    ),
+    "a dependency file replaced from vendor is the one imported": (
+        {"patched": {"patched/__init__.py": "WHERE = 'wheel'\n"}},
+        {"vendor/patched/__init__.py": "WHERE = 'vendor'\n"},
+        ("import patched", "print(patched.WHERE)"),
+        "vendor",
+    ),
+}
 
-    run = chalicepack("build", project, layout)
 
-    assert run.returncode == 0, run.stderr
-    assert app_output(run.stderr) == ["x from the dependency"]
-
-
-def test_a_vendor_module_added_to_a_dependencys_package_is_found_in_it(
-    tmp_path: Path, index: PackageIndex, chalicepack, layout: str
+@pytest.mark.parametrize(
+    ("wheels", "vendor", "app", "printed"),
+    WHAT_AN_IMPORT_FINDS.values(),
+    ids=WHAT_AN_IMPORT_FINDS.keys(),
+)
+def test_an_import_finds_what_it_would_find_on_lambda(
+    tmp_path: Path,
+    index: PackageIndex,
+    chalicepack,
+    layout: str,
+    wheels: dict[str, dict[str, str]],
+    vendor: dict[str, str],
+    app: tuple[str, str],
+    printed: str,
 ) -> None:
-    index.add_wheel(
-        "pkgdist",
-        "1.0",
-        files={"pkg/__init__.py": "", "pkg/base.py": "NAME = 'base'\n"},
-    )
+    for name, files in wheels.items():
+        index.add_wheel(name, "1.0", files=files)
+    requirements = "".join(f"{name}==1.0\n" for name in wheels)
     project = make_project(
         tmp_path / "app",
-        {
-            "requirements.txt": "pkgdist==1.0\n",
-            "vendor/pkg/patch.py": "NAME = 'patch'\n",
-            "app.py": app_importing("from pkg import base, patch", "print(base.NAME, patch.NAME)"),
-        },
+        {"requirements.txt": requirements, **vendor, "app.py": app_importing(*app)},
     )
 
     run = chalicepack("build", project, layout)
 
     assert run.returncode == 0, run.stderr
-    assert app_output(run.stderr) == ["base patch"]
-
-
-def test_a_namespace_package_split_across_dependencies_and_vendor_imports_whole(
-    tmp_path: Path, index: PackageIndex, chalicepack, layout: str
-) -> None:
-    index.add_wheel("ns-one", "1.0", files={"ns/one/__init__.py": "N = 1\n"})
-    index.add_wheel("ns-two", "1.0", files={"ns/two/__init__.py": "N = 2\n"})
-    project = make_project(
-        tmp_path / "app",
-        {
-            "requirements.txt": "ns-one==1.0\nns-two==1.0\n",
-            "app.py": app_importing("import ns.one, ns.two", "print(ns.one.N + ns.two.N)"),
-        },
-    )
-    with_vendor = make_project(
-        tmp_path / "app-with-vendor",
-        {
-            "requirements.txt": "ns-one==1.0\nns-two==1.0\n",
-            "vendor/ns/three/__init__.py": "N = 3\n",
-            "app.py": app_importing(
-                "import ns.one, ns.two, ns.three", "print(ns.one.N + ns.two.N + ns.three.N)"
-            ),
-        },
-    )
-
-    run = chalicepack("build", project, layout)
-    run_with_vendor = chalicepack("build", with_vendor, layout)
-
-    assert run.returncode == 0, run.stderr
-    assert app_output(run.stderr) == ["3"]
-    assert run_with_vendor.returncode == 0, run_with_vendor.stderr
-    assert app_output(run_with_vendor.stderr) == ["6"]
+    assert app_output(run.stderr) == [printed]
 
 
 def test_a_module_left_out_by_exclude_cannot_be_imported(
@@ -128,25 +119,6 @@ def test_a_module_left_out_by_exclude_cannot_be_imported(
     assert kept.returncode == 0, kept.stderr
     assert left_out.returncode == 2
     assert "No module named 'extras.optional'" in left_out.stderr
-
-
-def test_a_dependency_file_replaced_from_vendor_is_the_one_imported(
-    tmp_path: Path, index: PackageIndex, chalicepack, layout: str
-) -> None:
-    index.add_wheel("patched", "1.0", files={"patched/__init__.py": "WHERE = 'wheel'\n"})
-    project = make_project(
-        tmp_path / "app",
-        {
-            "requirements.txt": "patched==1.0\n",
-            "vendor/patched/__init__.py": "WHERE = 'vendor'\n",
-            "app.py": app_importing("import patched", "print(patched.WHERE)"),
-        },
-    )
-
-    run = chalicepack("build", project, layout)
-
-    assert run.returncode == 0, run.stderr
-    assert app_output(run.stderr) == ["vendor"]
 
 
 # --- bytecode -----------------------------------------------------------------------------------

@@ -230,29 +230,30 @@ def test_symlink_to_a_directory_inside_the_project_ships_its_files(tmp_path: Pat
     }
 
 
-def test_symlinked_file_escaping_the_project_is_refused(tmp_path: Path) -> None:
-    outside = write_files(tmp_path / "elsewhere", {"secret.py": "KEY = 1\n"})
-    root = make_project(tmp_path / "proj", {"chalicelib/__init__.py": ""})
-    link = root / "chalicelib" / "secret.py"
-    link.symlink_to(outside / "secret.py")
+@pytest.mark.parametrize(
+    ("outside_files", "files", "link", "target"),
+    [
+        (
+            {"secret.py": "KEY = 1\n"},
+            {"chalicelib/__init__.py": ""},
+            "chalicelib/secret.py",
+            "secret.py",
+        ),
+        ({"lib/__init__.py": ""}, {"vendor/ok.py": ""}, "vendor/lib", "lib"),
+    ],
+    ids=["file", "directory"],
+)
+def test_a_symlink_escaping_the_project_is_refused(
+    tmp_path: Path, outside_files: dict[str, str], files: dict[str, str], link: str, target: str
+) -> None:
+    outside = write_files(tmp_path / "elsewhere", outside_files)
+    root = make_project(tmp_path / "proj", files)
+    (root / link).symlink_to(outside / target, target_is_directory=(outside / target).is_dir())
 
     message = project_error(root)
 
-    assert str(link) in message
-    assert str((outside / "secret.py").resolve()) in message
-    assert "outside the project" in message
-
-
-def test_symlinked_directory_escaping_the_project_is_refused(tmp_path: Path) -> None:
-    outside = write_files(tmp_path / "elsewhere", {"lib/__init__.py": ""})
-    root = make_project(tmp_path / "proj", {"vendor/ok.py": ""})
-    link = root / "vendor" / "lib"
-    link.symlink_to(outside / "lib", target_is_directory=True)
-
-    message = project_error(root)
-
-    assert str(link) in message
-    assert str((outside / "lib").resolve()) in message
+    assert str(root / link) in message
+    assert str((outside / target).resolve()) in message
     assert "outside the project" in message
 
 
@@ -268,40 +269,27 @@ def test_app_py_linking_outside_the_project_is_refused(tmp_path: Path) -> None:
     assert "outside the project" in message
 
 
-def test_directory_link_back_to_its_parent_is_refused_as_a_loop(tmp_path: Path) -> None:
-    root = make_project(tmp_path, {"chalicelib/sub/mod.py": ""})
-    link = root / "chalicelib" / "sub" / "again"
-    link.symlink_to("..", target_is_directory=True)
+@pytest.mark.parametrize(
+    ("files", "link", "target", "problem"),
+    [
+        ({"chalicelib/sub/mod.py": ""}, "chalicelib/sub/again", "..", "loop"),
+        ({"chalicelib/__init__.py": ""}, "chalicelib/me.py", "me.py", "loop"),
+        ({"chalicelib/__init__.py": ""}, "chalicelib/gone.py", "deleted.py", "broken symlink"),
+    ],
+    ids=["directory-link-to-its-parent", "self-referencing", "broken"],
+)
+def test_a_symlink_that_leads_nowhere_is_refused_naming_it(
+    tmp_path: Path, files: dict[str, str], link: str, target: str, problem: str
+) -> None:
+    root = make_project(tmp_path, files)
+    (root / link).symlink_to(target, target_is_directory=target == "..")
 
     message = project_error(root)
 
-    assert "loop" in message
-    assert str(link) in message
+    assert problem in message
+    assert str(root / link) in message
 
 
-def test_self_referencing_symlink_is_refused_as_a_loop(tmp_path: Path) -> None:
-    root = make_project(tmp_path, {"chalicelib/__init__.py": ""})
-    link = root / "chalicelib" / "me.py"
-    link.symlink_to("me.py")
-
-    message = project_error(root)
-
-    assert "loop" in message
-    assert str(link) in message
-
-
-def test_broken_symlink_is_refused(tmp_path: Path) -> None:
-    root = make_project(tmp_path, {"chalicelib/__init__.py": ""})
-    link = root / "chalicelib" / "gone.py"
-    link.symlink_to("deleted.py")
-
-    message = project_error(root)
-
-    assert str(link) in message
-    assert "broken symlink" in message
-
-
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
 def test_a_file_that_is_neither_regular_nor_a_directory_is_refused(tmp_path: Path) -> None:
     root = make_project(tmp_path, {"chalicelib/__init__.py": ""})
     os.mkfifo(root / "chalicelib" / "pipe")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import dataclasses
 import hashlib
 import json
 import re
@@ -26,7 +25,7 @@ import yaml
 from chalicepack.cli import build_parser, main
 from chalicepack.cli import package_options_from_args as options_from_args
 from chalicepack.deploy.templates import PackageResult, package
-from chalicepack.errors import AppImportError, BadInput, ChalicepackError, MissingDependencies
+from chalicepack.errors import AppImportError, BadInput, MissingDependencies
 from chalicepack.options import BuildOptions, PackageOptions
 from chalicepack.package.pipeline import build
 from conftest import make_project
@@ -261,7 +260,7 @@ def test_templates_equal_chalice_package_and_zips_are_chalicepacks(
         zips = sorted(path.name for path in theirs.iterdir() if path.suffix == ".zip")
         assert ("layer-deployment.zip" in zips) == (layer != "off")
         assert sorted(path.name for path in out.iterdir()) == sorted(
-            [template_name, "build-report.json", *zips]
+            [template_name, "build-report.json", "sbom.cdx.json", *zips]
         )
         for name, artifact in built.items():
             path = out / Path(artifact.path).name
@@ -436,10 +435,6 @@ def test_app_import_failure_names_the_file_and_line(index: PackageIndex, tmp_pat
     assert not (out / "sam.json").exists()
 
 
-@pytest.mark.skipif(
-    "import_app" not in {f.name for f in dataclasses.fields(BuildOptions)},
-    reason="build has no separate import check to switch off",
-)
 def test_without_the_build_import_check_generation_still_names_the_file_and_line(
     index: PackageIndex, tmp_path: Path
 ) -> None:
@@ -447,7 +442,7 @@ def test_without_the_build_import_check_generation_still_names_the_file_and_line
     app = ROUTE_APP + "\nraise RuntimeError('no config here')\n"
     project = make_project(tmp_path / "project", {"app.py": app})
     options = PackageOptions.parse(
-        BuildOptions(project, cache_dir=tmp_path / "cache", import_app=False),  # type: ignore[call-arg]
+        BuildOptions(project, cache_dir=tmp_path / "cache", import_app=False),
         tmp_path / "out",
     )
 
@@ -651,25 +646,9 @@ def test_example_app_sam_templates_pass_cfn_lint(
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
 
-# --- through the chalicepack command, once cli.py wires `package` ----------------------------
+# --- through the chalicepack command ---------------------------------------------------------
 
 
-def _cli_has_package() -> bool:
-    from chalicepack.cli import build_parser
-
-    try:
-        build_parser().parse_args(["package", "out"])
-    except (ChalicepackError, SystemExit):
-        return False
-    return True
-
-
-needs_cli = pytest.mark.skipif(
-    not _cli_has_package(), reason="cli.py does not wire `chalicepack package` yet"
-)
-
-
-@needs_cli
 def test_cli_package_writes_the_template_and_exits_0(
     example_app: Path, index: PackageIndex, chalicepack, tmp_path: Path
 ) -> None:
@@ -684,7 +663,6 @@ def test_cli_package_writes_the_template_and_exits_0(
     assert run.stdout.splitlines()[:2] == [str(out / "sam.json"), str(out / "deployment.zip")]
 
 
-@needs_cli
 def test_cli_package_keeps_a_recent_resolution_until_refresh(
     index: PackageIndex, chalicepack, tmp_path: Path
 ) -> None:
@@ -714,7 +692,6 @@ def test_cli_package_keeps_a_recent_resolution_until_refresh(
     assert refreshed.json()["dependencies"][0]["version"] == "1.1"
 
 
-@needs_cli
 def test_cli_bad_pkg_format_exits_2_with_the_allowed_values(
     example_app: Path, chalicepack, tmp_path: Path
 ) -> None:
@@ -728,7 +705,6 @@ def test_cli_bad_pkg_format_exits_2_with_the_allowed_values(
     assert run.stdout == ""
 
 
-@needs_cli
 def test_cli_unknown_stage_exits_2_with_the_defined_stages(
     example_app: Path, chalicepack, tmp_path: Path
 ) -> None:

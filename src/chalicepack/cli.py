@@ -76,6 +76,7 @@ def _add_project_options(command: argparse.ArgumentParser) -> None:
 def _add_build_options(command: argparse.ArgumentParser) -> None:
     """Every option that shapes a build, less the project and output directories."""
     _add_target_options(command)
+    _add_dependency_options(command)
     _add_behaviour_options(command)
 
 
@@ -102,32 +103,8 @@ def _add_target_options(command: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_behaviour_options(command: argparse.ArgumentParser) -> None:
-    """How strict, what to leave out, where to cache, what to print."""
-    command.add_argument(
-        "--strict", action="store_true", help="exit 1 when a dependency has no build for the target"
-    )
-    command.add_argument(
-        "--cache-dir", type=Path, help="wheel cache (default: $XDG_CACHE_HOME/chalicepack)"
-    )
-    command.add_argument(
-        "--json",
-        action="store_true",
-        help="print build-report.json (check: check-report.json) to stdout instead",
-    )
-    command.add_argument(
-        "--no-import",
-        dest="import_app",
-        action="store_false",
-        help="do not import app.py to check it and list its Lambda functions",
-    )
-    command.add_argument(
-        "--import-timeout",
-        type=seconds,
-        default=BuildOptions.import_timeout,
-        metavar="SECONDS",
-        help="how long importing app.py may take (default: 60)",
-    )
+def _add_dependency_options(command: argparse.ArgumentParser) -> None:
+    """Which dependency file, which of its groups, how to resolve, and what to leave out."""
     command.add_argument(
         "--refresh",
         action="store_true",
@@ -152,6 +129,57 @@ def _add_behaviour_options(command: argparse.ArgumentParser) -> None:
         default=BuildOptions.resolver,
         help="auto: uv where it reads requirements.txt and pip's settings as pip does, its "
         "answer checked against the target, else pip; pip: always pip (default: auto)",
+    )
+    command.add_argument(
+        "--requirements",
+        type=Path,
+        metavar="FILE",
+        help="the dependency file: requirements.txt, pylock.toml, uv.lock, poetry.lock or "
+        "Pipfile.lock (default: requirements.txt, else the project's one lock file)",
+    )
+    command.add_argument(
+        "--group",
+        dest="groups",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also ship this dependency group of the lock (repeatable; default: production only)",
+    )
+    command.add_argument(
+        "--extra",
+        dest="extras",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also ship this extra of the project, from the lock (repeatable)",
+    )
+
+
+def _add_behaviour_options(command: argparse.ArgumentParser) -> None:
+    """How strict, whether to import the app, where to cache, what to print."""
+    command.add_argument(
+        "--strict", action="store_true", help="exit 1 when a dependency has no build for the target"
+    )
+    command.add_argument(
+        "--cache-dir", type=Path, help="wheel cache (default: $XDG_CACHE_HOME/chalicepack)"
+    )
+    command.add_argument(
+        "--json",
+        action="store_true",
+        help="print build-report.json (check: check-report.json) to stdout instead",
+    )
+    command.add_argument(
+        "--no-import",
+        dest="import_app",
+        action="store_false",
+        help="do not import app.py to check it and list its Lambda functions",
+    )
+    command.add_argument(
+        "--import-timeout",
+        type=seconds,
+        default=BuildOptions.import_timeout,
+        metavar="SECONDS",
+        help="how long importing app.py may take (default: 60)",
     )
     command.add_argument("-v", "--verbose", action="store_true", help="log pip's output")
 
@@ -268,6 +296,9 @@ def _build_options(
         exclude=tuple(args.exclude),
         without_runtime_provided=args.without_runtime_provided,
         resolver=args.resolver,
+        requirements=args.requirements,
+        groups=tuple(args.groups),
+        extras=tuple(args.extras),
     )
 
 

@@ -31,6 +31,9 @@ class BuildOptions:
     without_runtime_provided: bool = False  # leave out boto3 & co, which Lambda provides
     cache_dir: Path | None = None  # default: $XDG_CACHE_HOME/chalicepack
     resolver: str = "auto"  # "auto": uv where it answers as pip would (see deps.uv_resolver); "pip"
+    requirements: Path | None = None  # a requirements file or lock (see inputs.locks); None: found
+    groups: tuple[str, ...] = ()  # a lock's dependency groups to ship besides the production set
+    extras: tuple[str, ...] = ()  # the project's extras to ship, from a lock
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,9 @@ INPUTS: tuple[ActionInput, ...] = (
     ActionInput("cache_dir", "--cache-dir", ".chalicepack-cache", "path"),
     ActionInput("refresh", "--refresh", "false", "flag"),
     ActionInput("resolver", "--resolver", "", "choice"),
+    ActionInput("requirements", "--requirements", "", "path"),
+    ActionInput("groups", "--group", "", "lines"),
+    ActionInput("extras", "--extra", "", "lines"),
     ActionInput("fail_on_missing", "--strict", "false", "flag"),
     ActionInput("check_only", "check", "false", "command"),
     ActionInput("package_format", "--pkg-format", "", "choice", PACKAGE),
@@ -316,7 +319,11 @@ def _check(item: ActionInput, value: str) -> str | None:
 
 
 # Where each path input must be, and an example of a good value.
-_PATH_EXAMPLES = {"output_dir": "build/lambda", "cache_dir": ".chalicepack-cache (the default)"}
+_PATH_EXAMPLES = {
+    "output_dir": "build/lambda",
+    "cache_dir": ".chalicepack-cache (the default)",
+    "requirements": "app/uv.lock",
+}
 _PROJECT_FIX = (
     "set project_dir to the folder that holds app.py and .chalice/, relative to the workspace root"
 )

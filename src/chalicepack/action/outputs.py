@@ -12,11 +12,14 @@ from typing import Any, Literal
 
 import github_action_utils as gha
 
+from chalicepack.action import commands
 from chalicepack.action.inputs import Runtime, in_action_terms, relative
 from chalicepack.deploy.publish import PublishedLayer
 from chalicepack.errors import AppImportError, BadInput, ChalicepackError
+from chalicepack.inputs.locks import is_lock
 from chalicepack.lambda_env import DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT
 from chalicepack.options import BuildOptions
+from chalicepack.package.sbom import SBOM_NAME
 from chalicepack.report import BuildReport, Dependency, MissingDependency, human_size
 
 log = logging.getLogger("chalicepack")
@@ -63,9 +66,17 @@ def action_outputs(report: BuildReport, report_path: Path, workspace: Path) -> d
         "report": relative(report_path, workspace),
         # With package_format: the template chalice's packager wrote beside the zips.
         "template": relative(Path(report.template.path), workspace) if report.template else "",
+        "sbom": _sbom_output(report, report_path, workspace),
         "runtime": report.runtime,
         "architecture": report.architecture,
     }
+
+
+def _sbom_output(report: BuildReport, report_path: Path, workspace: Path) -> str:
+    """The SBOM the build wrote beside the zips; an unchanged build keeps the last one. Empty
+    when no zip was written, or a build from before SBOMs left none."""
+    path = report_path.parent / SBOM_NAME
+    return relative(path, workspace) if report.artifacts and path.is_file() else ""
 
 
 def layer_outputs(step: LayerStep | None) -> dict[str, str]:
@@ -112,14 +123,14 @@ def write_outputs(env: Mapping[str, str], outputs: Mapping[str, str]) -> None:
 
 def annotate_missing(report: BuildReport, workspace: Path, *, strict: bool) -> None:
     """One annotation per missing dependency at each requirements line that brings it in."""
-    annotate = gha.error if strict else gha.warning
+    annotate = commands.error if strict else commands.warning
     for item in report.missing_dependencies:
         pin = f"{item.name}=={item.version}"
         via = "" if item.requirement else f" (required by {', '.join(item.required_by)})"
-        message = (
-            f"{pin}{via}: {item.reason}. It is not in the package; vendor a build of it in"
-            " vendor/, or pin a release that has a wheel for the target."
-        )
+        fix = "vendor a build of it in vendor/, or pin a release that has a wheel for the target"
+        if item.requirement and is_lock(item.requirement.file):
+            fix = item.fix  # names the command that updates the lock
+        message = f"{pin}{via}: {item.reason}. It is not in the package; {fix}."
         places = list(_requirement_places(item, report, workspace))
         for file, line in places:
             annotate(message, title="Missing dependency", file=file, line=line)
@@ -161,7 +172,7 @@ def report_error(error: ChalicepackError, workspace: Path, title: str | None = N
     """An ``::error`` annotation (on the file and line when known) and the log's error line."""
     message = in_action_terms(str(error))
     file = relative(error.file, workspace) if error.file is not None else None
-    gha.error(message, title=title or _error_title(error), file=file, line=error.line)
+    commands.error(message, title=title or _error_title(error), file=file, line=error.line)
     log.error("error: %s", message)
 
 
@@ -178,7 +189,7 @@ def mask_index_credentials(env: Mapping[str, str], project_dir: Path) -> None:
     for text in texts:
         for match in _USERINFO.finditer(text):
             for secret in _secrets(match[1], match[2], env):
-                gha.add_mask(secret)
+                commands.add_mask(secret)
 
 
 def _secrets(user: str, password: str | None, env: Mapping[str, str]) -> Iterator[str]:

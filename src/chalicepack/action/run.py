@@ -2,8 +2,9 @@
 
 ``INPUT_*`` -> CLI options (``action.inputs``) -> build or package (-> publish the layer) ->
 outputs, annotations, job summary (``action.outputs``). A thin shell like ``cli``, and the Action's
-one place errors become exit codes. Workflow commands (annotations, groups, masks, outputs, the
-summary) are written with ``github-action-utils``; logs go to stderr as in the CLI.
+one place errors become exit codes. Workflow commands on stdout (annotations, groups, masks) are
+written by ``action.commands``, outputs and the summary by ``github-action-utils``; logs go to
+stderr as in the CLI.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import botocore.session
-import github_action_utils as gha
 from botocore.exceptions import BotoCoreError
 
+from chalicepack.action import commands
+from chalicepack.action.cacheowner import pip_cache_usable
 from chalicepack.action.inputs import (
     Invocation,
     ignored_inputs,
@@ -90,7 +92,7 @@ def _run(env: Mapping[str, str], workspace: Path, written: list[Path]) -> int:
         raise BadInput("\n".join(problems))
     invocation = parse_inputs(values, workspace, debug=env.get("RUNNER_DEBUG") == "1")
     for message in ignored_inputs(values):
-        gha.warning(message, title="Input ignored")
+        commands.warning(message, title="Input ignored")
     options = invocation.options
     if invocation.publish is not None:
         _require_automatic_layer(options, workspace)  # before a build that could not publish
@@ -107,7 +109,8 @@ def _run(env: Mapping[str, str], workspace: Path, written: list[Path]) -> int:
     region = None
     if invocation.package is not None:
         region = template_region(values["aws_region"], env)
-    packaged = _package(invocation, region)
+    with pip_cache_usable(options.cache_dir):  # root in the container, the cache the runner's
+        packaged = _package(invocation, region)
     outputs = action_outputs(packaged.report, packaged.report_path, workspace)
     annotate_missing(packaged.report, workspace, strict=options.strict)
     stopped = bool(packaged.report.missing_dependencies) and options.strict
@@ -255,7 +258,7 @@ def _publish(publish: PublishOptions, packaged: Packaged, *, stopped: bool) -> L
             " or vendor files to put in it. Nothing was published; layer_arn, layer_version and"
             " layer_published are empty"
         )
-        gha.warning(reason, title="No layer to publish")
+        commands.warning(reason, title="No layer to publish")
         return LayerStep("no layer", reason="there are no dependencies or vendor files")
     options = dataclasses.replace(publish, report_path=packaged.report_path)
     with _log_group("chalicepack publish-layer"):
@@ -273,12 +276,12 @@ def _first_line(text: str) -> str:
 def _log_group(title: str) -> Iterator[None]:
     """``::group::`` around the engine's log (stderr), flushed so the group holds all of it."""
     sys.stderr.flush()
-    gha.start_group(title)
+    commands.start_group(title)
     try:
         yield
     finally:
         sys.stderr.flush()
-        gha.end_group()
+        commands.end_group()
 
 
 # --- files in the workspace -------------------------------------------------------------------

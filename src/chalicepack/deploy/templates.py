@@ -36,6 +36,7 @@ from chalicepack.options import PackageOptions
 from chalicepack.package.chaliceruntime import RUNTIME_FILES
 from chalicepack.package.digest import file_sha256
 from chalicepack.package.pipeline import DEPLOYMENT_ZIP, LAYER_ZIP, BuildResult, build
+from chalicepack.package.sbom import SBOM_NAME
 from chalicepack.report import REPORT_NAME, BuildReport, Template, write_report
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,8 @@ def package(options: PackageOptions) -> PackageResult:
             log.info("generating the %s template with chalice's packager", options.pkg_format)
             name = _generate(options, project_dir, report, import_path, staging, scratch)
             _check_copies(report, staging)
+            # The SBOM describes these zips: it goes beside them with the template.
+            shutil.copyfile(built.report_path.parent / SBOM_NAME, staging / SBOM_NAME)
             template = _move_into(out_dir, staging, name, report)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -262,7 +265,7 @@ def _not_ours(filename: str) -> BuildFailure:
 
 
 def _move_into(out_dir: Path, staging: Path, template_name: str, report: BuildReport) -> Path:
-    names = [template_name, DEPLOYMENT_ZIP]
+    names = [template_name, DEPLOYMENT_ZIP, SBOM_NAME]
     if "layer" in report.artifacts:
         names.append(LAYER_ZIP)
     for name in names:

@@ -33,6 +33,7 @@ from installer.sources import WheelFile
 from installer.utils import SCHEME_NAMES, Scheme, copyfileobj_with_hashing
 
 from chalicepack import __version__
+from chalicepack.deps.fetch import Network, fetch_into_store, fetchable
 from chalicepack.deps.pip import redact, run_pip
 from chalicepack.deps.pip_resolver import Distribution
 from chalicepack.errors import BadInput, BuildFailure
@@ -68,7 +69,8 @@ def fetch_wheels(
 ) -> dict[str, Path]:
     """The wheel file of each distribution (by name), downloading only what the store lacks.
 
-    Downloads ask the index again for ``name==version`` with the file's hash rather than
+    Files uv picked are fetched by their URLs (``fetch``). pip downloads those it resolved
+    by asking the index again for ``name==version`` with the file's hash rather than
     fetching the file's URL: pip then authenticates exactly as it did while resolving
     (credentials live in the index URL, not in the file links).
     """
@@ -85,8 +87,14 @@ def fetch_wheels(
         else:
             to_download.append(distribution)
     record.save()
-    if to_download:
-        wheels.update(_download(to_download, target, store, cache_dir, index_options))
+    # What uv picked is fetched by URL here; pip downloads the rest as it resolved them.
+    picked = [d for d in to_download if fetchable(d)]
+    if picked:
+        network = Network.from_environment(os.environ, index_options)
+        wheels.update(fetch_into_store(picked, store, network))
+    by_pip = [d for d in to_download if not fetchable(d)]
+    if by_pip:
+        wheels.update(_download(by_pip, target, store, cache_dir, index_options))
     return wheels
 
 

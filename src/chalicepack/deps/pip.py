@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import re
-import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chalicepack.deps import children
 from chalicepack.deps._child import ENVIRONMENT_VARIABLE
 from chalicepack.errors import BuildFailure
 
@@ -29,6 +29,13 @@ _UNREACHABLE = re.compile(
 )
 # pip's verbose log (``--log``) says why it skipped an index page; its console does not.
 _FETCH_FAILED = re.compile(r"Could not fetch URL (\S+): (.*) - skipping$", re.MULTILINE)
+# git's own words (in pip's verbose log) when it could not reach a repository: an outside
+# failure, unlike a repository or ref that does not exist. An HTTP 4xx is the URL's fault.
+_GIT_UNREACHABLE = re.compile(
+    r"fatal: unable to access '(?P<url>[^']+)': (?P<reason>(?!The requested URL returned "
+    r"error: 4).*)$|ssh: (?P<ssh>(?:Could not resolve hostname|connect to host) .*)$",
+    re.MULTILINE,
+)
 _NO_MATCH = re.compile(
     r"(?:No matching distribution found for|"
     r"Could not find a version that satisfies the requirement) (\S+)"
@@ -72,6 +79,8 @@ class PipResult:
     stderr: str
     # "url: reason" for each index page pip could not fetch (from its verbose log), redacted.
     fetch_failures: tuple[str, ...] = ()
+    # "url: reason" for each repository git could not reach (from pip's verbose log), redacted.
+    unreachable_repositories: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -141,6 +150,10 @@ class PipResult:
     def error(self) -> str | None:
         """pip's first ERROR line other than "no matching distribution", without file hashes."""
         for line in self.stderr.splitlines():
+            # "Ignored the following yanked versions / versions that require a different
+            # python": pip's notes beside "no matching distribution", not a reason of their own.
+            if line.startswith("ERROR: Ignored the following"):
+                continue
             if line.startswith("ERROR: ") and not _NO_MATCH.search(line):
                 line = re.sub(r"#sha256=\w+| \(from -r .*?\(line \d+\)\)", "", line)
                 return redact(line.removeprefix("ERROR: ").strip())
@@ -185,15 +198,25 @@ def run_pip(
         command += [*_common_options(cache_dir, env), *args]
         log.debug("running %s", redact(" ".join(command)))
         try:
-            completed = subprocess.run(
-                command, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env
-            )
+            # pip's own temporary files go into ``scratch``, removed however this ends.
+            process = children.start(command, env, Path(scratch) / "tmp")
         except OSError as error:
             raise BuildFailure(f"could not run pip: {error}") from error
-        failures = _fetch_failures(pip_log) if completed.returncode else ()
-    if completed.stderr.strip():
-        log.debug("pip said:\n%s", redact(completed.stderr.strip()))
-    return PipResult(completed.returncode, completed.stderr, failures)
+        timeout, retries = network_limits(env)
+        _, stderr = children.finish(
+            process,
+            f"pip {args[0] if args else ''} (index requests time out after {timeout} s, "
+            f"retried {retries} times)",
+        )
+        log_text = _read_log(pip_log) if process.returncode else ""
+    if stderr.strip():
+        log.debug("pip said:\n%s", redact(stderr.strip()))
+    return PipResult(
+        process.returncode,
+        stderr,
+        _fetch_failures(log_text),
+        _unreachable_repositories(log_text),
+    )
 
 
 def network_limits(env: Mapping[str, str]) -> tuple[str, str]:
@@ -210,11 +233,24 @@ def _common_options(cache_dir: Path | None, env: Mapping[str, str]) -> list[str]
     return options
 
 
-def _fetch_failures(pip_log: Path) -> tuple[str, ...]:
+def _read_log(pip_log: Path) -> str:
     try:
-        text = pip_log.read_text(encoding="utf-8", errors="replace")
+        return pip_log.read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return ()
+        return ""
+
+
+def _unreachable_repositories(text: str) -> tuple[str, ...]:
+    found = []
+    for match in _GIT_UNREACHABLE.finditer(text):
+        if match["ssh"]:
+            found.append(redact(f"ssh: {match['ssh'].strip()}"))
+        else:
+            found.append(redact(f"{match['url']}: {match['reason'].strip()}"))
+    return tuple(dict.fromkeys(found))
+
+
+def _fetch_failures(text: str) -> tuple[str, ...]:
     failures = dict.fromkeys(
         redact(f"{url}: {reason}") for url, reason in _FETCH_FAILED.findall(text)
     )

@@ -501,6 +501,8 @@ def _parse(text: str) -> Requirement | None:
 
 
 def _raise_for_failure(result: PipResult, context: _Context) -> None:
+    if result.unreachable_repositories:
+        raise _unreachable_repository(result.unreachable_repositories[0], context)
     problem = result.index_problem
     if problem is not None:
         raise BuildFailure(
@@ -521,6 +523,24 @@ def _raise_for_failure(result: PipResult, context: _Context) -> None:
             file=line.path if line else context.requirements,
             line=line.lineno if line else None,
         )
+
+
+def _unreachable_repository(failure: str, context: _Context) -> BuildFailure:
+    """git could not reach a repository a requirement names: the network's fault (exit 1)."""
+    location, _, reason = failure.partition(": ")
+    url = location.rstrip("/").removesuffix(".git")
+    line = next(
+        (line for line in context.lines if url and url in redact(line.text)),
+        None,
+    )
+    where = f"{line.where()}: {redact(line.text)!r}" if line else str(context.requirements)
+    target = "its git repository" if location == "ssh" else location
+    return BuildFailure(
+        f"{where}: could not reach {target} ({reason}); check the network, the host name "
+        "and any proxy, then retry",
+        file=line.path if line else context.requirements,
+        line=line.lineno if line else None,
+    )
 
 
 def _archive_project(filename: str) -> str:

@@ -18,6 +18,7 @@ from typing import Protocol
 from chalicepack.deps.install import fetch_wheels
 from chalicepack.deps.pip_resolver import Distribution, Resolution, resolve
 from chalicepack.deps.uv_resolver import resolve_with_uv, with_dependencies
+from chalicepack.inputs.locks import requirement_lines
 from chalicepack.inputs.requirements import RequirementLine, index_options, read_requirement_lines
 from chalicepack.inputs.target import Target
 from chalicepack.package.cache import DEFAULT_MAX_AGE, load_resolution, resolution_key
@@ -40,10 +41,11 @@ class Requirements:
     ) -> Requirements:
         if path is None:
             return cls()
-        lines = read_requirement_lines(path)
+        lines = requirement_lines(path) or read_requirement_lines(path)  # a lock's own lines
         key = resolution_key(path, target, resolver)
-        max_age = 0.0 if refresh else DEFAULT_MAX_AGE
-        return cls(path, lines, key, load_resolution(cache_dir, key, max_age))
+        # --refresh: resolve again, however pinned the requirements are.
+        cached = None if refresh else load_resolution(cache_dir, key, DEFAULT_MAX_AGE)
+        return cls(path, lines, key, cached)
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,8 @@ def fetch_dependency_wheels(
     cache_dir: Path,
 ) -> dict[str, Path]:
     """The wheels of ``distributions`` from the cache's store, fetching what it lacks with
-    the index options requirements.txt names."""
+    the index options requirements.txt names: the files uv picked by their URLs, all at once
+    (``fetch``), what pip resolved by pip."""
     return fetch_wheels(
         distributions,
         target,

@@ -20,14 +20,13 @@ pip.conf naming an index or constraints) is pip's to read.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -36,8 +35,10 @@ from packaging.metadata import parse_email
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from chalicepack.deps import children
 from chalicepack.deps.pip import network_limits, redact
 from chalicepack.deps.pip_resolver import Distribution, required_names
+from chalicepack.errors import BuildFailure
 from chalicepack.inputs.requirements import RequirementLine, logical_lines
 from chalicepack.inputs.target import Target
 
@@ -180,6 +181,37 @@ def resolve_with_uv(
     assert uv is not None and platform is not None
     output = workdir / "uv" / "pylock.toml"
     output.parent.mkdir(parents=True, exist_ok=True)
+    command = _compile_command(uv, requirements, output, target, platform, cache_dir)
+    log.debug("running %s", redact(" ".join(command)))
+    # uv runs while pip's configuration is read (importing pip's internals takes a while).
+    env = _uv_environment(os.environ)
+    process = children.start(command, env, output.parent / "tmp", stdout=subprocess.DEVNULL)
+    with children.ended(process):
+        settings = pip_settings()
+        setting = "pip's configuration could not be read" if settings is None else None
+        setting = setting or unsupported_setting(settings or [])
+        if setting is not None:
+            log.info("resolving with pip: %s", setting)
+            return None
+        waiting = f"uv to resolve {requirements.name} ({_limits_text(env)})"
+        _, stderr = children.finish(process, waiting)
+    if process.returncode != 0:
+        _refuse_silent_index(stderr, env, requirements)
+        last = redact(stderr.strip().splitlines()[-1]) if stderr.strip() else "no output"
+        log.info("resolving with pip: uv could not resolve with wheels only (%s)", last)
+        log.debug("uv said:\n%s", redact(stderr.strip()))
+        return None
+    return _picked(output, lines, target)
+
+
+def _compile_command(
+    uv: str,
+    requirements: Path,
+    output: Path,
+    target: Target,
+    platform: str,
+    cache_dir: Path | None,
+) -> list[str]:
     command = [uv, "pip", "compile", str(requirements), "--output-file", str(output)]
     command += ["--format", "pylock.toml", "--no-header", "--quiet", "--python", sys.executable]
     command += ["--python-version", target.version_text, "--python-platform", platform]
@@ -188,29 +220,13 @@ def resolve_with_uv(
     command += ["--refresh"]
     if cache_dir is not None:
         command += ["--cache-dir", str(cache_dir)]
-    log.debug("running %s", redact(" ".join(command)))
-    # uv runs while pip's configuration is read (importing pip's internals takes a while).
-    process = subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_uv_environment(os.environ),
-    )
-    with _killed_unless_finished(process):
-        settings = pip_settings()
-        setting = "pip's configuration could not be read" if settings is None else None
-        setting = setting or unsupported_setting(settings or [])
-        if setting is not None:
-            log.info("resolving with pip: %s", setting)
-            return None
-        _, stderr = process.communicate()
-    if process.returncode != 0:
-        last = redact(stderr.strip().splitlines()[-1]) if stderr.strip() else "no output"
-        log.info("resolving with pip: uv could not resolve with wheels only (%s)", last)
-        log.debug("uv said:\n%s", redact(stderr.strip()))
-        return None
+    return command
+
+
+def _picked(
+    output: Path, lines: Sequence[RequirementLine], target: Target
+) -> list[Distribution] | None:
+    """What uv's pylock.toml picked, when each release has a file the target loads."""
     requested = {line.name for line in lines if line.name is not None}
     try:
         lock = tomllib.loads(output.read_text(encoding="utf-8"))
@@ -232,15 +248,30 @@ def resolve_with_uv(
     return distributions
 
 
-@contextlib.contextmanager
-def _killed_unless_finished(process: subprocess.Popen[str]) -> Iterator[None]:
-    """uv never outlives the step that started it (an early return, SIGTERM, an error)."""
-    try:
-        yield
-    finally:
-        if process.returncode is None:  # not waited for: stop it, and close its pipe
-            process.kill()
-            process.communicate()
+def _limits_text(env: Mapping[str, str]) -> str:
+    return (
+        f"index requests time out after {env['UV_HTTP_TIMEOUT']} s, "
+        f"retried {env['UV_HTTP_RETRIES']} times"
+    )
+
+
+def _refuse_silent_index(stderr: str, env: Mapping[str, str], requirements: Path) -> None:
+    """uv gave up on an index that did not answer in time: pip, asked next, would wait as
+    long again for the same index. The resolution ends here instead (one bound for it)."""
+    if "operation timed out" not in stderr:
+        return  # refused connections, TLS, no solution...: pip may fare otherwise
+    fetched = re.search(r"Failed to fetch: `?(\S+?)`?$", stderr, re.MULTILINE)
+    where = redact(fetched[1]) if fetched else "the package index"
+    try:  # worded as pip words it, so a message does not depend on which resolver ran
+        seconds = f"{float(env['UV_HTTP_TIMEOUT'])} seconds"
+    except ValueError:
+        seconds = f"{env['UV_HTTP_TIMEOUT']} seconds"
+    raise BuildFailure(
+        f"{requirements}: could not reach the package index ({where}: the index didn't "
+        f"respond within {seconds}, retried {env['UV_HTTP_RETRIES']} times); check the "
+        "network and the index URL, then retry (PIP_TIMEOUT and PIP_RETRIES set how long to "
+        "wait)"
+    )
 
 
 def _uv_environment(environ: Mapping[str, str]) -> dict[str, str]:

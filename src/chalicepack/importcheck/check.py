@@ -52,6 +52,7 @@ from __future__ import annotations
 import contextlib
 import importlib.machinery
 import json
+import logging
 import os
 import platform
 import signal
@@ -66,6 +67,8 @@ from typing import Any, Literal
 
 from chalicepack.errors import AppImportError
 from chalicepack.lambda_env import RUNTIME_SDK
+
+log = logging.getLogger(__name__)
 
 GUARD = "if 'AWS_CHALICE_CLI_MODE' not in os.environ:"
 
@@ -157,27 +160,35 @@ def check_app_import(
     )
     if not (setting.tree / "app.py").is_file():
         raise AppImportError(f"{function_tree} has no app.py to import")
+    with tempfile.TemporaryDirectory(prefix="chalicepack-import-") as scratch:
+        return _import_leaving_out_unchecked(setting, environment, timeout, Path(scratch))
+
+
+def _import_leaving_out_unchecked(
+    setting: _Setting, environment: Mapping[str, str], timeout: float, scratch: Path
+) -> ImportCheck:
+    """Import the app; when it fails only on what the check cannot judge here (see
+    ``_unchecked``), import it again with that left out (stubbed), and say so."""
     deadline = time.monotonic() + timeout
     stubs: tuple[str, ...] = ()
     warnings: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="chalicepack-import-") as scratch:
-        for _ in range(_MAX_ATTEMPTS):
-            run = _run_child(setting, environment, stubs, deadline, timeout, Path(scratch))
-            report = run.report
-            if isinstance(report, _Loaded):
-                return ImportCheck(
-                    app_name=report.app_name,
-                    functions=report.functions,
-                    warnings=(*warnings, *report.warnings()),
-                    output=run.output,
-                )
-            if not isinstance(report, _Failed):
-                raise _not_an_app_error(report, setting, run.output)
-            unchecked = _unchecked(report, setting, stubs)
-            if unchecked is None:
-                raise _failure_error(report, setting, stubs, run.output)
-            warnings.append(unchecked.warning)
-            stubs = (*stubs, *unchecked.units)
+    for _ in range(_MAX_ATTEMPTS):
+        run = _run_child(setting, environment, stubs, deadline, timeout, scratch)
+        report = run.report
+        if isinstance(report, _Loaded):
+            return ImportCheck(
+                app_name=report.app_name,
+                functions=report.functions,
+                warnings=(*warnings, *report.warnings()),
+                output=run.output,
+            )
+        if not isinstance(report, _Failed):
+            raise _not_an_app_error(report, setting, run.output)
+        unchecked = _unchecked(report, setting, stubs)
+        if unchecked is None:
+            raise _failure_error(report, setting, stubs, run.output)
+        warnings.append(unchecked.warning)
+        stubs = (*stubs, *unchecked.units)
     raise AppImportError(
         f"importing app.py still failed after leaving out {', '.join(stubs)}",
         output=run.output,
@@ -479,6 +490,7 @@ def _run_child(
             # it and would run on after the build has gone.
             _kill(child)
             raise
+        _end_left_behind(child)
     text = _read_output(output_file)
     if not result.is_file():
         raise _crash_error(child.returncode, setting, text)
@@ -506,6 +518,23 @@ def _kill(child: subprocess.Popen[bytes]) -> None:
     else:
         child.kill()
     child.wait()
+
+
+def _end_left_behind(child: subprocess.Popen[bytes]) -> None:
+    """End what the app started at import and left running (a ``Popen`` never waited for, a
+    daemon): it would outlive the build, writing into a deleted temporary directory. The
+    child led a session of its own, so its process group holds exactly those processes."""
+    if os.name != "posix":
+        return
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return  # nothing left: the usual case
+    log.warning(
+        "app.py started processes at import that were still running after it was imported; "
+        "they were ended (to start them on Lambda only, guard them with `%s`)",
+        GUARD,
+    )
 
 
 def _read_output(path: Path) -> str:

@@ -20,8 +20,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from chalicepack.deps.treecheck import refuse_damaged_tree
 from chalicepack.errors import AppImportError
 from chalicepack.importcheck.check import bytecode_mirror, check_app_import
+from chalicepack.inputs.names import function_name_warnings
 from chalicepack.lambda_env import RUNTIME_PROVIDED
 from chalicepack.package.archive import ZipEntry
 from chalicepack.package.uptodate import BuildInputs
@@ -68,6 +70,7 @@ def import_shipped(shipped: Shipped, inputs: BuildInputs, workdir: Path) -> Impo
         )
     except AppImportError as error:
         _log_app_output(error.output)
+        refuse_damaged_tree(shipped.site_packages, cache_dir)  # the cache's fault, not the app's
         raise
     _log_app_output(checked.output)
     for warning in checked.warnings:
@@ -78,6 +81,8 @@ def import_shipped(shipped: Shipped, inputs: BuildInputs, workdir: Path) -> Impo
             "app.py names the app %r but %s says %r; Chalice names resources after config.json",
             checked.app_name, config.path, config.app_name,
         )  # fmt: skip
+    for warning in function_name_warnings(config, [(f.name, f.kind) for f in checked.functions]):
+        log.warning("%s", warning)
     functions = tuple(Function(f.name, f.handler, f.kind) for f in checked.functions)
     return ImportCheck(checked.app_name, functions)
 

@@ -15,9 +15,10 @@ requirements and constraints file, the target, the ``PIP_*`` environment and cha
 version) and every wheel it names is still in the store. One of fully pinned requirements
 (every line ``name==version``, and every resolved distribution named by such a line) is
 reused for good: a rebuild needs no index at all. One of looser requirements is reused for
-``max_age`` seconds (an hour by default; ``--refresh`` makes it 0), as ``chalice package``
+``max_age`` seconds (an hour by default), as ``chalice package``
 reuses its dependencies while requirements.txt is unchanged, so that a rebuild in an edit loop
-does not ask the index again; after that the requirements are resolved again.
+does not ask the index again; after that the requirements are resolved again. ``--refresh``
+resolves again whatever is cached.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chalicepack import __version__
+from chalicepack.errors import BadInput
 from chalicepack.inputs.requirements import RequirementLine, is_exact_pin, referenced_files
 from chalicepack.report import write_json_atomically
 
@@ -45,6 +47,23 @@ DEFAULT_MAX_AGE = 3600.0
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "chalicepack"
+
+
+def usable_cache_dir(cache_dir: Path, given: bool) -> Path:
+    """``cache_dir``, refused before any work when it, or a folder above it, is a file: the
+    first write into it would fail halfway through the build with a bare "Not a directory".
+    ``given``: the user named it with ``--cache-dir`` (else it is the default's fault)."""
+    for path in (cache_dir, *cache_dir.parents):
+        if path.exists():
+            if path.is_dir():
+                return cache_dir
+            where = "--cache-dir" if given else "the default cache directory"
+            raise BadInput(
+                f"{where} {cache_dir}: {path} is a file, not a directory; name a directory "
+                "(it is created when missing)",
+                file=path,
+            )
+    return cache_dir
 
 
 def resolution_key(requirements: Path, target: Target, resolver: str = "auto") -> str:
@@ -104,7 +123,7 @@ def _reusable_record(cache_dir: Path, key: str, max_age: float) -> tuple[bytes, 
     try:
         data = _record_path(cache_dir, key).read_bytes()
         record = json.loads(data)
-        if max_age <= 0 or (not record["pinned"] and time.time() - record["resolved_at"] > max_age):
+        if not record["pinned"] and time.time() - record["resolved_at"] > max_age:
             return None
         store = cache_dir / "wheels"
         for distribution in record["distributions"]:

@@ -31,6 +31,7 @@ from chalicepack.deps.resolver import (
 )
 from chalicepack.errors import MissingDependencies, ProjectError
 from chalicepack.importcheck.staging import Shipped, import_shipped
+from chalicepack.inputs.locks import hold_to_lock
 from chalicepack.inputs.project import Project
 from chalicepack.inputs.requirements import RequirementLine, lines_by_name
 from chalicepack.lambda_env import refuse_over_unzipped_limit
@@ -52,6 +53,8 @@ from chalicepack.package.digest import DigestRecord, file_sha256
 from chalicepack.package.exclude import exclude, runtime_provided
 from chalicepack.package.layerzip import LAYER_ZIP as LAYER_ZIP
 from chalicepack.package.layerzip import LayerReuse, reusable_layer
+from chalicepack.package.outlock import output_lock
+from chalicepack.package.sbom import write_sbom
 from chalicepack.package.uptodate import (
     BuildInputs,
     build_fingerprint,
@@ -109,6 +112,8 @@ def _build_in(workdir: Path, inputs: BuildInputs, requirements: Requirements) ->
     options = inputs.options
     request = Request(requirements, inputs.target, workdir, inputs.cache_dir)
     resolved = resolve_requirements(request, options.resolver)
+    # A lock's resolution: its files' hashes held to the lock's, its fixes naming the lock's tool.
+    resolved = replace(resolved, resolution=hold_to_lock(requirements.path, resolved.resolution))
     warnings = _missing_warnings(resolved.resolution)
     report = resolved_report(inputs, resolved.resolution, requirements.lines)
     if options.check_only:
@@ -130,9 +135,11 @@ def _build_in(workdir: Path, inputs: BuildInputs, requirements: Requirements) ->
             + "; vendor them or pin releases that have wheels for the target",
             report_path=report_path,
         )
-    artifacts, checked = _write_artifacts(inputs, shipped, workdir)
-    report = replace(report, artifacts=artifacts, import_check=checked)
-    write_report(report_path, report)
+    with output_lock(inputs.out_dir):  # the zips, the layer kept or removed, and the report agree
+        artifacts, checked = _write_artifacts(inputs, shipped, workdir)
+        report = replace(report, artifacts=artifacts, import_check=checked)
+        write_sbom(inputs.out_dir, report, installed.wheels)
+        write_report(report_path, report)
     return BuildResult(report, report_path, warnings)
 
 
@@ -172,6 +179,7 @@ def _install(
     wheels = resolved.wheels or fetch_dependency_wheels(
         requirements.path, resolution.distributions, inputs.target, cache_dir
     )
+    hold_to_lock(requirements.path, resolution, wheels)  # the files themselves
     token = None
     if requirements.key is not None:
         if requirements.cached is None:

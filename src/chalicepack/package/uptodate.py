@@ -21,12 +21,14 @@ import json
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from chalicepack import __version__
 from chalicepack.inputs.config import StageConfig, load_stage_config
+from chalicepack.inputs.locks import requirements_file
+from chalicepack.inputs.names import check_function_names
 from chalicepack.inputs.project import Project, scan_project
 from chalicepack.inputs.target import Target, host_runtime
 from chalicepack.options import BuildOptions
@@ -35,6 +37,7 @@ from chalicepack.package.cache import (
     default_cache_dir,
     resolution_key,
     reusable_resolution,
+    usable_cache_dir,
 )
 from chalicepack.package.chaliceruntime import installed_version
 from chalicepack.package.digest import DigestRecord
@@ -69,10 +72,19 @@ class BuildInputs:
         """Read the config and the project tree; raise a ``ChalicepackError`` naming the fix."""
         project_dir = options.project_dir.resolve()
         config = load_stage_config(project_dir, options.stage)
+        check_function_names(config)
         target = Target.parse(
             options.runtime or host_runtime(), options.arch or config.architecture or "x86_64"
         )
         project = scan_project(project_dir)
+        cache_dir = usable_cache_dir(
+            (options.cache_dir or default_cache_dir()).resolve(), options.cache_dir is not None
+        )
+        # A lock becomes the exact requirements it pins, generated into the cache (see locks).
+        requirements = requirements_file(
+            project_dir, options.requirements, target, cache_dir, options.groups, options.extras
+        )
+        project = replace(project, requirements=requirements)
         automatic_layer = (
             config.automatic_layer if options.automatic_layer is None else options.automatic_layer
         )
@@ -93,7 +105,7 @@ class BuildInputs:
             target=target,
             automatic_layer=automatic_layer,
             out_dir=(options.out_dir or project_dir / "dist").resolve(),
-            cache_dir=(options.cache_dir or default_cache_dir()).resolve(),
+            cache_dir=cache_dir,
             settings=settings,
         )
 
@@ -115,8 +127,9 @@ def unchanged_build(inputs: BuildInputs) -> BuildResult | None:
             )
         except (OSError, ValueError):
             return None  # the build reads requirements.txt again, and says what is wrong
-        max_age = 0.0 if inputs.options.refresh else DEFAULT_MAX_AGE
-        token = reusable_resolution(inputs.cache_dir, key, max_age)
+        # --refresh: resolve again, however pinned the requirements are.
+        refresh = inputs.options.refresh
+        token = None if refresh else reusable_resolution(inputs.cache_dir, key, DEFAULT_MAX_AGE)
         if token is None:
             return None  # requirements must be resolved again: that alone may change the package
     fingerprint = build_fingerprint(inputs.project, inputs.config.path, inputs.settings, token)

@@ -1,5 +1,6 @@
-"""The fast resolver: uv answers where it reads the inputs as pip does, its answer is checked
-against the target's tags, and pip decides everything else. Both paths give the same package."""
+"""The resolver policy: uv answers where it reads the inputs as pip does and its answer is
+exact for the target; pip resolves everything else, and ``-v`` says why. For the same pins both
+give the same zips, byte for byte."""
 
 from __future__ import annotations
 
@@ -9,12 +10,6 @@ from typing import Any
 
 import pytest
 
-from chalicepack.deps.uv_resolver import (
-    unsupported_line,
-    unsupported_setting,
-    uv_platform,
-)
-from chalicepack.inputs.target import Target
 from conftest import make_project
 from pkgindex import PackageIndex
 
@@ -48,12 +43,27 @@ def fill_index(index: PackageIndex) -> None:
     index.add_wheel("fast", "5.0", tag="py3-none-any")
 
 
+# What the ranges above resolve to, pinned: the same package must come of it.
+PINNED = (
+    "service-sdk[speed]==2.1\nwire==1.4\nfast==5.0\n"
+    "armhelper==0.3 ; platform_machine == 'aarch64'\n"
+)
+
+
+RANGES = "service-sdk[speed]\n"
+X86_64 = ("python3.11", "x86_64", {"service-sdk", "wire", "fast"})
+ARM64 = ("python3.12", "arm64", {"service-sdk", "wire", "fast", "armhelper"})
+
+
 @pytest.mark.parametrize(
-    ("runtime", "arch", "expected"),
+    ("runtime", "arch", "expected", "requirements", "layout"),
     [
-        ("python3.11", "x86_64", {"service-sdk", "wire", "fast"}),
-        ("python3.12", "arm64", {"service-sdk", "wire", "fast", "armhelper"}),
+        (*X86_64, RANGES, "--no-automatic-layer"),
+        (*ARM64, RANGES, "--no-automatic-layer"),
+        (*X86_64, PINNED, "--automatic-layer"),
+        (*ARM64, PINNED, "--automatic-layer"),
     ],
+    ids=["ranges-x86_64", "ranges-arm64", "pins-layer-x86_64", "pins-layer-arm64"],
 )
 def test_uv_and_pip_make_byte_identical_packages(
     tmp_path: Path,
@@ -62,10 +72,12 @@ def test_uv_and_pip_make_byte_identical_packages(
     runtime: str,
     arch: str,
     expected: set[str],
+    requirements: str,
+    layout: str,
 ) -> None:
     fill_index(index)
-    project = make_project(tmp_path / "app", {"requirements.txt": "service-sdk[speed]\n"})
-    target = ("--runtime", runtime, "--arch", arch)
+    project = make_project(tmp_path / "app", {"requirements.txt": requirements})
+    target = ("--runtime", runtime, "--arch", arch, layout)
 
     fast = build(chalicepack, project, *target, "--out", tmp_path / "uv")
     exact = build(
@@ -85,19 +97,11 @@ def test_uv_and_pip_make_byte_identical_packages(
             "python3.12": "fast-5.0-cp312-cp312-manylinux_2_28_aarch64.whl",
         }[runtime]
     )
-    assert sha256(tmp_path / "uv" / "deployment.zip") == sha256(tmp_path / "pip" / "deployment.zip")
-
-
-def test_what_needs_each_dependency_is_read_from_the_wheels_uv_picked(
-    tmp_path: Path, index: PackageIndex, chalicepack: Any
-) -> None:
-    fill_index(index)
-    project = make_project(tmp_path / "app", {"requirements.txt": "service-sdk[speed]\n"})
-
-    report = build(chalicepack, project, "--runtime", "python3.11").json()
-
-    required_by = {d["name"]: d["required_by"] for d in report["dependencies"]}
-    assert required_by == {"service-sdk": [], "wire": ["service-sdk"], "fast": ["service-sdk"]}
+    zips = sorted(path.name for path in (tmp_path / "uv").glob("*.zip"))
+    assert zips == sorted(path.name for path in (tmp_path / "pip").glob("*.zip"))
+    assert ("layer-deployment.zip" in zips) == (layout == "--automatic-layer")
+    for name in zips:
+        assert sha256(tmp_path / "uv" / name) == sha256(tmp_path / "pip" / name), name
 
 
 @pytest.mark.parametrize(("runtime", "version"), [("python3.11", "1.0"), ("python3.12", "2.0")])
@@ -142,8 +146,18 @@ def test_a_requirement_with_only_an_sdist_is_left_to_pip_which_builds_it(
         ("tiny\n", {"PIP_FIND_LINKS": "{links}"}, "pip's configuration sets find-links"),
         ("tiny\n", {"PIP_CONFIG_FILE": "{pip_conf}"}, "pip's configuration sets constraint"),
         ("-r more.txt\n", {}, "more.txt:1 names a path or URL"),
+        ("{wheel}\n", {}, "requirements.txt:1 names a path or URL"),
+        ("tiny @ {url}\n", {}, "requirements.txt:1 names a URL"),
     ],
-    ids=["hashes", "find-links-line", "find-links-env", "pip-conf-constraint", "included-path"],
+    ids=[
+        "hashes",
+        "find-links-line",
+        "find-links-env",
+        "pip-conf-constraint",
+        "included-path",
+        "path",
+        "url",
+    ],
 )
 def test_inputs_uv_would_read_differently_from_pip_are_left_to_pip(
     tmp_path: Path,
@@ -160,7 +174,13 @@ def test_inputs_uv_would_read_differently_from_pip_are_left_to_pip(
     constraints.write_text("tiny==1.0\n")
     pip_conf = tmp_path / "pip.conf"
     pip_conf.write_text(f"[global]\nconstraint = {constraints}\n")
-    values = {"digest": sha256(wheel), "links": str(links), "pip_conf": str(pip_conf)}
+    values = {
+        "digest": sha256(wheel),
+        "links": str(links),
+        "pip_conf": str(pip_conf),
+        "wheel": str(wheel),
+        "url": f"http://127.0.0.1:{index.port}/files/{wheel.name}",
+    }
     project = make_project(
         tmp_path / "app",
         {
@@ -184,59 +204,3 @@ def test_the_pip_resolver_can_be_chosen_and_never_runs_uv(
     run = build(chalicepack, project, "--resolver", "pip")
 
     assert "uv" not in run.stderr.replace("--resolver", "").split()
-
-
-@pytest.mark.parametrize(
-    ("runtime", "arch", "platform"),
-    [
-        ("python3.10", "x86_64", "x86_64-manylinux_2_28"),  # glibc 2.26: the nearest above
-        ("python3.11", "arm64", "aarch64-manylinux_2_28"),
-        ("python3.12", "x86_64", "x86_64-manylinux_2_34"),  # glibc 2.34: exact
-        ("python3.14", "arm64", "aarch64-manylinux_2_34"),
-    ],
-)
-def test_uv_is_asked_for_the_nearest_glibc_at_or_above_the_runtimes(
-    runtime: str, arch: str, platform: str
-) -> None:
-    assert uv_platform(Target.parse(runtime, arch)) == platform
-
-
-def test_requirement_lines_uv_reads_as_pip_does(tmp_path: Path) -> None:
-    (tmp_path / "constraints.txt").write_text("wire<2\n")
-    (tmp_path / "base.txt").write_text("wire>=1 ; python_version >= '3.8'\n")
-    requirements = tmp_path / "requirements.txt"
-    requirements.write_text(
-        "# pinned for Lambda\n--index-url https://example.invalid/simple\n"
-        "--extra-index-url=https://mirror.invalid/simple\n--pre\n-r base.txt\n"
-        "-c constraints.txt\nservice-sdk[speed]>=2 \\\n  ; sys_platform == 'linux'\n"
-    )
-
-    assert unsupported_line(requirements) is None
-
-
-def test_pip_settings_that_cannot_change_a_resolution_keep_uv() -> None:
-    neutral = [
-        ("global.cert", "/etc/ssl/certs/ca-certificates.crt"),
-        (":env:.default-timeout", "180"),
-        (":env:.index-url", "http://127.0.0.1:1/simple/"),
-        ("freeze.exclude", "pip"),  # another command's section
-    ]
-    assert unsupported_setting(neutral) is None
-    assert unsupported_setting([("global.index-url", "https://corp.invalid/simple")]) == (
-        "pip's configuration sets index-url (global.index-url)"
-    )
-
-
-def test_index_urls_reach_uv_through_its_environment_not_its_command_line(
-    tmp_path: Path, index: PackageIndex, chalicepack: Any
-) -> None:
-    # A command line is visible to every user of the machine (ps); an index URL may hold a
-    # password, so it travels as pip's does: in the environment.
-    index.add_wheel("tiny", "1.0")
-    project = make_project(tmp_path / "app", {"requirements.txt": "tiny\n"})
-
-    run = build(chalicepack, project, env={"PIP_EXTRA_INDEX_URL": index.url})
-
-    [uv_command] = [line for line in run.stderr.splitlines() if "uv pip compile" in line]
-    assert UV_ANSWERED in run.stderr
-    assert "127.0.0.1" not in uv_command

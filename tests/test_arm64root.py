@@ -1,5 +1,7 @@
 """The arm64 test root works: a C extension compiled here for aarch64 by zig loads and runs in
-bookworm's arm64 python3.11 under qemu-user, and this machine's x86_64 CPython refuses it.
+bookworm's arm64 python3.11 under qemu-user, and this machine's x86_64 CPython refuses it. And
+the user's story: an sdist with a C extension, packaged by chalicepack for python3.11 arm64 on
+this x86_64 machine, is imported from the deployment zip by an arm64 CPython.
 
 Runs under ``make test-arm64`` (marked ``arm64``; needs root and binfmt_misc)."""
 
@@ -8,11 +10,15 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from arm64root import Arm64Root
+from conftest import make_project
+from pkgindex import PackageIndex
 
 pytestmark = pytest.mark.arm64
 
@@ -124,3 +130,28 @@ def test_this_machine_refuses_the_aarch64_build_and_loads_the_x86_64_one(tmp_pat
     # The same source and compiler load here when built for this machine: the refusal above
     # is the architecture's.
     assert (loaded.returncode, loaded.stdout) == (0, "x86_64 5000050000\n"), loaded.stderr
+
+
+def test_a_c_sdist_packaged_for_python311_arm64_here_loads_from_the_zip_on_arm64(
+    arm64_root: Arm64Root, tmp_path: Path, index: PackageIndex, chalicepack: Any
+) -> None:
+    index.add_sdist(
+        "speedy", "1.0", c_extension=True, ext_source=SOURCE.replace("probe", "_speedups")
+    )
+    project = make_project(tmp_path / "app", {"requirements.txt": "speedy==1.0\n"})
+
+    run = chalicepack("build", project, "--runtime", "python3.11", "--arch", "arm64")
+
+    assert run.returncode == 0, run.stderr
+    unzipped = tmp_path / "task"
+    with zipfile.ZipFile(project / "dist" / "deployment.zip") as archive:
+        archive.extractall(unzipped)
+    module = unzipped / "speedy" / "_speedups.cpython-311-aarch64-linux-gnu.so"
+    assert elf_machine(module) == "aarch64"
+    ran = arm64_root.python(
+        "import platform, app, speedy._speedups as s\n"
+        "print(platform.machine(), app.app.app_name, s.arch(), s.triangle(100000))",
+        share=unzipped,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split() == ["aarch64", "testapp", "aarch64", "5000050000"]

@@ -227,8 +227,10 @@ def test_sigkill_while_downloading_leaves_the_previous_artifacts_and_a_usable_ca
 
 
 def zipping_project(tmp_path: Path) -> Path:
-    """A project whose zip takes about half a second to write: 24 MB that do not compress."""
-    return make_project(tmp_path / "app", {"vendor/noise.bin": os.urandom(24 * 1024 * 1024)})
+    """A project whose zip takes over a second to write (64 MB that do not compress): long
+    enough for a test to see the temporary zip and signal the build before it is renamed,
+    even on a loaded machine."""
+    return make_project(tmp_path / "app", {"vendor/noise.bin": os.urandom(64 * 1024 * 1024)})
 
 
 def writing_zip(out: Path) -> Callable[[], bool]:

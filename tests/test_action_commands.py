@@ -68,6 +68,9 @@ def test_masks_and_groups_are_canonical_and_passwords_never_appear_in_clear(
 ) -> None:
     in_requirements, in_env = two_private_indexes
     in_requirements.add_wheel("sortedcontainers", "2.4.0", tag="py2.py3-none-any")
+    # pip reads its indexes from requirements.txt alone once it names one: PIP_EXTRA_INDEX_URL
+    # is not asked, yet its password is masked all the same (a later build may use it).
+    in_requirements.add_wheel("internal-lib", "3.0")
     in_env.add_wheel("internal-lib", "3.0")
     workspace = tmp_path / "workspace"
     shutil.copytree(EXAMPLE_APP, workspace / "docs-app")

@@ -204,3 +204,31 @@ def test_the_pip_resolver_can_be_chosen_and_never_runs_uv(
     run = build(chalicepack, project, "--resolver", "pip")
 
     assert "uv" not in run.stderr.replace("--resolver", "").split()
+
+
+def test_an_index_url_in_requirements_drops_the_environments_indexes_for_uv_as_for_pip(
+    tmp_path: Path, index: PackageIndex, chalicepack: Any
+) -> None:
+    """pip takes its indexes from requirements.txt alone once it names one (--index-url):
+    PIP_EXTRA_INDEX_URL is dropped. uv must not find what pip cannot."""
+    elsewhere = PackageIndex(tmp_path / "elsewhere")
+    elsewhere.start()
+    try:
+        index.add_wheel("public", "1.0")
+        elsewhere.add_wheel("internal-lib", "3.0")
+        project = make_project(
+            tmp_path / "app",
+            {"requirements.txt": f"--index-url {index.url}\npublic==1.0\ninternal-lib==3.0\n"},
+        )
+        env = {"PIP_EXTRA_INDEX_URL": elsewhere.url}
+        runs = {
+            resolver: chalicepack("check", project, "--resolver", resolver, "-v", env=env)
+            for resolver in ("auto", "pip")
+        }
+    finally:
+        elsewhere.stop()
+
+    for run in runs.values():
+        assert run.returncode == 2, run.stderr
+        assert "requirements.txt:3: 'internal-lib==3.0': no release" in run.stderr
+    assert UV_ANSWERED not in runs["auto"].stderr

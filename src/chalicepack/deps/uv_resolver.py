@@ -184,7 +184,7 @@ def resolve_with_uv(
     command = _compile_command(uv, requirements, output, target, platform, cache_dir)
     log.debug("running %s", redact(" ".join(command)))
     # uv runs while pip's configuration is read (importing pip's internals takes a while).
-    env = _uv_environment(os.environ)
+    env = _uv_environment(os.environ, indexes_from_environment=not _names_its_index(requirements))
     process = children.start(command, env, output.parent / "tmp", stdout=subprocess.DEVNULL)
     with children.ended(process):
         settings = pip_settings()
@@ -274,15 +274,28 @@ def _refuse_silent_index(stderr: str, env: Mapping[str, str], requirements: Path
     )
 
 
-def _uv_environment(environ: Mapping[str, str]) -> dict[str, str]:
+def _names_its_index(requirements: Path) -> bool:
+    """Whether requirements.txt (or a file it includes) sets ``--index-url``: pip then takes
+    its indexes from the files alone, and PIP_INDEX_URL and PIP_EXTRA_INDEX_URL are dropped
+    (pip's req_file replaces the finder's whole list), where uv would add them."""
+    return any(
+        re.split(r"[\s=]", text, maxsplit=1)[0] in ("-i", "--index-url") or text.startswith("-i")
+        for _, _, text in logical_lines(requirements)
+    )
+
+
+def _uv_environment(
+    environ: Mapping[str, str], *, indexes_from_environment: bool = True
+) -> dict[str, str]:
     """The environment for uv: none of uv's own settings (they are not the user's pip
     settings); pip's index settings, timeout, retries and certificates as uv's. Index URLs
-    travel in the environment, as pip's do, never on a command line other users can see."""
+    travel in the environment, as pip's do, never on a command line other users can see;
+    not at all when requirements.txt names its own index (see ``_names_its_index``)."""
     env = {name: value for name, value in environ.items() if not name.startswith("UV_")}
     env.update(UV_NO_CONFIG="1", UV_PYTHON_DOWNLOADS="never", UV_NO_PROGRESS="1")
-    if environ.get("PIP_INDEX_URL"):
+    if indexes_from_environment and environ.get("PIP_INDEX_URL"):
         env["UV_DEFAULT_INDEX"] = environ["PIP_INDEX_URL"]
-    if environ.get("PIP_EXTRA_INDEX_URL", "").strip():
+    if indexes_from_environment and environ.get("PIP_EXTRA_INDEX_URL", "").strip():
         env["UV_INDEX"] = " ".join(environ["PIP_EXTRA_INDEX_URL"].split())
     if environ.get("PIP_PRE", "").lower() in ("1", "true", "yes", "on"):
         env["UV_PRERELEASE"] = "allow"

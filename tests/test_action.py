@@ -764,7 +764,6 @@ def test_index_passwords_are_masked_before_anything_is_logged(
     assert "s3cr3t-t0ken" not in step.stderr + step.stdout.split("\n", 3)[3]
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="handing files to another user needs root")
 def test_what_the_action_writes_is_given_to_the_workspace_owner(
     index: PackageIndex, workspace: Path, run_action
 ) -> None:

@@ -179,7 +179,10 @@ def _ratio_verdict(run: Run, app: str, against: str, target: str, limit: float) 
 
 
 def _seconds(run: Run, app: str, variant: str, limit: float, issue: str) -> Verdict:
-    what = {"warm": "unchanged rebuild", "ci-rerun": "CI rerun, cache restored by tar, no network"}
+    what = {
+        "warm": "unchanged rebuild",
+        "ci-rerun": "CI rerun, project and cache restored by tar, no network",
+    }
     target = f"{app}: {what[variant]} <= {limit} s (issue {issue})"
     measurement = _find(run, app, OURS, variant)
     if measurement is None:
@@ -260,7 +263,7 @@ def _produced(run: Run) -> str:
         ]
         files: dict[str, set[str]] = {}
         for tool in run.tools:
-            for variant in ("cold", "other-target", "ci-rerun"):
+            for variant in ("cold", "other-target", "ci-rerun", "ci-moved"):
                 measurement = _find(run, app_name, tool, variant)
                 if measurement is None:
                     continue
@@ -372,7 +375,8 @@ def _method() -> str:
   its caches); before each run both are deleted and restored from the archive at the same
   paths (mtimes kept), as a fresh CI checkout plus an actions/cache restore, and the build
   runs under `unshare -n` (no network at all; a build that needs the index fails and the row
-  says so).
+  says so); ci-moved = the same, restored under another directory (a CI whose checkout path
+  changes between jobs; no target, shown for what it needs).
   medium-unpinned is measured cold only: it is there to show what each tool ships.
 - Isolation: every variant has its own caches (`--cache-dir` for chalicepack, `PIP_CACHE_DIR`
   for chalice, `UV_CACHE_DIR` for uv, `XDG_CACHE_HOME` for all); the machine's pip

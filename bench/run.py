@@ -7,7 +7,7 @@ Variants (each in its own project copy and its own cache directories):
 - app-change: one unmeasured build, then N rebuilds each after new app.py content;
 - req-change: one unmeasured build, then N rebuilds, each after requirements.txt gains the
   extra package at a version no earlier build of the project saw (one small download);
-- other-target and ci-rerun (chalicepack only): see bench/variants.py.
+- other-target, ci-rerun and ci-moved (chalicepack only): see bench/variants.py.
 """
 
 from __future__ import annotations
@@ -247,7 +247,7 @@ def measure(
 def _ours_only(
     tools: Toolchain, tool: Tool, app: App, variant: Variant, runs: int, base: Path, keep: bool
 ) -> Measurement:
-    """other-target and ci-rerun (bench/variants.py); a failed run is recorded, not raised."""
+    """chalicepack's own variants (bench/variants.py); a failed run is recorded, not raised."""
     outcome = measure_ours_only(tools, app, variant, runs, base)
     for number, sample in enumerate(outcome.samples):
         _report(app, tool, variant, number, runs, sample)

@@ -18,12 +18,15 @@ from typing import Literal
 from bench.apps import App
 from bench.measure import Command
 
-Variant = Literal["cold", "warm", "app-change", "req-change", "other-target", "ci-rerun"]
+Variant = Literal[
+    "cold", "warm", "app-change", "req-change", "other-target", "ci-rerun", "ci-moved"
+]
 VARIANTS: tuple[Variant, ...] = ("cold", "warm", "app-change", "req-change")
 # chalicepack only. other-target: after one build for ARCH, each run builds for OTHER_ARCH
 # into a new output dir with the same caches (apps built from source only). ci-rerun: after
 # one cold build, the project and caches restored by tar elsewhere, rebuilt with no network.
-OURS_ONLY: tuple[Variant, ...] = ("other-target", "ci-rerun")
+# ci-moved: the same, restored under another path (a CI whose checkout path changes).
+OURS_ONLY: tuple[Variant, ...] = ("other-target", "ci-rerun", "ci-moved")
 
 RUNTIME, ARCH, OTHER_ARCH = "python3.11", "x86_64", "arm64"
 SITE_PACKAGES = "python/lib/python3.11/site-packages"  # a layer's prefix

@@ -7,8 +7,10 @@
   archived by tar; before each run both are deleted and restored from the archive (tar keeps
   mtimes), as a new CI runner gets a fresh checkout and actions/cache restores the cache, at
   the same paths. The measured build runs under ``unshare -n`` (no network): a build that
-  needed the network fails. (Restored under another path, chalicepack at main e2142c7
-  rebuilds and needs the index: its up-to-date check keys on the absolute project path.)
+  needed the network fails.
+- ci-moved: as ci-rerun, but restored under another path (``restored-N``), as on a CI whose
+  checkout path changes between jobs (chalicepack at main e2142c7 then resolves again and
+  needs the index: its up-to-date check keys on the absolute project path).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def measure_ours_only(
                 command = chalicepack_build(tools, project, out, OTHER_ARCH)
                 env = isolated_environment(caches)
             else:
-                out, command, env = _restored(tools, base, number)
+                out, command, env = _restored(tools, base, number, variant == "ci-moved")
             samples.append(run_measured([command], env, log))
             zips = zips_in(out)
             digests.append(_digests(zips))
@@ -66,21 +68,28 @@ def measure_ours_only(
     return Outcome(tuple(samples), tuple(digests), zips, log, "")
 
 
-def _restored(tools: Toolchain, base: Path, number: int) -> tuple[Path, Command, dict[str, str]]:
-    """The project and caches deleted and restored by tar (archived before the first run),
-    and the offline build there: its output dir, command and environment."""
+def _restored(
+    tools: Toolchain, base: Path, number: int, moved: bool
+) -> tuple[Path, Command, dict[str, str]]:
+    """The project and caches restored by tar (archived before the first run) in place of the
+    originals, or ``moved`` into a new directory; the offline build there: its output dir,
+    command and environment."""
     archive = base / "restore.tar"
     if number == 0:
         subprocess.run(["tar", "-C", str(base), "-cf", str(archive), "project", "caches"],
                        check=True)  # fmt: skip
-    for name in ("project", "caches"):
-        shutil.rmtree(base / name)
-    subprocess.run(["tar", "-C", str(base), "-xf", str(archive)], check=True)
-    project = base / "project"
+    place = base / f"restored-{number}" if moved else base
+    if moved:
+        place.mkdir()
+    else:
+        for name in ("project", "caches"):
+            shutil.rmtree(place / name)
+    subprocess.run(["tar", "-C", str(place), "-xf", str(archive)], check=True)
+    project = place / "project"
     build = chalicepack_build(tools, project, project / "dist")
     # unshare -n: a new network namespace with only a down loopback, so no index is reachable.
     offline = Command(("unshare", "-n", *build.argv), build.cwd, build.env)
-    return project / "dist", offline, isolated_environment(base / "caches")
+    return project / "dist", offline, isolated_environment(place / "caches")
 
 
 def _why(failed: str, log: Path) -> str:

@@ -36,6 +36,19 @@ def _isolated_from_machine_pip_config() -> Iterator[None]:
     os.environ.update(saved)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _shared_zig_cache() -> Iterator[None]:
+    """Source builds compile with zig, which builds its libc stubs once per target (about 15 s
+    each): every test's build shares one zig cache, kept under build/ between runs (chalicepack
+    uses a ZIG_GLOBAL_CACHE_DIR it is given rather than its own cache dir's)."""
+    saved = dict(os.environ)
+    cache = ROOT / "build" / "zig-cache"
+    os.environ["ZIG_GLOBAL_CACHE_DIR"] = os.environ["ZIG_LOCAL_CACHE_DIR"] = str(cache)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture
 def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PackageIndex]:
     """An empty index on 127.0.0.1 that pip (and so chalicepack) resolves against."""

@@ -10,6 +10,8 @@ import base64
 import hashlib
 import io
 import re
+import subprocess
+import sys
 import tarfile
 import textwrap
 import zipfile
@@ -102,7 +104,7 @@ def build_wheel(
 # into a wheel, compiling ``ext.c`` into an extension module when the sdist has one.
 _BACKEND = textwrap.dedent(
     """
-    import base64, hashlib, os, subprocess, sys, sysconfig, zipfile
+    import base64, hashlib, os, shlex, subprocess, sys, sysconfig, zipfile
     from pathlib import Path
 
     NAME = {name!r}
@@ -110,6 +112,7 @@ _BACKEND = textwrap.dedent(
     REQUIRES = {requires!r}
     OPTIONAL_EXT = {optional_ext!r}
     UNBUILDABLE = {unbuildable!r}
+    LINK_ARGS = {link_args!r}
 
     def _tag(compiled):
         if not compiled:
@@ -119,13 +122,16 @@ _BACKEND = textwrap.dedent(
         return "%s-%s-%s" % (python, python, platform)
 
     def _compile(package, build_dir):
+        # As setuptools does: LDSHARED links (else CC -shared), SETUPTOOLS_EXT_SUFFIX names
+        # the module, and _PYTHON_HOST_PLATFORM reaches the tag through sysconfig.
         source = Path("ext.c")
         if not source.exists():
             return None
-        suffix = sysconfig.get_config_var("EXT_SUFFIX")
+        suffix = os.environ.get("SETUPTOOLS_EXT_SUFFIX") or sysconfig.get_config_var("EXT_SUFFIX")
         out = Path(build_dir) / ("_speedups" + suffix)
-        command = [os.environ.get("CC", "cc"), "-shared", "-fPIC",
-                   "-I" + sysconfig.get_paths()["include"], str(source), "-o", str(out)]
+        link = os.environ.get("LDSHARED") or os.environ.get("CC", "cc") + " -shared"
+        command = shlex.split(link) + ["-fPIC", "-I" + sysconfig.get_paths()["include"],
+                                       str(source), "-o", str(out), *LINK_ARGS]
         subprocess.run(command, check=True)
         return out
 
@@ -202,6 +208,8 @@ def build_sdist(
     c_extension: bool = False,
     optional_c_extension: bool = False,
     unbuildable: bool = False,
+    ext_source: str | None = None,
+    link_args: Sequence[str] = (),
 ) -> Path:
     """Write ``<name>-<version>.tar.gz``, a PEP 517 sdist that builds with no network.
 
@@ -209,6 +217,8 @@ def build_sdist(
     with ``optional_c_extension`` a failed compile (e.g. with ``CC=false``)
     gives a pure wheel instead, like packages whose C speedups are optional. ``unbuildable``
     makes even its metadata fail, like old sdists whose setup.py needs what is gone.
+    ``ext_source`` replaces the extension's C source and ``link_args`` are added to its link
+    command (e.g. ``-L DIR -lfoo`` to link a library outside the wheel).
     """
     package = import_name(name)
     root = f"{package}-{version}"
@@ -224,10 +234,11 @@ def build_sdist(
         requires=list(requires),
         optional_ext=optional_c_extension,
         unbuildable=unbuildable,
+        link_args=list(link_args),
     )
     members["PKG-INFO"] = _metadata(name, version, requires, None)
     if c_extension or optional_c_extension:
-        members["ext.c"] = _EXT_SOURCE
+        members["ext.c"] = ext_source or _EXT_SOURCE
 
     out_dir.mkdir(parents=True, exist_ok=True)
     sdist_path = out_dir / f"{root}.tar.gz"
@@ -239,3 +250,17 @@ def build_sdist(
             info.mode = 0o644
             sdist.addfile(info, io.BytesIO(data))
     return sdist_path
+
+
+def build_shared_library(out_dir: Path, name: str, source: str, zig_target: str) -> Path:
+    """Compile C ``source`` into ``<out_dir>/lib<name>.so`` (soname ``lib<name>.so``) with
+    chalicepack's own zig for ``zig_target`` (``x86_64-linux-gnu.2.17``): a library outside
+    any wheel, for an extension to link."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    source_path = out_dir / f"{name}.c"
+    source_path.write_text(source)
+    library = out_dir / f"lib{name}.so"
+    command = [sys.executable, "-m", "ziglang", "cc", "-target", zig_target, "-shared", "-fPIC"]
+    command += [f"-Wl,-soname,lib{name}.so", str(source_path), "-o", str(library)]
+    subprocess.run(command, check=True, capture_output=True)
+    return library

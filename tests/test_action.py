@@ -37,6 +37,7 @@ if sys.version_info < (3, 11):
 
 from chalicepack.action.inputs import Runtime
 from chalicepack.action.outputs import job_summary
+from chalicepack.deps.buildrecord import SourceBuild
 from chalicepack.inputs.target import host_runtime
 from chalicepack.options import BuildOptions
 from chalicepack.report import BuildReport, Dependency, human_size
@@ -236,7 +237,7 @@ def test_a_missing_dependency_warns_at_its_requirements_line_and_the_build_succe
         "macosonly==1.0",
         "`docs-app/requirements.txt:3`",
         missing["reason"],
-        "vendor a build of it in `vendor/`, or pin a release with a wheel for the target",
+        missing["fix"],
     ] in summary_table_rows(step.summary)
     assert "the runtime comes from `docs-app/.python-version`" in step.summary
 
@@ -822,6 +823,31 @@ def test_a_huge_dependency_list_keeps_the_summary_under_the_runners_1_mib_limit(
     assert len(summary.encode()) < 1024 * 1024
     assert "### Dependencies (20000)" in summary
     assert "…and 19700 more in the build report." in summary
+
+
+def test_the_job_summary_lists_the_wheels_built_from_source(tmp_path: Path) -> None:
+    grafted = SourceBuild(
+        "linked", "1.0", "python3.12 arm64", "CPython 3.12.1 at /usr/bin/python3.12",
+        "zig cc -target aarch64-linux-gnu.2.34", "manylinux_2_34_aarch64", "repaired",
+        grafted=("libextra.so",),
+    )  # fmt: skip
+    report = BuildReport(
+        chalicepack_version="0", project=str(tmp_path), app_name="app", stage="dev",
+        runtime="python3.12", architecture="arm64", automatic_layer=False, chalice_runtime=None,
+        artifacts={}, dependencies=(), vendor_files=(), vendor_overrides=(),
+        missing_dependencies=(), source_builds=(grafted,),
+    )  # fmt: skip
+
+    summary = job_summary(report, Runtime("python3.12", "the `runtime` input"), tmp_path,
+                          BuildOptions(project_dir=tmp_path, check_only=True))  # fmt: skip
+
+    assert "### Built from source (1)" in summary
+    assert [
+        "linked==1.0",
+        "python3.12 arm64",
+        "`zig cc -target aarch64-linux-gnu.2.34`",
+        "repaired: grafted libextra.so (manylinux_2_34_aarch64)",
+    ] in summary_table_rows(summary)
 
 
 # --- the import check -------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chalicepack.deps.buildrecord import SourceBuild
+
 if TYPE_CHECKING:
     from chalicepack.deps.pip_resolver import MissingDistribution
 
@@ -122,6 +124,7 @@ class BuildReport:
     vendor_files: tuple[str, ...]
     vendor_overrides: tuple[str, ...]
     missing_dependencies: tuple[MissingDependency, ...]
+    source_builds: tuple[SourceBuild, ...] = ()  # every wheel built here, kept or not
     # Set by a build that installed (not check); the next build compares its inputs with it.
     fingerprint: str | None = None
     left_out: LeftOut | None = None
@@ -203,6 +206,7 @@ def _parse_report(document: Mapping[str, Any]) -> BuildReport:
             )
             for m in document["missing_dependencies"]
         ),
+        source_builds=tuple(SourceBuild.from_json(b) for b in document.get("source_builds", ())),
         fingerprint=document.get("fingerprint"),
         left_out=None
         if left_out is None

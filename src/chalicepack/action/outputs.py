@@ -247,6 +247,7 @@ def job_summary(
         _summary_functions(report, options),
         _summary_dependencies(report),
         _summary_biggest(report),
+        _summary_source_builds(report),
         _summary_missing(report, workspace),
     ]
     text = "\n\n".join(section for section in sections if section)
@@ -392,10 +393,26 @@ def _summary_missing(report: BuildReport, workspace: Path) -> str:
         places = [f"`{f}:{n}`" for f, n in _requirement_places(item, report, workspace)]
         rows.append(
             f"| {_cell(item.name)}=={_cell(item.version)} | {', '.join(places) or '—'}"
-            f" | {_cell(item.reason)} | vendor a build of it in `vendor/`, or pin a release"
-            " with a wheel for the target |"
+            f" | {_cell(item.reason)} | {_cell(item.fix)} |"
         )
     return f"### Missing dependencies ({len(missing)})\n\n" + "\n".join(rows)
+
+
+def _summary_source_builds(report: BuildReport) -> str:
+    """The wheels built here from source: for which target, with what, and the verdict."""
+    builds = report.source_builds
+    if not builds:
+        return ""
+    rows = ["| package | target | compiler | verdict |", "| --- | --- | --- | --- |"]
+    for build in builds:
+        verdict = build.verdict
+        if build.grafted:
+            verdict += f": grafted {', '.join(build.grafted)}"
+        rows.append(
+            f"| {_cell(build.name)}=={_cell(build.version)} | {_cell(build.target)}"
+            f" | `{_cell(build.compiler)}` | {_cell(verdict)} ({_cell(build.policy)}) |"
+        )
+    return f"### Built from source ({len(builds)})\n\n" + "\n".join(rows)
 
 
 def _cell(text: object) -> str:

@@ -178,10 +178,13 @@ def run_pip(
     cache_dir: Path | None = None,
     markers: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
+    python: Path | None = None,
 ) -> PipResult:
     """Run our own pip with ``args``; never raises for pip's own failure (the caller decides).
 
-    ``markers`` makes pip evaluate environment markers with these values (the target's).
+    ``markers`` makes pip evaluate environment markers with these values (the target's);
+    ``python`` runs a build on that interpreter (pip's ``--python``), without ``--log``: with
+    a log file pip writes a failed build's output there only, and the user needs it.
     """
     module = "pip" if markers is None else "chalicepack.deps._child"
     env = {**os.environ, **(env or {}), "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
@@ -190,7 +193,8 @@ def run_pip(
     with tempfile.TemporaryDirectory(prefix="chalicepack-pip-") as scratch:
         pip_log = Path(scratch) / "pip.log"
         # --log: pip's verbose log, the only place it says why an index page was skipped.
-        command = [sys.executable, "-m", module, "--log", str(pip_log)]
+        command = [sys.executable, "-m", module]
+        command += ["--log", str(pip_log)] if python is None else ["--python", str(python)]
         command += [*_common_options(cache_dir, env), *args]
         log.debug("running %s", redact(" ".join(command)))
         try:

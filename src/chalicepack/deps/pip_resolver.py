@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -30,6 +31,7 @@ from packaging.utils import (
     parse_sdist_filename,
 )
 
+from chalicepack.deps.buildrecord import SourceBuild
 from chalicepack.deps.pip import PipResult, dry_run_report, redact
 from chalicepack.deps.sourcebuild import BuiltWheel, Unusable, build_for_target, retag_for_target
 from chalicepack.errors import BuildFailure, RequirementsError
@@ -92,6 +94,7 @@ class MissingDistribution:
 class Resolution:
     distributions: tuple[Distribution, ...]
     missing: tuple[MissingDistribution, ...]
+    source_builds: tuple[SourceBuild, ...] = ()  # every wheel built here, kept or not
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ class _Context:
     target: Target
     workdir: Path
     cache_dir: Path | None
+    build_cache: Path  # source builds: zig's cache, pip's wheels built with our toolchain
     # Answers of _newest_target_release: a suspect with no requirements.txt line is asked
     # about twice (does another release fit? which one to suggest?), one pip run each.
     newest: dict[str, Distribution | None] = field(default_factory=dict)
@@ -125,9 +129,11 @@ def resolve(
     *,
     workdir: Path,
     cache_dir: Path | None,
+    build_cache: Path | None = None,
 ) -> Resolution:
     """Resolve for ``target``; raise only when a requirement cannot resolve at all."""
-    context = _Context(requirements, lines, target, workdir, cache_dir)
+    builds = build_cache or workdir / "build-cache"
+    context = _Context(requirements, lines, target, workdir, cache_dir, builds)
     result, report = context.dry_run([*context.wheels_only, "-r", str(requirements)], "target")
     if report is not None:
         return _build_direct_references(context, distributions_from_report(report))
@@ -214,10 +220,14 @@ def _resolve_with_stand_ins(
     suspects = [
         d for d in loose if d.name not in missing and not context.target.accepts_wheel(d.filename)
     ]
-    for suspect in suspects:
-        if suspect.direct is None and _another_release_fits(context, suspect):
-            continue  # the final resolution picks that release
-        outcome = _build_from_source(context, suspect)
+    to_build = [
+        suspect
+        for suspect in suspects
+        # When another release fits, the final resolution picks it.
+        if suspect.direct is not None or not _another_release_fits(context, suspect)
+    ]
+    outcomes = _build_all(context, to_build)
+    for suspect, outcome in zip(to_build, outcomes, strict=True):
         if isinstance(outcome, BuiltWheel):
             built[suspect.name] = retag_for_target(
                 outcome.path, context.target, _built_dir(context)
@@ -252,7 +262,7 @@ def _resolve_with_stand_ins(
         if not d.url.startswith(stand_ins)
     ]
     ordered_missing = [_with_only_needed(m, loose) for m in missing.values()]
-    return Resolution(tuple(distributions), tuple(ordered_missing))
+    return Resolution(tuple(distributions), tuple(ordered_missing), _records(outcomes))
 
 
 def _another_release_fits(context: _Context, suspect: Distribution) -> bool:
@@ -276,27 +286,51 @@ def _newest_target_release(context: _Context, requirement: str) -> Distribution 
     return context.newest[requirement]
 
 
+def _build_all(context: _Context, suspects: Sequence[Distribution]) -> list[BuiltWheel | Unusable]:
+    """Build each suspect from source; several at once, as a build mostly waits on its
+    compiler and pip processes."""
+    if len(suspects) <= 1:
+        return [_build_from_source(context, suspect) for suspect in suspects]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        return list(pool.map(lambda suspect: _build_from_source(context, suspect), suspects))
+
+
+def _records(outcomes: Iterable[BuiltWheel | Unusable]) -> tuple[SourceBuild, ...]:
+    return tuple(outcome.record for outcome in outcomes if outcome.record is not None)
+
+
 def _build_from_source(context: _Context, suspect: Distribution) -> BuiltWheel | Unusable:
     target = context.target
-    if suspect.direct is None and not _has_source(suspect):
-        # Only a wheel for another platform was found: there is no source to build.
-        return Unusable(f"no wheel for {target.runtime} on {target.arch} and no source to build")
+    if suspect.direct is None and suspect.filename.endswith(".whl"):
+        # A release that ships wheels, none for the target (numpy 2.3.0, pillow 13.0.0 for
+        # python3.11: manylinux_2_28 only). It may have an sdist, but its build needs what the
+        # wheels bundle (system libraries, a long native build): not tried. Name a wheel it
+        # has rather than claim there is no source.
+        return Unusable(
+            f"no wheel for {target.runtime} on {target.arch}: its wheels are for other "
+            f"platforms or a newer glibc (such as {suspect.filename}); "
+            "a release that ships wheels is not built from source here"
+        )
     requirement = suspect.direct or suspect.pin
-    log.info("building %s from source for %s", redact(requirement), target.runtime)
     workdir = context.workdir / "source-builds" / suspect.name
     options = [] if suspect.direct else index_options(context.requirements)
     return build_for_target(
-        requirement, target, workdir, pip_options=options, cache_dir=context.cache_dir
+        requirement,
+        context.target,
+        workdir,
+        pip_options=options,
+        cache_dir=context.build_cache,
+        name=suspect.name,
+        version=suspect.version,
     )
-
-
-def _has_source(distribution: Distribution) -> bool:
-    """Whether the platform-free resolution picked a source distribution."""
-    return not distribution.filename.endswith(".whl")
 
 
 def _missing(context: _Context, suspect: Distribution, outcome: Unusable) -> MissingDistribution:
     fix = _fix(context, suspect.name) if suspect.direct is None else _VENDOR_IT
+    if outcome.fix is not None:
+        fix = outcome.fix if suspect.direct else f"{outcome.fix}; or {fix}"
     return MissingDistribution(
         suspect.name, suspect.version, outcome.reason, fix, outcome.build_log
     )
@@ -389,11 +423,13 @@ def _build_direct_references(context: _Context, distributions: list[Distribution
     """Build the source trees named directly (paths, VCS, sdist URLs) and check them."""
     kept: list[Distribution] = []
     missing: list[MissingDistribution] = []
+    records: list[SourceBuild] = []
     for distribution in distributions:
         if context.target.accepts_wheel(distribution.filename):
             kept.append(distribution)
             continue
         outcome = _build_from_source(context, distribution)
+        records.extend(_records([outcome]))
         if isinstance(outcome, Unusable):
             missing.append(_missing(context, distribution, outcome))
             continue
@@ -407,7 +443,7 @@ def _build_direct_references(context: _Context, distributions: list[Distribution
                 built_from_source=True,
             )
         )
-    return Resolution(tuple(kept), tuple(missing))
+    return Resolution(tuple(kept), tuple(missing), tuple(records))
 
 
 def distributions_from_report(report: Mapping[str, Any]) -> list[Distribution]:

@@ -98,6 +98,7 @@ def pip(request: Request) -> Resolved:
         request.target,
         workdir=request.workdir,
         cache_dir=request.cache_dir / "pip",
+        build_cache=request.cache_dir / "build",
     )
     return Resolved(resolution)
 

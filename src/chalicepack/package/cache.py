@@ -4,7 +4,9 @@ resolutions.
 Layout under the cache directory (default ``$XDG_CACHE_HOME/chalicepack``):
 ``wheels/<sha256>/<file>.whl`` (content-addressed; written to a temporary name and renamed,
 so concurrent builds never see half a file), ``trees/<key>/`` (installed site-packages, see
-``install``), ``pip/`` (pip's own HTTP cache), ``resolutions/<key>.json`` and
+``install``), ``pip/`` (pip's own HTTP cache), ``build/`` (source builds: zig's cache and
+the pip cache of wheels built with our toolchain, see ``deps.sourcebuild``),
+``resolutions/<key>.json`` and
 ``outputs/<key>.json`` (the digests of an output directory's zips by their stat, see
 ``package.uptodate``).
 
@@ -92,6 +94,7 @@ def load_resolution(cache_dir: Path, key: str, max_age: float) -> Resolution | N
     """A recorded resolution still valid (pinned, or younger than ``max_age`` seconds) whose
     wheels are all still in the store, else None."""
     # resolve imports pip's and sdist's machinery; an unchanged build asks reusable_resolution.
+    from chalicepack.deps.buildrecord import SourceBuild
     from chalicepack.deps.pip_resolver import Distribution, MissingDistribution, Resolution
 
     reusable = _reusable_record(cache_dir, key, max_age)
@@ -102,6 +105,7 @@ def load_resolution(cache_dir: Path, key: str, max_age: float) -> Resolution | N
         return Resolution(
             tuple(Distribution(**_tuples(item)) for item in record["distributions"]),
             tuple(MissingDistribution(**_tuples(item)) for item in record["missing"]),
+            tuple(SourceBuild.from_json(item) for item in record.get("source_builds", ())),
         )
     except (KeyError, TypeError):
         return None  # unreadable: resolve again
@@ -150,7 +154,10 @@ def save_resolution(
 
     exact = {line.name for line in lines if is_exact_pin(line)}
     names = [d.name for d in resolution.distributions] + [m.name for m in resolution.missing]
+    # With a dependency missing it is not final: what kept it out (no interpreter of the
+    # target's minor, a library) can be fixed without touching requirements.txt.
     pinned = bool(lines) and len(exact) == len(lines) and set(names) <= exact
+    pinned = pinned and not resolution.missing
     distributions = []
     for distribution in resolution.distributions:
         stored = wheels[distribution.name]
@@ -162,6 +169,7 @@ def save_resolution(
         "resolved_at": time.time(),
         "distributions": distributions,
         "missing": [asdict(item) for item in resolution.missing],
+        "source_builds": [item.to_json() for item in resolution.source_builds],
     }
     write_json_atomically(_record_path(cache_dir, key), record)
 

@@ -461,6 +461,7 @@ def resolved_report(
         vendor_files=tuple(file.arcname for file in project.vendor_files),
         vendor_overrides=(),
         missing_dependencies=tuple(missing),
+        source_builds=resolution.source_builds,
     )
 
 

@@ -1,0 +1,126 @@
+"""A CPython of the target runtime's minor on this machine, to build source distributions with.
+
+Searched, in order: the running interpreter, ``python3.X`` on PATH, pyenv's versions
+(``$PYENV_ROOT``, else ``~/.pyenv``), then uv-managed interpreters (``uv python install 3.X``).
+Each candidate is run once to ask what it is: a pyenv shim on PATH exists for every installed
+version but fails for those not selected, and a name says nothing about the build (a
+free-threaded or a PyPy ``python3.X`` builds modules the Lambda runtime cannot load).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# What a candidate says about itself: its version, implementation, whether it is a
+# free-threaded build (another ABI) and whether its C headers are installed.
+_PROBE = (
+    "import json, os, sys, sysconfig; "
+    "include = sysconfig.get_paths()['include']; "
+    "print(json.dumps({'executable': sys.executable, 'version': list(sys.version_info[:3]), "
+    "'implementation': sys.implementation.name, "
+    "'free_threaded': bool(sysconfig.get_config_var('Py_GIL_DISABLED')), "
+    "'headers': os.path.isfile(os.path.join(include, 'Python.h'))}))"
+)
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    path: Path
+    version: tuple[int, int, int]
+    found_by: str  # "running", "PATH", "pyenv", "uv"
+    headers: bool  # Python.h is installed: C extensions can be compiled against it
+
+    def describe(self) -> str:
+        return "CPython {}.{}.{} at {} (found by {})".format(
+            *self.version, self.path, self.found_by
+        )
+
+
+def how_to_provide(version: str) -> str:
+    """The fix when no interpreter of ``version`` (``3.12``) is found."""
+    return (
+        f"install CPython {version} where chalicepack finds it: `uv python install {version}`, "
+        f"`pyenv install {version}`, or a python{version} on PATH (e.g. Debian's "
+        f"python{version} and python{version}-dev)"
+    )
+
+
+@cache
+def find_interpreter(version: str) -> Interpreter | None:
+    """The first usable CPython ``version`` (``3.12``), or None when none is installed."""
+    for path, found_by in _candidates(version):
+        interpreter = _probe(path, found_by, version)
+        if interpreter is not None:
+            return interpreter
+    return None
+
+
+def _candidates(version: str) -> Iterator[tuple[Path, str]]:
+    yield Path(sys.executable), "running"
+    on_path = shutil.which(f"python{version}")
+    if on_path:
+        yield Path(on_path), "PATH"
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    pyenv = sorted(
+        (root / "versions").glob(f"{version}.*/bin/python{version}"),
+        key=lambda path: _patch_level(path.parent.parent.name),
+        reverse=True,
+    )
+    yield from ((path, "pyenv") for path in pyenv)
+    managed = _uv_managed(version)
+    if managed is not None:
+        yield managed, "uv"
+
+
+def _patch_level(name: str) -> tuple[int, ...]:
+    parts = name.split(".")
+    return tuple(int(part) if part.isdigit() else -1 for part in parts)
+
+
+def _uv_managed(version: str) -> Path | None:
+    """uv's own installs only: its PATH search would stop at the first broken pyenv shim."""
+    from uv import find_uv_bin
+
+    command = [find_uv_bin(), "python", "find", "--managed-python", "--no-project"]
+    command += ["--no-config", "--offline", "--no-python-downloads", f"cpython@{version}"]
+    try:
+        found = subprocess.run(
+            command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return Path(found.stdout.strip()) if found.returncode == 0 and found.stdout.strip() else None
+
+
+def _probe(path: Path, found_by: str, version: str) -> Interpreter | None:
+    try:
+        answer = subprocess.run(
+            [str(path), "-I", "-c", _PROBE],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=30,
+        )
+        facts = json.loads(answer.stdout) if answer.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        facts = None
+    if not isinstance(facts, dict):
+        return None
+    major, minor, micro = facts["version"]
+    if f"{major}.{minor}" != version or facts["implementation"] != "cpython":
+        return None
+    if facts["free_threaded"]:
+        log.debug("%s is a free-threaded build: not the Lambda runtime's ABI", path)
+        return None
+    return Interpreter(Path(facts["executable"]), (major, minor, micro), found_by, facts["headers"])

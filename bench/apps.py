@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 # The "requirements change" variant adds EXTRA_PACKAGE pinned to a different version before
@@ -19,10 +21,23 @@ class App:
     name: str
     title: str
     requirements: tuple[str, ...]
-    # Files that must be in the package for the app to import (paths inside site-packages).
+    # Files that must be in the package for the app to import (paths inside site-packages);
+    # a path with glob characters (fnmatch) matches any shipped path it fits, for file names
+    # that depend on the target, such as an extension module's tag.
     expected: tuple[str, ...]
     automatic_layer: bool = False
     cold_only: bool = False  # measured cold only: it is there to show what each tool ships
+    # Only an sdist on PyPI: built from source, so also measured for a second target.
+    from_source: bool = False
+
+    def missing(self, shipped: Iterable[str]) -> list[str]:
+        """The expected paths (or patterns) that nothing in ``shipped`` matches."""
+        paths = set(shipped)
+        return [
+            path
+            for path in self.expected
+            if path not in paths and not any(fnmatchcase(name, path) for name in paths)
+        ]
 
 
 APPS: dict[str, App] = {
@@ -59,7 +74,15 @@ APPS: dict[str, App] = {
             ),
             automatic_layer=True,
         ),
-        App("sdist", "docopt (sdist only)", ("docopt",), ("docopt.py",)),
+        App("sdist", "docopt (sdist only)", ("docopt",), ("docopt.py",), from_source=True),
+        # A C extension with only an sdist on PyPI: a compiler is needed for every target.
+        App(
+            "csdist",
+            "ciso8601 2.2.0 (C extension, sdist only)",
+            ("ciso8601==2.2.0",),
+            ("ciso8601.cpython-3*-*-linux-gnu.so",),
+            from_source=True,
+        ),
         # The newest numpy has no wheel for python3.11's glibc (2.26): `chalice package` tries
         # to build it from source, fails, and ships without it; see what each tool produced.
         App(

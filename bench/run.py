@@ -6,7 +6,8 @@ Variants (each in its own project copy and its own cache directories):
 - warm: one unmeasured build, then N unchanged rebuilds;
 - app-change: one unmeasured build, then N rebuilds each after new app.py content;
 - req-change: one unmeasured build, then N rebuilds, each after requirements.txt gains the
-  extra package at a version no earlier build of the project saw (one small download).
+  extra package at a version no earlier build of the project saw (one small download);
+- other-target, ci-rerun and ci-moved (chalicepack only): see bench/variants.py.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ from bench.measure import (
     zip_stats,
 )
 from bench.report import render
-from bench.tools import ARCH, RUNTIME, TOOLS, Resolved, Tool, Toolchain, Variant
+from bench.tools import ARCH, OURS_ONLY, RUNTIME, TOOLS, Resolved, Tool, Toolchain, Variant
+from bench.variants import measure_ours_only
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -62,6 +64,7 @@ class Measurement:
     # sha256 of each zip after the unmeasured first build, then after each measured run.
     digests: tuple[dict[str, str], ...]
     warnings: tuple[str, ...]  # the tool's missing-dependency warning, if it printed one
+    failure: str = ""  # why a measured run failed (its samples end there), or ""
 
 
 @dataclass
@@ -133,6 +136,8 @@ def run_all(run: Run, tools: Toolchain, workdir: Path, *, keep: bool) -> None:
             run.resolved[name] = resolve(tools, app, workdir / name / "resolve")
             for tool in (TOOLS[t] for t in run.tools):
                 for variant in tool.variants if not app.cold_only else ("cold",):
+                    if variant == "other-target" and not app.from_source:
+                        continue
                     measurement = measure(
                         tools, tool, app, variant, run.runs, run.resolved[name], workdir, keep
                     )
@@ -200,6 +205,8 @@ def measure(
     keep: bool,
 ) -> Measurement:
     base = workdir / app.name / tool.name / variant
+    if variant in OURS_ONLY:
+        return _ours_only(tools, tool, app, variant, runs, base, keep)
     samples: list[Sample] = []
     digests: list[dict[str, str]] = []
 
@@ -235,6 +242,25 @@ def measure(
     if not keep:
         shutil.rmtree(base, ignore_errors=True)
     return Measurement(app.name, tool.name, variant, tuple(samples), zips, tuple(digests), warnings)
+
+
+def _ours_only(
+    tools: Toolchain, tool: Tool, app: App, variant: Variant, runs: int, base: Path, keep: bool
+) -> Measurement:
+    """chalicepack's own variants (bench/variants.py); a failed run is recorded, not raised."""
+    outcome = measure_ours_only(tools, app, variant, runs, base)
+    for number, sample in enumerate(outcome.samples):
+        _report(app, tool, variant, number, runs, sample)
+    if outcome.failure:
+        _say(f"{app.name} {tool.name} {variant} failed: {outcome.failure}")
+    zips = tuple(zip_stats(name, path) for name, path in outcome.zips.items())
+    warnings = _missing_warning(outcome.log.read_text(errors="replace"))
+    if not keep:
+        shutil.rmtree(base, ignore_errors=True)
+    return Measurement(
+        app.name, tool.name, variant, outcome.samples, zips, outcome.digests, warnings,
+        outcome.failure,
+    )  # fmt: skip
 
 
 def _report(app: App, tool: Tool, variant: str, number: int, runs: int, sample: Sample) -> Sample:

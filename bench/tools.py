@@ -18,10 +18,17 @@ from typing import Literal
 from bench.apps import App
 from bench.measure import Command
 
-Variant = Literal["cold", "warm", "app-change", "req-change"]
+Variant = Literal[
+    "cold", "warm", "app-change", "req-change", "other-target", "ci-rerun", "ci-moved"
+]
 VARIANTS: tuple[Variant, ...] = ("cold", "warm", "app-change", "req-change")
+# chalicepack only. other-target: after one build for ARCH, each run builds for OTHER_ARCH
+# into a new output dir with the same caches (apps built from source only). ci-rerun: after
+# one cold build, the project and caches restored by tar elsewhere, rebuilt with no network.
+# ci-moved: the same, restored under another path (a CI whose checkout path changes).
+OURS_ONLY: tuple[Variant, ...] = ("other-target", "ci-rerun", "ci-moved")
 
-RUNTIME, ARCH = "python3.11", "x86_64"
+RUNTIME, ARCH, OTHER_ARCH = "python3.11", "x86_64", "arm64"
 SITE_PACKAGES = "python/lib/python3.11/site-packages"  # a layer's prefix
 # uv knows manylinux_2_17 and _2_28 but not Lambda's python3.11 glibc (2.26). With 2_17 some
 # resolved releases have no wheel at all (pandas 3.x ships manylinux_2_24/2_28 only), so the
@@ -125,14 +132,19 @@ class Tool:
     steps: tuple[str, ...] = ()  # what each command is, when there are several
 
 
-def _zips_in(folder: Path) -> dict[str, Path]:
+def zips_in(folder: Path) -> dict[str, Path]:
     zips = {"deployment": folder / "deployment.zip", "layer": folder / "layer-deployment.zip"}
     return {name: path for name, path in zips.items() if path.exists()}
 
 
+def chalicepack_build(tools: Toolchain, project: Path, out: Path, arch: str = ARCH) -> Command:
+    """``chalicepack build`` of ``project`` into ``out`` for RUNTIME on ``arch``."""
+    options = ["--stage", "dev", "--out", str(out), "--runtime", RUNTIME, "--arch", arch]
+    return tools.chalicepack("build", str(project), *options, cwd=project)
+
+
 def _chalicepack(tools: Toolchain, app: App, project: Path, resolved: Resolved) -> list[Command]:
-    options = ["--stage", "dev", "--out", str(project / "dist"), "--runtime", RUNTIME]
-    return [tools.chalicepack("build", str(project), *options, "--arch", ARCH, cwd=project)]
+    return [chalicepack_build(tools, project, project / "dist")]
 
 
 def _chalicepack_pip(
@@ -174,21 +186,21 @@ def _reset_lower_bound(project: Path) -> None:
 TOOLS: dict[str, Tool] = {
     tool.name: tool
     for tool in (
-        Tool("chalicepack", VARIANTS, _chalicepack, lambda p: _zips_in(p / "dist")),
+        Tool("chalicepack", (*VARIANTS, *OURS_ONLY), _chalicepack, lambda p: zips_in(p / "dist")),
         # The same builds resolved by pip alone: what --resolver auto (uv) saves.
         Tool(
             "chalicepack-pip",
             ("cold", "req-change"),
             _chalicepack_pip,
-            lambda p: _zips_in(p / "dist"),
+            lambda p: zips_in(p / "dist"),
         ),
-        Tool("chalice", VARIANTS, _chalice, lambda p: _zips_in(p / "chalice-out")),
+        Tool("chalice", VARIANTS, _chalice, lambda p: zips_in(p / "chalice-out")),
         # The floor: no resolution beyond pins, no checks; cold and warm (uv's cache) only.
         Tool(
             "uv+zip",
             ("cold", "warm"),
             _lower_bound,
-            lambda p: _zips_in(p / "lower-bound"),
+            lambda p: zips_in(p / "lower-bound"),
             _reset_lower_bound,
             ("uv pip install", "zip the tree", "zip app.py"),
         ),

@@ -1,0 +1,104 @@
+"""chalicepack's own variants, which other tools have no counterpart for.
+
+- other-target: one build for the default target (warming every cache, unmeasured), then each
+  measured run builds the same project for OTHER_ARCH into a new output dir, same caches: how
+  long a source build for a second target takes once the build caches are warm.
+- ci-rerun: one cold build (unmeasured), then the project (with its dist/) and the caches are
+  archived by tar; before each run both are deleted and restored from the archive (tar keeps
+  mtimes), as a new CI runner gets a fresh checkout and actions/cache restores the cache, at
+  the same paths. The measured build runs under ``unshare -n`` (no network): a build that
+  needed the network fails.
+- ci-moved: as ci-rerun, but restored under another path (``restored-N``), as on a CI whose
+  checkout path changes between jobs (chalicepack at main e2142c7 then resolves again and
+  needs the index: its up-to-date check keys on the absolute project path).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.apps import App, write_project
+from bench.measure import Command, CommandFailed, Sample, isolated_environment, run_measured
+from bench.tools import OTHER_ARCH, Toolchain, Variant, chalicepack_build, zips_in
+
+
+@dataclass(frozen=True)
+class Outcome:
+    samples: tuple[Sample, ...]
+    # sha256 of each zip after the unmeasured first build, then after each measured run.
+    digests: tuple[dict[str, str], ...]
+    zips: dict[str, Path]  # what the last build left (or the first, when a run failed)
+    log: Path  # the measured runs' output only
+    failure: str  # why a measured run failed, or ""
+
+
+def measure_ours_only(
+    tools: Toolchain, app: App, variant: Variant, runs: int, base: Path
+) -> Outcome:
+    project, caches = write_project(app, base / "project"), base / "caches"
+    setup_log, log = base / "setup.log", base / "run.log"
+    log.touch()
+    # The first build is the same in both variants: the default target, empty caches.
+    run_measured(
+        [chalicepack_build(tools, project, project / "dist")],
+        isolated_environment(caches),
+        setup_log,
+    )
+    zips = zips_in(project / "dist")
+    digests = [_digests(zips)]
+    samples: list[Sample] = []
+    try:
+        for number in range(runs):
+            if variant == "other-target":
+                out = project / f"dist-{OTHER_ARCH}-{number}"
+                command = chalicepack_build(tools, project, out, OTHER_ARCH)
+                env = isolated_environment(caches)
+            else:
+                out, command, env = _restored(tools, base, number, variant == "ci-moved")
+            samples.append(run_measured([command], env, log))
+            zips = zips_in(out)
+            digests.append(_digests(zips))
+    except CommandFailed as failed:
+        return Outcome(tuple(samples), tuple(digests), {}, log, _why(str(failed), log))
+    return Outcome(tuple(samples), tuple(digests), zips, log, "")
+
+
+def _restored(
+    tools: Toolchain, base: Path, number: int, moved: bool
+) -> tuple[Path, Command, dict[str, str]]:
+    """The project and caches restored by tar (archived before the first run) in place of the
+    originals, or ``moved`` into a new directory; the offline build there: its output dir,
+    command and environment."""
+    archive = base / "restore.tar"
+    if number == 0:
+        subprocess.run(["tar", "-C", str(base), "-cf", str(archive), "project", "caches"],
+                       check=True)  # fmt: skip
+    place = base / f"restored-{number}" if moved else base
+    if moved:
+        place.mkdir()
+    else:
+        for name in ("project", "caches"):
+            shutil.rmtree(place / name)
+    subprocess.run(["tar", "-C", str(place), "-xf", str(archive)], check=True)
+    project = place / "project"
+    build = chalicepack_build(tools, project, project / "dist")
+    # unshare -n: a new network namespace with only a down loopback, so no index is reachable.
+    offline = Command(("unshare", "-n", *build.argv), build.cwd, build.env)
+    return project / "dist", offline, isolated_environment(place / "caches")
+
+
+def _why(failed: str, log: Path) -> str:
+    """A failed run in one line: its exit code and the tool's last error line."""
+    code = re.search(r"exited with (-?\d+)", failed)
+    lines = log.read_text(errors="replace").splitlines()
+    errors = [line for line in lines if "error" in line.lower()] or lines[-1:] or [failed]
+    return f"exit {code[1] if code else '?'}: {errors[-1].strip()}"
+
+
+def _digests(zips: dict[str, Path]) -> dict[str, str]:
+    return {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in zips.items()}

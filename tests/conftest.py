@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -163,3 +164,17 @@ def offline_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+
+
+@pytest.fixture
+def two_private_indexes(tmp_path: Path) -> Iterator[tuple[PackageIndex, PackageIndex]]:
+    """One index named in requirements.txt, one in PIP_EXTRA_INDEX_URL, each with a password."""
+    indexes = [
+        PackageIndex(tmp_path / name, auth=(name, f"pw-{name}-{secrets.token_hex(8)}"))
+        for name in ("inreqs", "inenv")
+    ]
+    for index in indexes:
+        index.start()
+    yield indexes[0], indexes[1]
+    for index in indexes:
+        index.stop()

@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import re
-import secrets
 import shutil
 import subprocess
 import sys
@@ -211,20 +210,6 @@ def step_summaries(output: str) -> list[str]:
     if current is not None:
         summaries.append("\n".join(current))
     return summaries
-
-
-@pytest.fixture
-def two_private_indexes(tmp_path: Path) -> Iterator[tuple[PackageIndex, PackageIndex]]:
-    """One index named in requirements.txt, one in PIP_EXTRA_INDEX_URL, each with a password."""
-    indexes = [
-        PackageIndex(tmp_path / name, auth=(name, f"pw-{name}-{secrets.token_hex(8)}"))
-        for name in ("inreqs", "inenv")
-    ]
-    for index in indexes:
-        index.start()
-    yield indexes[0], indexes[1]
-    for index in indexes:
-        index.stop()
 
 
 def test_the_pr_check_warns_on_the_missing_wheel_and_never_prints_an_index_password(

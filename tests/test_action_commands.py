@@ -5,10 +5,9 @@ secret), and index passwords never in clear anywhere the step writes."""
 from __future__ import annotations
 
 import re
-import secrets
 import shutil
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,20 +46,6 @@ def run_raw(
 ) -> RawStep:
     completed = run_entrypoint(workspace, files, inputs, env)
     return RawStep(completed.returncode, completed.stdout, completed.stderr, files)
-
-
-@pytest.fixture
-def two_private_indexes(tmp_path: Path) -> Iterator[tuple[PackageIndex, PackageIndex]]:
-    """One index named in requirements.txt, one in PIP_EXTRA_INDEX_URL, each with a password."""
-    indexes = [
-        PackageIndex(tmp_path / name, auth=(name, f"pw-{name}-{secrets.token_hex(8)}"))
-        for name in ("inreqs", "inenv")
-    ]
-    for index in indexes:
-        index.start()
-    yield indexes[0], indexes[1]
-    for index in indexes:
-        index.stop()
 
 
 def test_masks_and_groups_are_canonical_and_passwords_never_appear_in_clear(

@@ -1303,7 +1303,8 @@ def test_a_uv_project_builds_and_a_locked_c_package_with_no_wheel_is_annotated_o
     """No requirements.txt: the project's uv.lock is what ships; a C package locked with only
     its sdist, which builds here for x86_64 but not for arm64, is a warning at its entry."""
     publish_sortedcontainers(index)
-    index.add_sdist("cext", "1.0", c_extension=True)
+    # Its C extension builds nowhere (chalicepack would build a buildable one for the target).
+    index.add_sdist("cext", "1.0", c_extension=True, ext_source="#error needs libfoo\n")
     project = workspace / "docs-app"
     (project / "requirements.txt").unlink()
     (project / ".python-version").write_text("3.11\n")

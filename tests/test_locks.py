@@ -406,7 +406,8 @@ def test_pyproject_dependencies_without_a_lock_resolve_with_a_warning(
 def test_a_locked_c_package_with_no_wheel_is_missing_at_its_lock_line_with_the_update_command(
     tmp_path: Path, index: PackageIndex, chalicepack: Callable[..., object]
 ) -> None:
-    index.add_sdist("cext", "1.0", c_extension=True)
+    # Its C extension builds nowhere (chalicepack would build a buildable one for the target).
+    index.add_sdist("cext", "1.0", c_extension=True, ext_source="#error needs libfoo\n")
     index.add_wheel("devtool", "1.0")
     index.add_wheel("cext", "2.0")
     pyproject = _pyproject(index).replace('["alpha", "beta"]', '["cext==1.0"]')

@@ -22,12 +22,22 @@ LINUX = "cp311-cp311-manylinux2014_x86_64"
 VENDOR_IT = "vendor a build for the target in vendor/"
 HOST = f"python{sys.version_info.major}.{sys.version_info.minor}"
 OTHER = "python3.12" if HOST != "python3.12" else "python3.11"
+# A C extension that no compiler builds, for any target.
+DOES_NOT_BUILD = "#error needs a library Lambda lacks\n"
 
 
 def pin_fix(name: str, version: str) -> str:
     return (
         f"pin {name}>={version}, the newest release with a wheel for python3.11 x86_64, "
         "or vendor it"
+    )
+
+
+def wheels_elsewhere(example: str) -> str:
+    """The reason for a release that ships wheels, none of them for the target."""
+    return (
+        "no wheel for python3.11 on x86_64: its wheels are for other platforms or a newer glibc"
+        f" (such as {example}); a release that ships wheels is not built from source here"
     )
 
 
@@ -78,7 +88,7 @@ DIAGNOSES = {
         macos_only_in_every_release,
         "macosonly",
         "2.0",
-        "no wheel for python3.11 on x86_64 and no source to build",
+        wheels_elsewhere("macosonly-2.0-cp311-cp311-macosx_11_0_arm64.whl"),
         VENDOR_IT,
         [],
         {},
@@ -87,7 +97,7 @@ DIAGNOSES = {
         an_old_pin_where_a_newer_release_fits,
         "numeric",
         "1.0",
-        "no wheel for python3.11 on x86_64 and no source to build",
+        wheels_elsewhere("numeric-1.0-cp311-cp311-macosx_11_0_arm64.whl"),
         pin_fix("numeric", "2.0"),
         [],
         {},
@@ -105,7 +115,7 @@ DIAGNOSES = {
         a_dependency_of_a_dependency,
         "macosonly",
         "1.0",
-        "no wheel for python3.11 on x86_64 and no source to build",
+        wheels_elsewhere("macosonly-1.0-cp311-cp311-macosx_11_0_arm64.whl"),
         VENDOR_IT,
         ["tiny"],
         {"client": "1.0", "shared": "1.0", "tiny": "1.0"},
@@ -145,7 +155,7 @@ def test_a_source_tree_named_by_path_that_does_not_run_on_lambda_is_missing_with
     tmp_path: Path, index: PackageIndex, chalicepack
 ) -> None:
     """A path has no other release to pin: the only fix is a build in vendor/."""
-    sdist = index.add_sdist("speedy", "1.0", c_extension=True)
+    sdist = index.add_sdist("speedy", "1.0", c_extension=True, ext_source=DOES_NOT_BUILD)
     index.add_wheel("puredep", "1.0")
     project = make_project(tmp_path / "app", {"requirements.txt": f"{sdist}\npuredep\n"})
 
@@ -154,6 +164,6 @@ def test_a_source_tree_named_by_path_that_does_not_run_on_lambda_is_missing_with
     assert run.returncode == 0, run.stderr
     (missing,) = run.json()["missing_dependencies"]
     assert missing["name"] == "speedy"
-    assert "compiled modules are for cp3" in missing["reason"]
+    assert "needs a library Lambda lacks" in missing["build_log"]
     assert missing["fix"] == VENDOR_IT
     assert [d["name"] for d in run.json()["dependencies"]] == ["puredep"]

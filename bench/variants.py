@@ -9,8 +9,8 @@
   the same paths. The measured build runs under ``unshare -n`` (no network): a build that
   needed the network fails.
 - ci-moved: as ci-rerun, but restored under another path (``restored-N``), as on a CI whose
-  checkout path changes between jobs (chalicepack at main e2142c7 then resolves again and
-  needs the index: its up-to-date check keys on the absolute project path).
+  checkout path changes between jobs (the cached resolution is keyed on the requirements
+  files' paths from the project, not from /, so it is found there too).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +140,30 @@ def test_an_unchanged_dependency_set_reuses_the_installed_tree_unless_it_was_tam
     assert "reusing the installed tree" not in third.stderr
     digests = {run.json()["artifacts"]["deployment"]["sha256"] for run in (first, second, third)}
     assert len(digests) == 1
+
+
+def test_a_ci_rerun_with_checkout_and_cache_restored_elsewhere_needs_no_index(
+    tmp_path: Path, index: PackageIndex, chalicepack
+) -> None:
+    """A CI job restores the checkout and the cache (actions/cache, a tarball) under paths of
+    its own, not the previous job's: the pinned build reuses what was cached, offline."""
+    index.add_wheel("alpha", "1.0", requires=["beta==2.0"])
+    index.add_wheel("beta", "2.0")
+    files = {
+        "requirements.txt": "-c constraints.txt\nalpha==1.0\n",
+        "constraints.txt": "beta==2.0\n",
+    }
+    project = make_project(tmp_path / "job1" / "app", files)
+    first = chalicepack("build", project, "--json", "--cache-dir", tmp_path / "job1" / "cache")
+    assert first.returncode == 0, first.stderr
+
+    index.stop()
+    shutil.copytree(tmp_path / "job1", tmp_path / "job2", symlinks=True)
+    shutil.rmtree(tmp_path / "job1")
+    moved = tmp_path / "job2" / "app"
+    second = chalicepack("build", moved, "--json", "--cache-dir", tmp_path / "job2" / "cache")
+
+    assert second.returncode == 0, second.stderr
+    assert "reusing its cached resolution" in second.stderr
+    digest = hashlib.sha256((moved / "dist" / "deployment.zip").read_bytes()).hexdigest()
+    assert digest == first.json()["artifacts"]["deployment"]["sha256"]

@@ -11,8 +11,9 @@ the pip cache of wheels built with our toolchain, see ``deps.sourcebuild``),
 ``package.uptodate``).
 
 A resolution is reused when nothing that could change it changed (the key covers every
-requirements and constraints file, the target, the ``PIP_*`` environment and chalicepack's
-version) and every wheel it names is still in the store. One of fully pinned requirements
+requirements and constraints file, by content and by path from the project, the target, the
+``PIP_*`` environment and chalicepack's version) and every wheel it names is still in the
+store. One of fully pinned requirements
 (every line ``name==version``, and every resolved distribution named by such a line) is
 reused for good: a rebuild needs no index at all. One of looser requirements is reused for
 ``max_age`` seconds (an hour by default), as ``chalice package``
@@ -81,8 +82,12 @@ def resolution_key(requirements: Path, target: Target, resolver: str = "auto") -
         ),
     }
     digest.update(json.dumps(inputs, sort_keys=True).encode())
+    # Files by their path from the requirements file's folder, not from /: a CI job that
+    # restores the checkout and this cache under paths of its own reuses the resolution.
+    base = requirements.resolve().parent
     for path in referenced_files(requirements):
-        digest.update(path.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+        named = Path(os.path.relpath(path, base)).as_posix()
+        digest.update(named.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 

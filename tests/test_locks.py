@@ -4,14 +4,17 @@ is exactly what they locked, narrowed for the target, production groups only, ha
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,8 +46,19 @@ def _tool(requirement: str) -> Path:
     )
     if install.returncode != 0 or not executable.is_file():
         shutil.rmtree(venv, ignore_errors=True)
+        _require_pypi()
         pytest.fail(f"could not install {requirement} for the test:\n{install.stderr[-2000:]}")
     return executable
+
+
+def _require_pypi() -> None:
+    # Decided by asking PyPI directly, as tests/test_real_index.py does: only an outage skips;
+    # a tool that does not install from a PyPI that answers fails the test.
+    try:
+        with urllib.request.urlopen("https://pypi.org/simple/pip/", timeout=20):
+            pass
+    except OSError as error:
+        pytest.skip(f"PyPI cannot be reached from here: {error}")
 
 
 @pytest.fixture(scope="session")
@@ -112,9 +126,11 @@ devtool = "*"
 """
 
 
-def _pipfile(index: PackageIndex) -> str:
+def _pipfile(index: PackageIndex, python_version: str | None = None) -> str:
     # Pipenv locks for this host: dependencies behind markers that are false here are dropped
     # unless the Pipfile names them with their markers, as a Lambda project must.
+    # [requires] python_version: Pipenv evaluates python_version markers for that version.
+    requires = f'\n[requires]\npython_version = "{python_version}"\n' if python_version else ""
     return f"""\
 [[source]]
 url = "{index.url}"
@@ -129,13 +145,21 @@ armonly = {{version = "*", markers = "platform_machine == 'aarch64'"}}
 
 [dev-packages]
 devtool = "*"
-"""
+{requires}"""
 
 
 def _lock(
-    fmt: str, project: Path, index: PackageIndex, tmp_path: Path, tool: Callable[[], Path]
+    fmt: str,
+    project: Path,
+    index: PackageIndex,
+    tmp_path: Path,
+    tool: Callable[[], Path],
+    pipenv_python: Path | None = None,
+    requires_python: str | None = None,
 ) -> Path:
-    """Write ``fmt`` for ``project`` with the real tool; return the lock's path."""
+    """Write ``fmt`` for ``project`` with the real tool; return the lock's path. Pipenv: its
+    project venv is made with ``pipenv_python`` (``--python``), else the one it finds; the
+    Pipfile's ``[requires] python_version`` is ``requires_python`` when given."""
     uv_env = _uv_env(index, tmp_path)
     if fmt == "uv.lock":
         _run([_uv(), "lock"], project, uv_env)
@@ -153,22 +177,26 @@ def _lock(
         _run([tool(), "lock", "--no-interaction"], project, env)
     else:
         (project / "pyproject.toml").unlink()
-        (project / "Pipfile").write_text(_pipfile(index))
-        env = {
-            "PIPENV_VENV_IN_PROJECT": "1",
-            "PIPENV_YES": "1",
-            "PIPENV_NOSPIN": "1",
-            "PIPENV_CACHE_DIR": str(tmp_path / "pipenv-cache"),
-            "WORKON_HOME": str(tmp_path / "venvs"),
-        }
-        _run([tool(), "lock"], project, env)
+        (project / "Pipfile").write_text(_pipfile(index, requires_python))
+        python = ["--python", pipenv_python] if pipenv_python else []
+        _run([tool(), "lock", *python], project, _pipenv_env(tmp_path))
     return project / fmt
+
+
+def _pipenv_env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "PIPENV_VENV_IN_PROJECT": "1",
+        "PIPENV_YES": "1",
+        "PIPENV_NOSPIN": "1",
+        "PIPENV_CACHE_DIR": str(tmp_path / "pipenv-cache"),
+        "WORKON_HOME": str(tmp_path / "venvs"),
+    }
 
 
 @pytest.fixture
 def locked(
     request: pytest.FixtureRequest, tmp_path: Path, index: PackageIndex
-) -> Callable[[str], Path]:
+) -> Callable[..., Path]:
     """A Chalice project with no requirements.txt and a lock in format ``fmt``, written while
     alpha 1.0 was the newest release; alpha 1.1 is published after."""
     index.add_wheel("alpha", "1.0")
@@ -178,11 +206,11 @@ def locked(
     requires = ["gamma; python_version < '3.11'", "armonly; platform_machine == 'aarch64'"]
     index.add_wheel("beta", "2.0", requires=requires)
 
-    def make(fmt: str) -> Path:
+    def make(fmt: str, **options: Any) -> Path:
         project = make_project(tmp_path / "app", {"pyproject.toml": _pyproject(index)})
         tools = {"poetry.lock": "poetry", "Pipfile.lock": "pipenv"}
         tool = (lambda: request.getfixturevalue(tools[fmt])) if fmt in tools else (lambda: Path())
-        _lock(fmt, project, index, tmp_path, tool)
+        _lock(fmt, project, index, tmp_path, tool, **options)
         index.add_wheel("alpha", "1.1")
         return project
 
@@ -446,6 +474,93 @@ def test_a_pipfile_lock_ships_what_pipenv_locked_and_refuses_what_it_left_unlock
     lines = (project / "Pipfile.lock").read_text().splitlines()
     line = next(n for n, text in enumerate(lines, 1) if text.strip().startswith('"gamma"'))
     assert f"Pipfile.lock:{line}: gamma is not locked" in py310.stderr
+    assert 'put python_version = "3.10" under [requires]' in py310.stderr
+    assert "--platform" not in py310.stderr  # the machine does not matter to this marker
+
+
+def _python310() -> Path:
+    from chalicepack.deps.interpreters import find_interpreter, how_to_provide
+
+    found = find_interpreter("3.10")
+    if found is None:
+        pytest.fail(f"this test runs Pipenv with Python 3.10: {how_to_provide('3.10')}")
+    return found.path
+
+
+@pytest.mark.network
+@pytest.mark.parametrize(
+    "how",
+    ["pipenv lock --python 3.10", '[requires] python_version = "3.10"'],
+)
+def test_a_pipfile_lock_made_for_python310_ships_its_python_version_dependency_there_only(
+    how: str, locked: Callable[..., Path], chalicepack: Callable[..., object], tmp_path: Path
+) -> None:
+    """Pipenv evaluates python_version markers for the Python of the project's venv, or for
+    the Pipfile's [requires] python_version (on this python3.11 host too): gamma is locked
+    with its version, hashes and marker; python3.10 ships it, python3.11 does not."""
+    if how.startswith("pipenv lock"):
+        project = locked("Pipfile.lock", pipenv_python=_python310())
+    else:
+        project = locked("Pipfile.lock", requires_python="3.10")
+    lock = json.loads((project / "Pipfile.lock").read_text())
+    assert lock["default"]["gamma"]["version"] == "==1.0" and lock["default"]["gamma"]["hashes"]
+
+    py310 = chalicepack("build", project, "--runtime", "python3.10", "--no-import", "--json")
+    py311 = chalicepack(
+        "build", project, "--runtime", "python3.11", "--no-import", "--out", tmp_path / "311",
+        "--json",
+    )  # fmt: skip
+    arm = chalicepack("build", project, "--runtime", "python3.10", "--arch", "arm64")
+
+    assert py310.returncode == 0, py310.stderr
+    assert py311.returncode == 0, py311.stderr
+    assert {d["name"]: d["version"] for d in py310.json()["dependencies"]} == {
+        "alpha": "1.0", "beta": "2.0", "gamma": "1.0",
+    }  # fmt: skip
+    assert "gamma" in _shipped(project / "dist" / "deployment.zip")
+    assert not _shipped(tmp_path / "311" / "deployment.zip") & {"gamma", "armonly", "devtool"}
+    # platform_machine: Pipenv has no setting for another machine; it locked for x86_64.
+    assert arm.returncode == 2
+    lines = (project / "Pipfile.lock").read_text().splitlines()
+    line = next(n for n, text in enumerate(lines, 1) if text.strip().startswith('"armonly"'))
+    assert f"Pipfile.lock:{line}: armonly is not locked" in arm.stderr
+    assert "run `pipenv lock` on Linux aarch64" in arm.stderr
+    assert "--platform linux/arm64" in arm.stderr
+
+
+@pytest.mark.network
+def test_a_dependency_pipenv_left_out_of_the_lock_is_refused_with_the_fix_that_locks_it(
+    index: PackageIndex, pipenv: Path, tmp_path: Path, chalicepack: Callable[..., object]
+) -> None:
+    """Only beta's metadata asks for gamma (python_version < '3.11'): Pipenv, locking on
+    python3.11, leaves it out of Pipfile.lock altogether. python3.10 is refused with the fix;
+    the fix, applied, locks gamma, and python3.10 ships it."""
+    for name, version in [("alpha", "1.0"), ("gamma", "1.0"), ("armonly", "1.0")]:
+        index.add_wheel(name, version)
+    index.add_wheel("devtool", "1.0")
+    requires = ["gamma; python_version < '3.11'", "armonly; platform_machine == 'aarch64'"]
+    index.add_wheel("beta", "2.0", requires=requires)
+    project = make_project(tmp_path / "app", {})
+    pipfile = "\n".join(
+        line for line in _pipfile(index).splitlines() if not line.startswith(("gamma", "armonly"))
+    )
+    (project / "Pipfile").write_text(pipfile)
+    _run([pipenv, "lock"], project, _pipenv_env(tmp_path))
+    assert "gamma" not in json.loads((project / "Pipfile.lock").read_text())["default"]
+
+    refused = chalicepack("build", project, "--runtime", "python3.10", "--no-import")
+
+    assert refused.returncode == 2
+    assert "gamma==1.0 is needed on the target but not locked" in refused.stderr
+    assert 'put python_version = "3.10" under [requires]' in refused.stderr
+    assert "pipenv update" not in refused.stderr  # it would lock for this host again
+
+    (project / "Pipfile").write_text(pipfile + '\n\n[requires]\npython_version = "3.10"\n')
+    _run([pipenv, "lock"], project, _pipenv_env(tmp_path))
+    fixed = chalicepack("build", project, "--runtime", "python3.10", "--no-import", "--json")
+
+    assert fixed.returncode == 0, fixed.stderr
+    assert {d["name"]: d["version"] for d in fixed.json()["dependencies"]}["gamma"] == "1.0"
 
 
 @pytest.mark.parametrize(

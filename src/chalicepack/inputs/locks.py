@@ -543,7 +543,9 @@ def _read_pipfile(
             line = _json_entry_line(text, section, raw_name)
             version = str(item.get("version", ""))
             if not version.startswith("=="):
-                raise _unlocked_pipfile_entry(path, line, raw_name, version, target)
+                raise _unlocked_pipfile_entry(
+                    path, line, raw_name, version, str(item.get("markers", "")), target
+                )
             hashes = frozenset(h for value in item.get("hashes", []) if (h := _sha256(value)))
             index = sources.get(item.get("index", ""))
             version = version.removeprefix("==")
@@ -552,18 +554,50 @@ def _read_pipfile(
 
 
 def _unlocked_pipfile_entry(
-    path: Path, line: int, name: str, version: str, target: Target
+    path: Path, line: int, name: str, version: str, marker: str, target: Target
 ) -> RequirementsError:
-    # Pipenv locks for the host it runs on: a package whose markers are false there is written
-    # with no version and no hashes, though the target needs it.
+    # Pipenv locks for one Python and one machine: a package whose markers are false there is
+    # written with no version and no hashes, though the target needs it.
     return RequirementsError(
         f"{path}:{line}: {name} is not locked (version {version or 'missing'}, no hashes):"
-        f" Pipenv locked for its own host, where its markers are false, but {target.runtime}"
-        f" {target.arch} needs it; run `pipenv lock` with Python {target.version_text} on Linux"
-        f" {target.machine}, or use a lock that covers every platform (uv lock, poetry lock)",
+        f" Pipenv evaluated its markers ({marker}) for the Python and machine it locked on,"
+        f" where they are false, but {target.runtime} {target.arch} needs it;"
+        f" {_pipfile_lock_fix(path, marker, target)}, or use a lock that covers every target"
+        " (uv lock, poetry lock)",
         file=path,
         line=line,
     )
+
+
+# Marker variables Pipenv takes from the Pipfile's [requires] python_version, and those it
+# takes from the machine it runs on (it has no setting for another machine).
+_PYTHON_MARKERS = re.compile(r"\bpython_(full_)?version\b")
+_MACHINE_MARKERS = re.compile(
+    r"\b(platform_machine|platform_system|sys_platform|os_name|platform_release"
+    r"|platform_version|implementation_name|platform_python_implementation)\b"
+)
+
+
+def _pipfile_lock_fix(path: Path, marker: str, target: Target) -> str:
+    """How to get a Pipfile.lock that locks an entry whose ``marker`` holds on ``target``."""
+    version = target.version_text
+    requires = (
+        f'put python_version = "{version}" under [requires] in {path.parent / "Pipfile"}'
+        " (Pipenv evaluates python_version markers for it)"
+    )
+    if not _MACHINE_MARKERS.search(marker):
+        return f"{requires} and run `pipenv lock`"
+    platform = f"linux/{'arm64' if target.arch == 'arm64' else 'amd64'}"
+    machine = (
+        f"run `pipenv lock` on Linux {target.machine} (Pipenv evaluates these markers only"
+        " for the machine it runs on, so one Pipfile.lock serves one architecture): on an"
+        f" {target.arch} machine, or in a container such as `docker run --rm --platform"
+        f' {platform} -v "$PWD":/app -w /app python:{version} sh -c "pip install pipenv &&'
+        ' pipenv lock"` (QEMU emulation on a machine of the other architecture)'
+    )
+    if _PYTHON_MARKERS.search(marker):
+        return f"{requires}, and {machine}"
+    return machine
 
 
 def _refuse_unknown(path: Path, what: str, unknown: set[str], declared: set[str]) -> None:
@@ -633,12 +667,16 @@ def _json_entry_line(text: Sequence[str], section: str, name: str) -> int:
 
 
 def hold_to_lock(
-    requirements: Path | None, resolution: Resolution, wheels: Mapping[str, Path] | None = None
+    requirements: Path | None,
+    resolution: Resolution,
+    wheels: Mapping[str, Path] | None = None,
+    target: Target | None = None,
 ) -> Resolution:
     """``resolution`` when it is the lock's: refuse (exit 2, naming the lock's line) a file
     whose sha256 the lock does not list, or a release the lock does not pin; the fix of each
     missing build names the command that updates the lock. ``wheels``: the files fetched,
-    checked by their own sha256 (else by the sha256 the index announced)."""
+    checked by their own sha256 (else by the sha256 the index announced). ``target``: what
+    the fix for a dependency a Pipfile.lock left out names."""
     locked = None if requirements is None else locked_set(requirements)
     if locked is None or locked.kind == "pyproject":
         return resolution
@@ -647,11 +685,7 @@ def hold_to_lock(
     for name, version in [*resolved, *((m.name, m.version) for m in resolution.missing)]:
         package = by_name.get(name)
         if package is None or package.version != version:
-            raise RequirementsError(
-                f"{locked.lock}: {name}=={version} is needed on the target but not"
-                f" locked; update the lock ({_update(locked.kind, name, locked.lock)})",
-                file=locked.lock,
-            )
+            raise _not_locked(locked, name, version, target)
     for distribution in resolution.distributions:
         if distribution.built_from_source:
             continue  # pip built it from the sdist it downloaded: no file of the lock's to match
@@ -667,6 +701,25 @@ def hold_to_lock(
         replace(item, fix=_lock_fix(locked, item.name, item.fix)) for item in resolution.missing
     )
     return replace(resolution, missing=missing)
+
+
+def _not_locked(
+    locked: LockedSet, name: str, version: str, target: Target | None
+) -> RequirementsError:
+    fix = f"update the lock ({_update(locked.kind, name, locked.lock)})"
+    if locked.kind == "pipfile" and target is not None:
+        # Pipenv leaves out a dependency whose markers are false for the Python and machine it
+        # locks on (not even an unlocked entry): updating it there changes nothing.
+        fix = (
+            "Pipenv leaves out a dependency whose markers are false for the Python and machine"
+            " it locks on; lock for the target: "
+            + _pipfile_lock_fix(locked.lock, "python_version platform_machine", target)
+            + ", or use a lock that covers every target (uv lock, poetry lock)"
+        )
+    return RequirementsError(
+        f"{locked.lock}: {name}=={version} is needed on the target but not locked; {fix}",
+        file=locked.lock,
+    )
 
 
 def _tampered(locked: LockedSet, package: LockedPackage, sha256: str | None) -> RequirementsError:

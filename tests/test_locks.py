@@ -156,6 +156,7 @@ def _lock(
     tool: Callable[[], Path],
     pipenv_python: Path | None = None,
     requires_python: str | None = None,
+    pipenv_args: tuple[str, ...] = (),
 ) -> Path:
     """Write ``fmt`` for ``project`` with the real tool; return the lock's path. Pipenv: its
     project venv is made with ``pipenv_python`` (``--python``), else the one it finds; the
@@ -179,7 +180,7 @@ def _lock(
         (project / "pyproject.toml").unlink()
         (project / "Pipfile").write_text(_pipfile(index, requires_python))
         python = ["--python", pipenv_python] if pipenv_python else []
-        _run([tool(), "lock", *python], project, _pipenv_env(tmp_path))
+        _run([tool(), "lock", *python, *pipenv_args], project, _pipenv_env(tmp_path))
     return project / fmt
 
 
@@ -228,11 +229,20 @@ NETWORK_FORMATS = [
 ]
 
 
-@pytest.mark.parametrize("fmt", NETWORK_FORMATS[:3])  # Pipfile.lock: see below
+# Pipfile.lock: only as Pipenv's experimental pure-python backend writes it (it locks what the
+# Pipfile names, markers and all, whatever the host); Pipenv's default: see further below.
+PURE_PYTHON = ("--backend", "pure-python")
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [*NETWORK_FORMATS[:3], pytest.param("Pipfile.lock", marks=pytest.mark.network)],
+    ids=[*FORMATS[:3], "Pipfile.lock-pure-python"],
+)
 def test_a_lock_ships_exactly_what_it_locked_for_the_target(
-    fmt: str, locked: Callable[[str], Path], chalicepack: Callable[..., object], tmp_path: Path
+    fmt: str, locked: Callable[..., Path], chalicepack: Callable[..., object], tmp_path: Path
 ) -> None:
-    project = locked(fmt)
+    project = locked(fmt, **({"pipenv_args": PURE_PYTHON} if fmt == "Pipfile.lock" else {}))
 
     py310 = chalicepack("build", project, "--runtime", "python3.10", "--no-import", "--json")
     arm311 = chalicepack(
@@ -476,6 +486,7 @@ def test_a_pipfile_lock_ships_what_pipenv_locked_and_refuses_what_it_left_unlock
     assert f"Pipfile.lock:{line}: gamma is not locked" in py310.stderr
     assert 'put python_version = "3.10" under [requires]' in py310.stderr
     assert "--platform" not in py310.stderr  # the machine does not matter to this marker
+    assert "`pipenv lock --backend pure-python`" in py310.stderr  # as the test above locks
 
 
 def _python310() -> Path:
@@ -554,6 +565,8 @@ def test_a_dependency_pipenv_left_out_of_the_lock_is_refused_with_the_fix_that_l
     assert "gamma==1.0 is needed on the target but not locked" in refused.stderr
     assert 'put python_version = "3.10" under [requires]' in refused.stderr
     assert "pipenv update" not in refused.stderr  # it would lock for this host again
+    assert "name gamma in the Pipfile with its marker" in refused.stderr
+    assert "`pipenv lock --backend pure-python`" in refused.stderr
 
     (project / "Pipfile").write_text(pipfile + '\n\n[requires]\npython_version = "3.10"\n')
     _run([pipenv, "lock"], project, _pipenv_env(tmp_path))

@@ -556,12 +556,13 @@ def _read_pipfile(
 def _unlocked_pipfile_entry(
     path: Path, line: int, name: str, version: str, marker: str, target: Target
 ) -> RequirementsError:
-    # Pipenv locks for one Python and one machine: a package whose markers are false there is
-    # written with no version and no hashes, though the target needs it.
+    # Pipenv's default resolver locks for one Python and one machine: a package whose markers
+    # are false there is written with no version and no hashes, though the target needs it.
     return RequirementsError(
         f"{path}:{line}: {name} is not locked (version {version or 'missing'}, no hashes):"
         f" Pipenv evaluated its markers ({marker}) for the Python and machine it locked on,"
-        f" where they are false, but {target.runtime} {target.arch} needs it;"
+        f" where they are false, but {target.runtime} {target.arch} needs it; lock it for"
+        f" every target with {_PURE_PYTHON}, or for this target only:"
         f" {_pipfile_lock_fix(path, marker, target)}, or use a lock that covers every target"
         " (uv lock, poetry lock)",
         file=path,
@@ -569,6 +570,12 @@ def _unlocked_pipfile_entry(
     )
 
 
+# Pipenv's pure-python resolver locks what the Pipfile names whatever its markers, on any host
+# (it still leaves out a dependency of another package whose markers are false there).
+_PURE_PYTHON = (
+    "`pipenv lock --backend pure-python` (Pipenv 2026.9 or later, experimental; or"
+    ' resolver_backend = "pure-python" under [pipenv] in the Pipfile)'
+)
 # Marker variables Pipenv takes from the Pipfile's [requires] python_version, and those it
 # takes from the machine it runs on (it has no setting for another machine).
 _PYTHON_MARKERS = re.compile(r"\bpython_(full_)?version\b")
@@ -579,7 +586,7 @@ _MACHINE_MARKERS = re.compile(
 
 
 def _pipfile_lock_fix(path: Path, marker: str, target: Target) -> str:
-    """How to get a Pipfile.lock that locks an entry whose ``marker`` holds on ``target``."""
+    """How Pipenv's default resolver locks, for ``target``, an entry with ``marker``."""
     version = target.version_text
     requires = (
         f'put python_version = "{version}" under [requires] in {path.parent / "Pipfile"}'
@@ -590,7 +597,7 @@ def _pipfile_lock_fix(path: Path, marker: str, target: Target) -> str:
     platform = f"linux/{'arm64' if target.arch == 'arm64' else 'amd64'}"
     machine = (
         f"run `pipenv lock` on Linux {target.machine} (Pipenv evaluates these markers only"
-        " for the machine it runs on, so one Pipfile.lock serves one architecture): on an"
+        " for the machine it runs on, so such a Pipfile.lock serves one architecture): on an"
         f" {target.arch} machine, or in a container such as `docker run --rm --platform"
         f' {platform} -v "$PWD":/app -w /app python:{version} sh -c "pip install pipenv &&'
         ' pipenv lock"` (QEMU emulation on a machine of the other architecture)'
@@ -712,7 +719,8 @@ def _not_locked(
         # locks on (not even an unlocked entry): updating it there changes nothing.
         fix = (
             "Pipenv leaves out a dependency whose markers are false for the Python and machine"
-            " it locks on; lock for the target: "
+            f" it locks on; name {name} in the Pipfile with its marker and lock it for every"
+            f" target with {_PURE_PYTHON}, or lock for this target only: "
             + _pipfile_lock_fix(locked.lock, "python_version platform_machine", target)
             + ", or use a lock that covers every target (uv lock, poetry lock)"
         )

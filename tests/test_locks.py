@@ -633,3 +633,31 @@ def test_a_poetry_1_lock_is_refused_with_the_command_that_upgrades_it(
 
     assert run.returncode == 2
     assert "poetry.lock: lock-version 2.0" in run.stderr and "Poetry 2" in run.stderr
+
+
+def test_a_locked_release_built_from_its_sdist_is_held_to_the_locks_sdist_hash(
+    tmp_path: Path, index: PackageIndex, chalicepack: Callable[..., object]
+) -> None:
+    # purelib has no wheel: chalicepack builds it from its sdist, the file the lock hashes.
+    sdist = index.add_sdist("purelib", "1.0")
+    index.add_wheel("devtool", "1.0")
+    pyproject = _pyproject(index).replace('["alpha", "beta"]', '["purelib"]')
+    project = make_project(tmp_path / "app", {"pyproject.toml": pyproject})
+    _run([_uv(), "lock"], project, _uv_env(index, tmp_path))
+    lock = project / "uv.lock"
+    digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
+    assert digest in lock.read_text()
+
+    built = chalicepack("build", project, "--no-import", "--out", tmp_path / "good", "--json")
+    lock.write_text(lock.read_text().replace(digest, "0" * 64))
+    tampered = chalicepack("build", project, "--no-import", "--json")
+
+    assert built.returncode == 0, built.stderr
+    (purelib,) = built.json()["dependencies"]
+    assert purelib["built_from_source"] and "purelib" in _shipped(
+        tmp_path / "good" / "deployment.zip"
+    )
+    assert tampered.returncode == 2, tampered.stderr
+    line = lock.read_text().splitlines().index('name = "purelib"') + 1
+    assert f"{lock}:{line}: purelib==1.0" in tampered.stderr and "does not list" in tampered.stderr
+    assert not (project / "dist" / "deployment.zip").exists()

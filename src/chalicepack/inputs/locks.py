@@ -695,7 +695,7 @@ def hold_to_lock(
             raise _not_locked(locked, name, version, target)
     for distribution in resolution.distributions:
         if distribution.built_from_source:
-            continue  # pip built it from the sdist it downloaded: no file of the lock's to match
+            continue  # built from the sdist pip downloaded, checked against the lock's hashes
         sha256 = distribution.sha256
         if wheels is not None:
             from chalicepack.deps.install import stored_sha256
@@ -728,6 +728,22 @@ def _not_locked(
         f"{locked.lock}: {name}=={version} is needed on the target but not locked; {fix}",
         file=locked.lock,
     )
+
+
+def locked_hashes(requirements: Path, name: str) -> frozenset[str]:
+    """The sha256 digests a lock lists for ``name`` (its wheels' and sdist's), when
+    ``requirements`` was generated from a lock; else none (nothing to hold a build to)."""
+    locked = locked_set(requirements)
+    if locked is None or locked.kind == "pyproject":
+        return frozenset()
+    return next((p.hashes for p in locked.packages if p.name == name), frozenset())
+
+
+def unlisted_file(requirements: Path, name: str, sha256: str) -> RequirementsError:
+    """The refusal of a file of ``name`` whose ``sha256`` the lock does not list."""
+    locked = locked_set(requirements)
+    assert locked is not None, "only a lock lists hashes"
+    return _tampered(locked, next(p for p in locked.packages if p.name == name), sha256)
 
 
 def _tampered(locked: LockedSet, package: LockedPackage, sha256: str | None) -> RequirementsError:

@@ -661,3 +661,82 @@ def test_a_locked_release_built_from_its_sdist_is_held_to_the_locks_sdist_hash(
     line = lock.read_text().splitlines().index('name = "purelib"') + 1
     assert f"{lock}:{line}: purelib==1.0" in tampered.stderr and "does not list" in tampered.stderr
     assert not (project / "dist" / "deployment.zip").exists()
+
+
+def _source_tree(index: PackageIndex, root: Path) -> Path:
+    """localpkg 0.3 as a source directory (its in-tree backend needs nothing from an index),
+    committed to git as well."""
+    import tarfile
+
+    sdist = index.add_sdist("localpkg", "0.3")
+    with tarfile.open(sdist) as archive:
+        archive.extractall(root, filter="data")
+    tree = root / "localpkg-0.3"
+    for command in (
+        ["git", "init", "-q"],
+        ["git", "add", "."],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "0.3"],
+    ):
+        subprocess.run(command, cwd=tree, check=True)
+    index.files.joinpath(sdist.name).unlink()  # not on the index: only the directory has it
+    return tree
+
+
+@pytest.mark.parametrize(
+    ("fmt", "source"),
+    [
+        ("uv.lock", "directory"),
+        ("uv.lock", "git"),
+        pytest.param("poetry.lock", "directory", marks=pytest.mark.network),
+        pytest.param("Pipfile.lock", "path", marks=pytest.mark.network),
+    ],
+)
+def test_a_package_locked_from_a_path_or_vcs_is_refused_at_its_line_with_the_fix(
+    fmt: str,
+    source: str,
+    request: pytest.FixtureRequest,
+    index: PackageIndex,
+    tmp_path: Path,
+    chalicepack: Callable[..., object],
+) -> None:
+    index.add_wheel("alpha", "1.0")
+    index.add_wheel("devtool", "1.0")
+    tree = _source_tree(index, tmp_path)
+    reference = f"git+{tree.as_uri()}" if source == "git" else tree.as_uri()
+    pyproject = _pyproject(index).replace(
+        '["alpha", "beta"]', f'["alpha", "localpkg @ {reference}"]'
+    )
+    project = make_project(tmp_path / "app", {"pyproject.toml": pyproject})
+    if fmt == "uv.lock":
+        _run([_uv(), "lock"], project, _uv_env(index, tmp_path))
+    elif fmt == "poetry.lock":
+        _lock(fmt, project, index, tmp_path, lambda: request.getfixturevalue("poetry"))
+    else:
+        (project / "pyproject.toml").unlink()
+        entry = f'localpkg = {{path = "{tree}"}}'
+        (project / "Pipfile").write_text(_pipfile(index).replace('beta = "*"', entry))
+        _run([request.getfixturevalue("pipenv"), "lock"], project, _pipenv_env(tmp_path))
+
+    run = chalicepack("build", project, "--no-import")
+
+    assert run.returncode == 2, run.stderr
+    lines = (project / fmt).read_text().splitlines()
+    line = next(n for n, text in enumerate(lines, 1) if text.strip().startswith(
+        '"localpkg"' if fmt == "Pipfile.lock" else 'name = "localpkg"'
+    ))  # fmt: skip
+    assert f"{project / fmt}:{line}: localpkg is locked from a {source} " in run.stderr
+    assert "publish it to an index and lock that release" in run.stderr
+    assert "vendor/" in run.stderr
+    assert not (project / "dist" / "deployment.zip").exists()
+
+
+def test_a_pipfile_without_its_lock_is_bad_input_naming_pipenv_lock(
+    tmp_path: Path, index: PackageIndex, chalicepack: Callable[..., object]
+) -> None:
+    project = make_project(tmp_path / "app", {"Pipfile": _pipfile(index)})
+
+    run = chalicepack("build", project, "--no-import")
+
+    assert run.returncode == 2
+    assert "has a Pipfile but no Pipfile.lock" in run.stderr and "`pipenv lock`" in run.stderr
+    assert not (project / "dist" / "deployment.zip").exists()

@@ -138,6 +138,13 @@ def dependency_file(root: Path, explicit: Path | None) -> DependencyFile | None:
         )
     if locks:
         return DependencyFile(locks[0], recognise(locks[0]))
+    if (root / "Pipfile").is_file():
+        # Else the package would be built with none of the Pipfile's dependencies.
+        raise BadInput(
+            f"{root} has a Pipfile but no Pipfile.lock (and no requirements.txt); run"
+            " `pipenv lock` and keep Pipfile.lock beside it, or name the dependency file with"
+            " --requirements FILE"
+        )
     pyproject = root / "pyproject.toml"
     if pyproject.is_file() and "dependencies" in _read_toml(pyproject).get("project", {}):
         return DependencyFile(pyproject, "pyproject")
@@ -386,8 +393,13 @@ def _sha256(value: str) -> str | None:
 
 
 def _read_pylock(
-    path: Path, target: Target, groups: Sequence[str], extras: Sequence[str]
+    path: Path,
+    target: Target,
+    groups: Sequence[str],
+    extras: Sequence[str],
+    shown: Path | None = None,
 ) -> list[LockedPackage]:
+    """``shown``: the lock messages name (uv.lock, when ``path`` is uv's export of it)."""
     document = _read_toml(path)
     _validate_pylock(path, document)
     default = [g for g in document.get("default-groups", []) if g != "dev"]
@@ -395,6 +407,7 @@ def _read_pylock(
     declared = {*document.get("dependency-groups", []), *document.get("default-groups", [])}
     _refuse_unknown(path, "group", set(groups) - declared, declared)
     lines = _entry_lines(path, "[[packages]]")
+    shown_lines = lines if shown is None else _entry_lines(shown, "[[package]]")
     packages = []
     for item in document["packages"]:
         if not _applies(item.get("marker"), target, extras=extras, groups=selected):
@@ -402,6 +415,12 @@ def _read_pylock(
         files = [*item.get("wheels", []), *([item["sdist"]] if "sdist" in item else [])]
         hashes = frozenset(f.get("hashes", {}).get("sha256", "") for f in files) - {""}
         name = _canonical(item["name"])
+        for key in ("vcs", "directory", "archive"):
+            if key in item:
+                where = item[key].get("url") or item[key].get("path", "")
+                kind = item[key].get("type", key) if key == "vcs" else key
+                line = _line(shown_lines, name, "")
+                raise _not_from_index(shown or path, line, name, f"{kind} {where}")
         version = _locked_version(path, name, item.get("version"), lines)
         packages.append(
             LockedPackage(name, version, hashes, _line(lines, name, version), item.get("index"))
@@ -458,7 +477,7 @@ def _read_uv(
     exported = path.parent / f".chalicepack-{os.getpid()}.pylock.toml"
     try:
         exported.write_text(result.stdout, encoding="utf-8")
-        packages = _read_pylock(exported, target, (), extras)
+        packages = _read_pylock(exported, target, (), extras, shown=path)
     finally:
         exported.unlink(missing_ok=True)
     lines = _entry_lines(path, "[[package]]")
@@ -506,6 +525,8 @@ def _read_poetry(
         source = item.get("source", {})
         index = source.get("url") if source.get("type") == "legacy" else None
         line = _line(lines, name, item["version"])
+        if source.get("type") in ("directory", "file", "git", "url"):
+            raise _not_from_index(path, line, name, f"{source['type']} {source.get('url', '')}")
         packages.append(LockedPackage(name, item["version"], hashes, line, index))
     return packages
 
@@ -541,6 +562,9 @@ def _read_pipfile(
                 continue
             name = _canonical(raw_name)
             line = _json_entry_line(text, section, raw_name)
+            for key in ("path", "file", "git", "hg", "svn", "bzr"):
+                if key in item:
+                    raise _not_from_index(path, line, raw_name, f"{key} {item[key]}")
             version = str(item.get("version", ""))
             if not version.startswith("=="):
                 raise _unlocked_pipfile_entry(
@@ -620,6 +644,17 @@ def _canonical(name: str) -> str:
     from packaging.utils import canonicalize_name
 
     return canonicalize_name(name)
+
+
+def _not_from_index(path: Path, line: int, name: str, source: str) -> RequirementsError:
+    return RequirementsError(
+        f"{path}:{line}: {name} is locked from a {source}, not from a package index;"
+        " chalicepack ships from a lock only releases of an index, checked against the lock's"
+        " hashes: publish it to an index and lock that release, or take it out of the lock's"
+        " dependencies and put it, built for the target, in the project's vendor/",
+        file=path,
+        line=line,
+    )
 
 
 def _locked_version(

@@ -207,18 +207,25 @@ def silent_index(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     stop = threading.Event()
 
     def accept() -> None:
+        listener.settimeout(0.1)
         while not stop.is_set():
             try:
                 connection, _ = listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
             accepted.append(connection)
 
-    threading.Thread(target=accept, daemon=True).start()
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/simple/"
     monkeypatch.setenv("PIP_INDEX_URL", url)
     yield url
+    # The thread ends before the connections are closed: none it accepts after is left open
+    # (closed by the garbage collector in a later test, as an unraisable ResourceWarning).
     stop.set()
+    thread.join()
     listener.close()
     for connection in accepted:
         connection.close()

@@ -4,14 +4,17 @@ is exactly what they locked, narrowed for the target, production groups only, ha
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,8 +46,19 @@ def _tool(requirement: str) -> Path:
     )
     if install.returncode != 0 or not executable.is_file():
         shutil.rmtree(venv, ignore_errors=True)
+        _require_pypi()
         pytest.fail(f"could not install {requirement} for the test:\n{install.stderr[-2000:]}")
     return executable
+
+
+def _require_pypi() -> None:
+    # Decided by asking PyPI directly, as tests/test_real_index.py does: only an outage skips;
+    # a tool that does not install from a PyPI that answers fails the test.
+    try:
+        with urllib.request.urlopen("https://pypi.org/simple/pip/", timeout=20):
+            pass
+    except OSError as error:
+        pytest.skip(f"PyPI cannot be reached from here: {error}")
 
 
 @pytest.fixture(scope="session")
@@ -112,9 +126,11 @@ devtool = "*"
 """
 
 
-def _pipfile(index: PackageIndex) -> str:
+def _pipfile(index: PackageIndex, python_version: str | None = None) -> str:
     # Pipenv locks for this host: dependencies behind markers that are false here are dropped
     # unless the Pipfile names them with their markers, as a Lambda project must.
+    # [requires] python_version: Pipenv evaluates python_version markers for that version.
+    requires = f'\n[requires]\npython_version = "{python_version}"\n' if python_version else ""
     return f"""\
 [[source]]
 url = "{index.url}"
@@ -129,13 +145,22 @@ armonly = {{version = "*", markers = "platform_machine == 'aarch64'"}}
 
 [dev-packages]
 devtool = "*"
-"""
+{requires}"""
 
 
 def _lock(
-    fmt: str, project: Path, index: PackageIndex, tmp_path: Path, tool: Callable[[], Path]
+    fmt: str,
+    project: Path,
+    index: PackageIndex,
+    tmp_path: Path,
+    tool: Callable[[], Path],
+    pipenv_python: Path | None = None,
+    requires_python: str | None = None,
+    pipenv_args: tuple[str, ...] = (),
 ) -> Path:
-    """Write ``fmt`` for ``project`` with the real tool; return the lock's path."""
+    """Write ``fmt`` for ``project`` with the real tool; return the lock's path. Pipenv: its
+    project venv is made with ``pipenv_python`` (``--python``), else the one it finds; the
+    Pipfile's ``[requires] python_version`` is ``requires_python`` when given."""
     uv_env = _uv_env(index, tmp_path)
     if fmt == "uv.lock":
         _run([_uv(), "lock"], project, uv_env)
@@ -153,22 +178,26 @@ def _lock(
         _run([tool(), "lock", "--no-interaction"], project, env)
     else:
         (project / "pyproject.toml").unlink()
-        (project / "Pipfile").write_text(_pipfile(index))
-        env = {
-            "PIPENV_VENV_IN_PROJECT": "1",
-            "PIPENV_YES": "1",
-            "PIPENV_NOSPIN": "1",
-            "PIPENV_CACHE_DIR": str(tmp_path / "pipenv-cache"),
-            "WORKON_HOME": str(tmp_path / "venvs"),
-        }
-        _run([tool(), "lock"], project, env)
+        (project / "Pipfile").write_text(_pipfile(index, requires_python))
+        python = ["--python", pipenv_python] if pipenv_python else []
+        _run([tool(), "lock", *python, *pipenv_args], project, _pipenv_env(tmp_path))
     return project / fmt
+
+
+def _pipenv_env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "PIPENV_VENV_IN_PROJECT": "1",
+        "PIPENV_YES": "1",
+        "PIPENV_NOSPIN": "1",
+        "PIPENV_CACHE_DIR": str(tmp_path / "pipenv-cache"),
+        "WORKON_HOME": str(tmp_path / "venvs"),
+    }
 
 
 @pytest.fixture
 def locked(
     request: pytest.FixtureRequest, tmp_path: Path, index: PackageIndex
-) -> Callable[[str], Path]:
+) -> Callable[..., Path]:
     """A Chalice project with no requirements.txt and a lock in format ``fmt``, written while
     alpha 1.0 was the newest release; alpha 1.1 is published after."""
     index.add_wheel("alpha", "1.0")
@@ -178,11 +207,11 @@ def locked(
     requires = ["gamma; python_version < '3.11'", "armonly; platform_machine == 'aarch64'"]
     index.add_wheel("beta", "2.0", requires=requires)
 
-    def make(fmt: str) -> Path:
+    def make(fmt: str, **options: Any) -> Path:
         project = make_project(tmp_path / "app", {"pyproject.toml": _pyproject(index)})
         tools = {"poetry.lock": "poetry", "Pipfile.lock": "pipenv"}
         tool = (lambda: request.getfixturevalue(tools[fmt])) if fmt in tools else (lambda: Path())
-        _lock(fmt, project, index, tmp_path, tool)
+        _lock(fmt, project, index, tmp_path, tool, **options)
         index.add_wheel("alpha", "1.1")
         return project
 
@@ -200,11 +229,20 @@ NETWORK_FORMATS = [
 ]
 
 
-@pytest.mark.parametrize("fmt", NETWORK_FORMATS[:3])  # Pipfile.lock: see below
+# Pipfile.lock: only as Pipenv's experimental pure-python backend writes it (it locks what the
+# Pipfile names, markers and all, whatever the host); Pipenv's default: see further below.
+PURE_PYTHON = ("--backend", "pure-python")
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [*NETWORK_FORMATS[:3], pytest.param("Pipfile.lock", marks=pytest.mark.network)],
+    ids=[*FORMATS[:3], "Pipfile.lock-pure-python"],
+)
 def test_a_lock_ships_exactly_what_it_locked_for_the_target(
-    fmt: str, locked: Callable[[str], Path], chalicepack: Callable[..., object], tmp_path: Path
+    fmt: str, locked: Callable[..., Path], chalicepack: Callable[..., object], tmp_path: Path
 ) -> None:
-    project = locked(fmt)
+    project = locked(fmt, **({"pipenv_args": PURE_PYTHON} if fmt == "Pipfile.lock" else {}))
 
     py310 = chalicepack("build", project, "--runtime", "python3.10", "--no-import", "--json")
     arm311 = chalicepack(
@@ -446,6 +484,96 @@ def test_a_pipfile_lock_ships_what_pipenv_locked_and_refuses_what_it_left_unlock
     lines = (project / "Pipfile.lock").read_text().splitlines()
     line = next(n for n, text in enumerate(lines, 1) if text.strip().startswith('"gamma"'))
     assert f"Pipfile.lock:{line}: gamma is not locked" in py310.stderr
+    assert 'put python_version = "3.10" under [requires]' in py310.stderr
+    assert "--platform" not in py310.stderr  # the machine does not matter to this marker
+    assert "`pipenv lock --backend pure-python`" in py310.stderr  # as the test above locks
+
+
+def _python310() -> Path:
+    from chalicepack.deps.interpreters import find_interpreter, how_to_provide
+
+    found = find_interpreter("3.10")
+    if found is None:
+        pytest.fail(f"this test runs Pipenv with Python 3.10: {how_to_provide('3.10')}")
+    return found.path
+
+
+@pytest.mark.network
+@pytest.mark.parametrize(
+    "how",
+    ["pipenv lock --python 3.10", '[requires] python_version = "3.10"'],
+)
+def test_a_pipfile_lock_made_for_python310_ships_its_python_version_dependency_there_only(
+    how: str, locked: Callable[..., Path], chalicepack: Callable[..., object], tmp_path: Path
+) -> None:
+    """Pipenv evaluates python_version markers for the Python of the project's venv, or for
+    the Pipfile's [requires] python_version (on this python3.11 host too): gamma is locked
+    with its version, hashes and marker; python3.10 ships it, python3.11 does not."""
+    if how.startswith("pipenv lock"):
+        project = locked("Pipfile.lock", pipenv_python=_python310())
+    else:
+        project = locked("Pipfile.lock", requires_python="3.10")
+    lock = json.loads((project / "Pipfile.lock").read_text())
+    assert lock["default"]["gamma"]["version"] == "==1.0" and lock["default"]["gamma"]["hashes"]
+
+    py310 = chalicepack("build", project, "--runtime", "python3.10", "--no-import", "--json")
+    py311 = chalicepack(
+        "build", project, "--runtime", "python3.11", "--no-import", "--out", tmp_path / "311",
+        "--json",
+    )  # fmt: skip
+    arm = chalicepack("build", project, "--runtime", "python3.10", "--arch", "arm64")
+
+    assert py310.returncode == 0, py310.stderr
+    assert py311.returncode == 0, py311.stderr
+    assert {d["name"]: d["version"] for d in py310.json()["dependencies"]} == {
+        "alpha": "1.0", "beta": "2.0", "gamma": "1.0",
+    }  # fmt: skip
+    assert "gamma" in _shipped(project / "dist" / "deployment.zip")
+    assert not _shipped(tmp_path / "311" / "deployment.zip") & {"gamma", "armonly", "devtool"}
+    # platform_machine: Pipenv has no setting for another machine; it locked for x86_64.
+    assert arm.returncode == 2
+    lines = (project / "Pipfile.lock").read_text().splitlines()
+    line = next(n for n, text in enumerate(lines, 1) if text.strip().startswith('"armonly"'))
+    assert f"Pipfile.lock:{line}: armonly is not locked" in arm.stderr
+    assert "run `pipenv lock` on Linux aarch64" in arm.stderr
+    assert "--platform linux/arm64" in arm.stderr
+
+
+@pytest.mark.network
+def test_a_dependency_pipenv_left_out_of_the_lock_is_refused_with_the_fix_that_locks_it(
+    index: PackageIndex, pipenv: Path, tmp_path: Path, chalicepack: Callable[..., object]
+) -> None:
+    """Only beta's metadata asks for gamma (python_version < '3.11'): Pipenv, locking on
+    python3.11, leaves it out of Pipfile.lock altogether. python3.10 is refused with the fix;
+    the fix, applied, locks gamma, and python3.10 ships it."""
+    for name, version in [("alpha", "1.0"), ("gamma", "1.0"), ("armonly", "1.0")]:
+        index.add_wheel(name, version)
+    index.add_wheel("devtool", "1.0")
+    requires = ["gamma; python_version < '3.11'", "armonly; platform_machine == 'aarch64'"]
+    index.add_wheel("beta", "2.0", requires=requires)
+    project = make_project(tmp_path / "app", {})
+    pipfile = "\n".join(
+        line for line in _pipfile(index).splitlines() if not line.startswith(("gamma", "armonly"))
+    )
+    (project / "Pipfile").write_text(pipfile)
+    _run([pipenv, "lock"], project, _pipenv_env(tmp_path))
+    assert "gamma" not in json.loads((project / "Pipfile.lock").read_text())["default"]
+
+    refused = chalicepack("build", project, "--runtime", "python3.10", "--no-import")
+
+    assert refused.returncode == 2
+    assert "gamma==1.0 is needed on the target but not locked" in refused.stderr
+    assert 'put python_version = "3.10" under [requires]' in refused.stderr
+    assert "pipenv update" not in refused.stderr  # it would lock for this host again
+    assert "name gamma in the Pipfile with its marker" in refused.stderr
+    assert "`pipenv lock --backend pure-python`" in refused.stderr
+
+    (project / "Pipfile").write_text(pipfile + '\n\n[requires]\npython_version = "3.10"\n')
+    _run([pipenv, "lock"], project, _pipenv_env(tmp_path))
+    fixed = chalicepack("build", project, "--runtime", "python3.10", "--no-import", "--json")
+
+    assert fixed.returncode == 0, fixed.stderr
+    assert {d["name"]: d["version"] for d in fixed.json()["dependencies"]}["gamma"] == "1.0"
 
 
 @pytest.mark.parametrize(
@@ -505,3 +633,110 @@ def test_a_poetry_1_lock_is_refused_with_the_command_that_upgrades_it(
 
     assert run.returncode == 2
     assert "poetry.lock: lock-version 2.0" in run.stderr and "Poetry 2" in run.stderr
+
+
+def test_a_locked_release_built_from_its_sdist_is_held_to_the_locks_sdist_hash(
+    tmp_path: Path, index: PackageIndex, chalicepack: Callable[..., object]
+) -> None:
+    # purelib has no wheel: chalicepack builds it from its sdist, the file the lock hashes.
+    sdist = index.add_sdist("purelib", "1.0")
+    index.add_wheel("devtool", "1.0")
+    pyproject = _pyproject(index).replace('["alpha", "beta"]', '["purelib"]')
+    project = make_project(tmp_path / "app", {"pyproject.toml": pyproject})
+    _run([_uv(), "lock"], project, _uv_env(index, tmp_path))
+    lock = project / "uv.lock"
+    digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
+    assert digest in lock.read_text()
+
+    built = chalicepack("build", project, "--no-import", "--out", tmp_path / "good", "--json")
+    lock.write_text(lock.read_text().replace(digest, "0" * 64))
+    tampered = chalicepack("build", project, "--no-import", "--json")
+
+    assert built.returncode == 0, built.stderr
+    (purelib,) = built.json()["dependencies"]
+    assert purelib["built_from_source"] and "purelib" in _shipped(
+        tmp_path / "good" / "deployment.zip"
+    )
+    assert tampered.returncode == 2, tampered.stderr
+    line = lock.read_text().splitlines().index('name = "purelib"') + 1
+    assert f"{lock}:{line}: purelib==1.0" in tampered.stderr and "does not list" in tampered.stderr
+    assert not (project / "dist" / "deployment.zip").exists()
+
+
+def _source_tree(index: PackageIndex, root: Path) -> Path:
+    """localpkg 0.3 as a source directory (its in-tree backend needs nothing from an index),
+    committed to git as well."""
+    import tarfile
+
+    sdist = index.add_sdist("localpkg", "0.3")
+    with tarfile.open(sdist) as archive:
+        archive.extractall(root, filter="data")
+    tree = root / "localpkg-0.3"
+    for command in (
+        ["git", "init", "-q"],
+        ["git", "add", "."],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "0.3"],
+    ):
+        subprocess.run(command, cwd=tree, check=True)
+    index.files.joinpath(sdist.name).unlink()  # not on the index: only the directory has it
+    return tree
+
+
+@pytest.mark.parametrize(
+    ("fmt", "source"),
+    [
+        ("uv.lock", "directory"),
+        ("uv.lock", "git"),
+        pytest.param("poetry.lock", "directory", marks=pytest.mark.network),
+        pytest.param("Pipfile.lock", "path", marks=pytest.mark.network),
+    ],
+)
+def test_a_package_locked_from_a_path_or_vcs_is_refused_at_its_line_with_the_fix(
+    fmt: str,
+    source: str,
+    request: pytest.FixtureRequest,
+    index: PackageIndex,
+    tmp_path: Path,
+    chalicepack: Callable[..., object],
+) -> None:
+    index.add_wheel("alpha", "1.0")
+    index.add_wheel("devtool", "1.0")
+    tree = _source_tree(index, tmp_path)
+    reference = f"git+{tree.as_uri()}" if source == "git" else tree.as_uri()
+    pyproject = _pyproject(index).replace(
+        '["alpha", "beta"]', f'["alpha", "localpkg @ {reference}"]'
+    )
+    project = make_project(tmp_path / "app", {"pyproject.toml": pyproject})
+    if fmt == "uv.lock":
+        _run([_uv(), "lock"], project, _uv_env(index, tmp_path))
+    elif fmt == "poetry.lock":
+        _lock(fmt, project, index, tmp_path, lambda: request.getfixturevalue("poetry"))
+    else:
+        (project / "pyproject.toml").unlink()
+        entry = f'localpkg = {{path = "{tree}"}}'
+        (project / "Pipfile").write_text(_pipfile(index).replace('beta = "*"', entry))
+        _run([request.getfixturevalue("pipenv"), "lock"], project, _pipenv_env(tmp_path))
+
+    run = chalicepack("build", project, "--no-import")
+
+    assert run.returncode == 2, run.stderr
+    lines = (project / fmt).read_text().splitlines()
+    line = next(n for n, text in enumerate(lines, 1) if text.strip().startswith(
+        '"localpkg"' if fmt == "Pipfile.lock" else 'name = "localpkg"'
+    ))  # fmt: skip
+    assert f"{project / fmt}:{line}: localpkg is locked from a {source} " in run.stderr
+    assert "publish it to an index and lock that release" in run.stderr
+    assert "vendor/" in run.stderr
+    assert not (project / "dist" / "deployment.zip").exists()
+
+
+def test_a_pipfile_without_its_lock_is_bad_input_naming_pipenv_lock(
+    tmp_path: Path, index: PackageIndex, chalicepack: Callable[..., object]
+) -> None:
+    project = make_project(tmp_path / "app", {"Pipfile": _pipfile(index)})
+
+    run = chalicepack("build", project, "--no-import")
+
+    assert run.returncode == 2
+    assert "has a Pipfile but no Pipfile.lock" in run.stderr and "`pipenv lock`" in run.stderr
+    assert not (project / "dist" / "deployment.zip").exists()

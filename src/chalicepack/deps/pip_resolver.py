@@ -35,6 +35,7 @@ from chalicepack.deps.buildrecord import SourceBuild
 from chalicepack.deps.pip import PipResult, dry_run_report, redact
 from chalicepack.deps.sourcebuild import BuiltWheel, Unusable, build_for_target, retag_for_target
 from chalicepack.errors import BuildFailure, RequirementsError
+from chalicepack.inputs.locks import locked_hashes, unlisted_file
 from chalicepack.inputs.requirements import RequirementLine, index_options, lines_by_name
 from chalicepack.inputs.target import Target
 
@@ -316,7 +317,8 @@ def _build_from_source(context: _Context, suspect: Distribution) -> BuiltWheel |
     requirement = suspect.direct or suspect.pin
     workdir = context.workdir / "source-builds" / suspect.name
     options = [] if suspect.direct else index_options(context.requirements)
-    return build_for_target(
+    hashes = () if suspect.direct else locked_hashes(context.requirements, suspect.name)
+    outcome = build_for_target(
         requirement,
         context.target,
         workdir,
@@ -324,7 +326,12 @@ def _build_from_source(context: _Context, suspect: Distribution) -> BuiltWheel |
         cache_dir=context.build_cache,
         name=suspect.name,
         version=suspect.version,
+        hashes=hashes,
     )
+    if isinstance(outcome, Unusable) and outcome.unlisted_sha256:
+        # The sdist is not the lock's: refused as a tampered wheel is, never reported missing.
+        raise unlisted_file(context.requirements, suspect.name, outcome.unlisted_sha256)
+    return outcome
 
 
 def _missing(context: _Context, suspect: Distribution, outcome: Unusable) -> MissingDistribution:

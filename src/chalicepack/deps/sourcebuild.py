@@ -16,6 +16,7 @@ import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,9 @@ class Unusable:
     build_log: str | None = None
     fix: str | None = None  # None: the resolver's usual fix (a release with a wheel, vendor/)
     record: SourceBuild | None = None
+    # The sha256 of the file pip downloaded when it is not one of the hashes the build was
+    # given (a lock's): not a build failure but a file that must not ship.
+    unlisted_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class _Build:
     pip_options: tuple[str, ...]
     cache_dir: Path  # pip's cache (its wheels are this toolchain's) and zig's
     interpreter: Interpreter | None
+    hashes: tuple[str, ...] = ()  # sha256 digests the downloaded source must have (a lock's)
 
     def record(self, compiler: str, verdict: str, **details: Any) -> SourceBuild:
         described = None if self.interpreter is None else self.interpreter.describe()
@@ -81,11 +86,16 @@ def build_for_target(
     cache_dir: Path,
     name: str,
     version: str,
+    hashes: Iterable[str] = (),
 ) -> BuiltWheel | Unusable:
     """Build ``requirement`` (``name==version`` or a path, URL or VCS reference) from
-    source for ``target``; ``cache_dir`` holds what makes a second build fast."""
+    source for ``target``; ``cache_dir`` holds what makes a second build fast. ``hashes``:
+    the sha256 digests the source pip downloads must have (pip's hash-checking mode)."""
     interpreter = find_interpreter(target.version_text)
-    build = _Build(requirement, name, version, target, tuple(pip_options), cache_dir, interpreter)
+    build = _Build(
+        requirement, name, version, target, tuple(pip_options), cache_dir, interpreter,
+        tuple(sorted(hashes)),
+    )  # fmt: skip
     if interpreter is None:
         return _build_without_interpreter(build, workdir)
     log.info(
@@ -95,7 +105,7 @@ def build_for_target(
     tools = toolchain(target, cache_dir)
     built = _pip_wheel(build, workdir / "compiled", tools.env)
     if isinstance(built, Unusable):
-        return _failed(build, tools, built)
+        return built if built.unlisted_sha256 else _failed(build, tools, built)
     if not compiled_members(built):
         return BuiltWheel(built, pure=True, record=build.record(tools.compiler, "pure"))
     checked = _checked(build, tools, built, workdir / "repaired")
@@ -149,6 +159,8 @@ def _build_without_interpreter(build: _Build, workdir: Path) -> BuiltWheel | Unu
         redact(build.requirement), *sys.version_info[:2], version,
     )  # fmt: skip
     built = _pip_wheel(build, workdir / "pure", without_compiler())
+    if isinstance(built, Unusable) and built.unlisted_sha256:
+        return built
     compiler = "none (no CPython of the target's minor)"
     if isinstance(built, Path) and not compiled_members(built):
         return BuiltWheel(built, pure=True, record=build.record(compiler, "pure"))
@@ -165,15 +177,26 @@ def _pip_wheel(
     wheel_dir.mkdir(parents=True)
     # Only the requirement itself from source: its build requirements come as wheels.
     args = ["wheel", "--no-deps", "--wheel-dir", str(wheel_dir)]
-    args += ["--no-binary", build.name, *build.pip_options, build.requirement]
+    args += ["--no-binary", build.name, *build.pip_options]
     python = None if build.interpreter is None else build.interpreter.path
     with tempfile.TemporaryDirectory(dir=wheel_dir.parent) as scratch:
         # A fresh cache keeps pip from handing back the compiled wheel it just built.
         cache = Path(scratch) if fresh else build.cache_dir / "pip"
+        if build.hashes:
+            # --hash is a requirements file's option: pip then checks the sdist it downloads.
+            pinned = Path(scratch) / "hashed-requirement.txt"
+            options = "".join(f" --hash=sha256:{digest}" for digest in build.hashes)
+            pinned.write_text(f"{build.requirement}{options}\n", encoding="utf-8")
+            args += ["-r", str(pinned)]
+        else:
+            args.append(build.requirement)
         result = run_pip(args, cache_dir=cache, env=env, python=python)
     wheels = sorted(wheel_dir.glob("*.whl"))
     if result.ok and len(wheels) == 1:
         return wheels[0]
+    if result.hash_mismatch:
+        got = next((m.got for m in result.hash_mismatches), "unknown")
+        return Unusable("its source distribution is not the one locked", unlisted_sha256=got)
     if result.unmatched_requirement is not None and not result.failed_build:
         target = build.target
         return Unusable(f"no wheel for {target.runtime} on {target.arch} and no source to build")

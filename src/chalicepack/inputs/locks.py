@@ -138,6 +138,13 @@ def dependency_file(root: Path, explicit: Path | None) -> DependencyFile | None:
         )
     if locks:
         return DependencyFile(locks[0], recognise(locks[0]))
+    if (root / "Pipfile").is_file():
+        # Else the package would be built with none of the Pipfile's dependencies.
+        raise BadInput(
+            f"{root} has a Pipfile but no Pipfile.lock (and no requirements.txt); run"
+            " `pipenv lock` and keep Pipfile.lock beside it, or name the dependency file with"
+            " --requirements FILE"
+        )
     pyproject = root / "pyproject.toml"
     if pyproject.is_file() and "dependencies" in _read_toml(pyproject).get("project", {}):
         return DependencyFile(pyproject, "pyproject")
@@ -386,8 +393,13 @@ def _sha256(value: str) -> str | None:
 
 
 def _read_pylock(
-    path: Path, target: Target, groups: Sequence[str], extras: Sequence[str]
+    path: Path,
+    target: Target,
+    groups: Sequence[str],
+    extras: Sequence[str],
+    shown: Path | None = None,
 ) -> list[LockedPackage]:
+    """``shown``: the lock messages name (uv.lock, when ``path`` is uv's export of it)."""
     document = _read_toml(path)
     _validate_pylock(path, document)
     default = [g for g in document.get("default-groups", []) if g != "dev"]
@@ -395,6 +407,7 @@ def _read_pylock(
     declared = {*document.get("dependency-groups", []), *document.get("default-groups", [])}
     _refuse_unknown(path, "group", set(groups) - declared, declared)
     lines = _entry_lines(path, "[[packages]]")
+    shown_lines = lines if shown is None else _entry_lines(shown, "[[package]]")
     packages = []
     for item in document["packages"]:
         if not _applies(item.get("marker"), target, extras=extras, groups=selected):
@@ -402,6 +415,12 @@ def _read_pylock(
         files = [*item.get("wheels", []), *([item["sdist"]] if "sdist" in item else [])]
         hashes = frozenset(f.get("hashes", {}).get("sha256", "") for f in files) - {""}
         name = _canonical(item["name"])
+        for key in ("vcs", "directory", "archive"):
+            if key in item:
+                where = item[key].get("url") or item[key].get("path", "")
+                kind = item[key].get("type", key) if key == "vcs" else key
+                line = _line(shown_lines, name, "")
+                raise _not_from_index(shown or path, line, name, f"{kind} {where}")
         version = _locked_version(path, name, item.get("version"), lines)
         packages.append(
             LockedPackage(name, version, hashes, _line(lines, name, version), item.get("index"))
@@ -458,7 +477,7 @@ def _read_uv(
     exported = path.parent / f".chalicepack-{os.getpid()}.pylock.toml"
     try:
         exported.write_text(result.stdout, encoding="utf-8")
-        packages = _read_pylock(exported, target, (), extras)
+        packages = _read_pylock(exported, target, (), extras, shown=path)
     finally:
         exported.unlink(missing_ok=True)
     lines = _entry_lines(path, "[[package]]")
@@ -506,6 +525,8 @@ def _read_poetry(
         source = item.get("source", {})
         index = source.get("url") if source.get("type") == "legacy" else None
         line = _line(lines, name, item["version"])
+        if source.get("type") in ("directory", "file", "git", "url"):
+            raise _not_from_index(path, line, name, f"{source['type']} {source.get('url', '')}")
         packages.append(LockedPackage(name, item["version"], hashes, line, index))
     return packages
 
@@ -541,9 +562,14 @@ def _read_pipfile(
                 continue
             name = _canonical(raw_name)
             line = _json_entry_line(text, section, raw_name)
+            for key in ("path", "file", "git", "hg", "svn", "bzr"):
+                if key in item:
+                    raise _not_from_index(path, line, raw_name, f"{key} {item[key]}")
             version = str(item.get("version", ""))
             if not version.startswith("=="):
-                raise _unlocked_pipfile_entry(path, line, raw_name, version, target)
+                raise _unlocked_pipfile_entry(
+                    path, line, raw_name, version, str(item.get("markers", "")), target
+                )
             hashes = frozenset(h for value in item.get("hashes", []) if (h := _sha256(value)))
             index = sources.get(item.get("index", ""))
             version = version.removeprefix("==")
@@ -552,18 +578,57 @@ def _read_pipfile(
 
 
 def _unlocked_pipfile_entry(
-    path: Path, line: int, name: str, version: str, target: Target
+    path: Path, line: int, name: str, version: str, marker: str, target: Target
 ) -> RequirementsError:
-    # Pipenv locks for the host it runs on: a package whose markers are false there is written
-    # with no version and no hashes, though the target needs it.
+    # Pipenv's default resolver locks for one Python and one machine: a package whose markers
+    # are false there is written with no version and no hashes, though the target needs it.
     return RequirementsError(
         f"{path}:{line}: {name} is not locked (version {version or 'missing'}, no hashes):"
-        f" Pipenv locked for its own host, where its markers are false, but {target.runtime}"
-        f" {target.arch} needs it; run `pipenv lock` with Python {target.version_text} on Linux"
-        f" {target.machine}, or use a lock that covers every platform (uv lock, poetry lock)",
+        f" Pipenv evaluated its markers ({marker}) for the Python and machine it locked on,"
+        f" where they are false, but {target.runtime} {target.arch} needs it; lock it for"
+        f" every target with {_PURE_PYTHON}, or for this target only:"
+        f" {_pipfile_lock_fix(path, marker, target)}, or use a lock that covers every target"
+        " (uv lock, poetry lock)",
         file=path,
         line=line,
     )
+
+
+# Pipenv's pure-python resolver locks what the Pipfile names whatever its markers, on any host
+# (it still leaves out a dependency of another package whose markers are false there).
+_PURE_PYTHON = (
+    "`pipenv lock --backend pure-python` (Pipenv 2026.9 or later, experimental; or"
+    ' resolver_backend = "pure-python" under [pipenv] in the Pipfile)'
+)
+# Marker variables Pipenv takes from the Pipfile's [requires] python_version, and those it
+# takes from the machine it runs on (it has no setting for another machine).
+_PYTHON_MARKERS = re.compile(r"\bpython_(full_)?version\b")
+_MACHINE_MARKERS = re.compile(
+    r"\b(platform_machine|platform_system|sys_platform|os_name|platform_release"
+    r"|platform_version|implementation_name|platform_python_implementation)\b"
+)
+
+
+def _pipfile_lock_fix(path: Path, marker: str, target: Target) -> str:
+    """How Pipenv's default resolver locks, for ``target``, an entry with ``marker``."""
+    version = target.version_text
+    requires = (
+        f'put python_version = "{version}" under [requires] in {path.parent / "Pipfile"}'
+        " (Pipenv evaluates python_version markers for it)"
+    )
+    if not _MACHINE_MARKERS.search(marker):
+        return f"{requires} and run `pipenv lock`"
+    platform = f"linux/{'arm64' if target.arch == 'arm64' else 'amd64'}"
+    machine = (
+        f"run `pipenv lock` on Linux {target.machine} (Pipenv evaluates these markers only"
+        " for the machine it runs on, so such a Pipfile.lock serves one architecture): on an"
+        f" {target.arch} machine, or in a container such as `docker run --rm --platform"
+        f' {platform} -v "$PWD":/app -w /app python:{version} sh -c "pip install pipenv &&'
+        ' pipenv lock"` (QEMU emulation on a machine of the other architecture)'
+    )
+    if _PYTHON_MARKERS.search(marker):
+        return f"{requires}, and {machine}"
+    return machine
 
 
 def _refuse_unknown(path: Path, what: str, unknown: set[str], declared: set[str]) -> None:
@@ -579,6 +644,17 @@ def _canonical(name: str) -> str:
     from packaging.utils import canonicalize_name
 
     return canonicalize_name(name)
+
+
+def _not_from_index(path: Path, line: int, name: str, source: str) -> RequirementsError:
+    return RequirementsError(
+        f"{path}:{line}: {name} is locked from a {source}, not from a package index;"
+        " chalicepack ships from a lock only releases of an index, checked against the lock's"
+        " hashes: publish it to an index and lock that release, or take it out of the lock's"
+        " dependencies and put it, built for the target, in the project's vendor/",
+        file=path,
+        line=line,
+    )
 
 
 def _locked_version(
@@ -633,12 +709,16 @@ def _json_entry_line(text: Sequence[str], section: str, name: str) -> int:
 
 
 def hold_to_lock(
-    requirements: Path | None, resolution: Resolution, wheels: Mapping[str, Path] | None = None
+    requirements: Path | None,
+    resolution: Resolution,
+    wheels: Mapping[str, Path] | None = None,
+    target: Target | None = None,
 ) -> Resolution:
     """``resolution`` when it is the lock's: refuse (exit 2, naming the lock's line) a file
     whose sha256 the lock does not list, or a release the lock does not pin; the fix of each
     missing build names the command that updates the lock. ``wheels``: the files fetched,
-    checked by their own sha256 (else by the sha256 the index announced)."""
+    checked by their own sha256 (else by the sha256 the index announced). ``target``: what
+    the fix for a dependency a Pipfile.lock left out names."""
     locked = None if requirements is None else locked_set(requirements)
     if locked is None or locked.kind == "pyproject":
         return resolution
@@ -647,14 +727,10 @@ def hold_to_lock(
     for name, version in [*resolved, *((m.name, m.version) for m in resolution.missing)]:
         package = by_name.get(name)
         if package is None or package.version != version:
-            raise RequirementsError(
-                f"{locked.lock}: {name}=={version} is needed on the target but not"
-                f" locked; update the lock ({_update(locked.kind, name, locked.lock)})",
-                file=locked.lock,
-            )
+            raise _not_locked(locked, name, version, target)
     for distribution in resolution.distributions:
         if distribution.built_from_source:
-            continue  # pip built it from the sdist it downloaded: no file of the lock's to match
+            continue  # built from the sdist pip downloaded, checked against the lock's hashes
         sha256 = distribution.sha256
         if wheels is not None:
             from chalicepack.deps.install import stored_sha256
@@ -667,6 +743,42 @@ def hold_to_lock(
         replace(item, fix=_lock_fix(locked, item.name, item.fix)) for item in resolution.missing
     )
     return replace(resolution, missing=missing)
+
+
+def _not_locked(
+    locked: LockedSet, name: str, version: str, target: Target | None
+) -> RequirementsError:
+    fix = f"update the lock ({_update(locked.kind, name, locked.lock)})"
+    if locked.kind == "pipfile" and target is not None:
+        # Pipenv leaves out a dependency whose markers are false for the Python and machine it
+        # locks on (not even an unlocked entry): updating it there changes nothing.
+        fix = (
+            "Pipenv leaves out a dependency whose markers are false for the Python and machine"
+            f" it locks on; name {name} in the Pipfile with its marker and lock it for every"
+            f" target with {_PURE_PYTHON}, or lock for this target only: "
+            + _pipfile_lock_fix(locked.lock, "python_version platform_machine", target)
+            + ", or use a lock that covers every target (uv lock, poetry lock)"
+        )
+    return RequirementsError(
+        f"{locked.lock}: {name}=={version} is needed on the target but not locked; {fix}",
+        file=locked.lock,
+    )
+
+
+def locked_hashes(requirements: Path, name: str) -> frozenset[str]:
+    """The sha256 digests a lock lists for ``name`` (its wheels' and sdist's), when
+    ``requirements`` was generated from a lock; else none (nothing to hold a build to)."""
+    locked = locked_set(requirements)
+    if locked is None or locked.kind == "pyproject":
+        return frozenset()
+    return next((p.hashes for p in locked.packages if p.name == name), frozenset())
+
+
+def unlisted_file(requirements: Path, name: str, sha256: str) -> RequirementsError:
+    """The refusal of a file of ``name`` whose ``sha256`` the lock does not list."""
+    locked = locked_set(requirements)
+    assert locked is not None, "only a lock lists hashes"
+    return _tampered(locked, next(p for p in locked.packages if p.name == name), sha256)
 
 
 def _tampered(locked: LockedSet, package: LockedPackage, sha256: str | None) -> RequirementsError:

@@ -113,7 +113,8 @@ def _build_in(workdir: Path, inputs: BuildInputs, requirements: Requirements) ->
     request = Request(requirements, inputs.target, workdir, inputs.cache_dir)
     resolved = resolve_requirements(request, options.resolver)
     # A lock's resolution: its files' hashes held to the lock's, its fixes naming the lock's tool.
-    resolved = replace(resolved, resolution=hold_to_lock(requirements.path, resolved.resolution))
+    held = hold_to_lock(requirements.path, resolved.resolution, target=inputs.target)
+    resolved = replace(resolved, resolution=held)
     warnings = _missing_warnings(resolved.resolution)
     report = resolved_report(inputs, resolved.resolution, requirements.lines)
     if options.check_only:

@@ -141,14 +141,15 @@ def _package(invocation: Invocation, region: TemplateRegion | None = None) -> Pa
     title = f"chalicepack {verb}: stage {options.stage}, {invocation.runtime.name}"
     with _log_group(title):
         # The engine is imported once the inputs are checked: a bad input fails without it.
-        from chalicepack.deploy.templates import package
-        from chalicepack.package.pipeline import build
-
         try:
             if packaging is None:
+                from chalicepack.package.pipeline import build
+
                 built = build(options)
                 report, report_path = built.report, built.report_path
             else:
+                from chalicepack.deploy.templates import package
+
                 if region is not None:
                     log.info("%s", region.message)
                 with _aws_default_region(region.name if region else None):

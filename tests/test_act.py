@@ -17,7 +17,8 @@ No container registry and no GitHub are reachable, so:
   ``podman build`` beforehand and given the name act builds it under, with ``--rebuild=false``:
   act's own build goes through the API, which can give the build neither the host network nor
   this machine's CA bundle (a TLS-intercepting proxy stands between it and PyPI), both of which
-  the Dockerfile's locked pip install needs here. Its base is test_container's local Debian.
+  the Dockerfile's locked pip install needs here. Its base is test_container's, made in
+  python:3.11-slim's shape.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ ACT_ACTION_IMAGE = "localhost/act-chalicepack-chalicepack-v1-dockeraction:latest
 
 @pytest.fixture(scope="session")
 def action_image(service: PodmanService, action_source: Path) -> str:
-    # The container tests' base image (Debian bookworm's python3) and build options.
+    # The container tests' base image (python:3.11-slim's shape) and build options.
     from test_container import CACHE as CONTAINER_CACHE
     from test_container import _build_trust_options, base_image
 

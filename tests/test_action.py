@@ -416,6 +416,36 @@ def test_a_bad_input_value_names_the_input_and_what_it_accepts(
     assert step.outputs == {}
 
 
+# What the Action's own process must not import before it has work for them: boto3 and
+# botocore (a fifth of a second, needed only to publish a layer or find a template's region),
+# chalice (its packager runs in a child process) and the engine (pipeline and its imports).
+HEAVY_AT_START = {"boto3", "botocore", "s3transfer", "chalice"}
+ENGINE = "chalicepack.package.pipeline"
+
+
+def imported_modules(stderr: str) -> set[str]:
+    """The modules a process imported, read from PYTHONPROFILEIMPORTTIME's lines on stderr."""
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in stderr.splitlines()
+        if line.startswith("import time:") and line.count("|") == 2
+    }
+
+
+def test_a_bad_input_fails_before_the_aws_sdk_chalice_or_the_engine_is_imported(
+    workspace: Path, run_action
+) -> None:
+    step = run_action(
+        {"project_dir": "docs-app", "architecture": "x86"}, {"PYTHONPROFILEIMPORTTIME": "1"}
+    )
+
+    assert step.returncode == 2
+    imported = imported_modules(step.stderr)
+    assert "chalicepack.action.run" in imported
+    assert {name for name in imported if name.split(".")[0] in HEAVY_AT_START} == set()
+    assert ENGINE not in imported
+
+
 PROJECT_FIX = (
     "set project_dir to the folder that holds app.py and .chalice/, relative to the workspace root"
 )

@@ -8,19 +8,21 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import github_action_utils as gha
 
 from chalicepack.action import commands
 from chalicepack.action.inputs import Runtime, in_action_terms, relative
-from chalicepack.deploy.publish import PublishedLayer
 from chalicepack.errors import AppImportError, BadInput, ChalicepackError
 from chalicepack.inputs.locks import is_lock
 from chalicepack.lambda_env import DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT
 from chalicepack.options import BuildOptions
 from chalicepack.package.sbom import SBOM_NAME
 from chalicepack.report import BuildReport, Dependency, MissingDependency, human_size
+
+if TYPE_CHECKING:  # publishing imports boto3, which a step that publishes nothing never loads
+    from chalicepack.deploy.publish import PublishedLayer
 
 log = logging.getLogger("chalicepack")
 

@@ -19,9 +19,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import botocore.session
-from botocore.exceptions import BotoCoreError
-
 from chalicepack.action import commands
 from chalicepack.action.cacheowner import pip_cache_usable
 from chalicepack.action.inputs import (
@@ -44,12 +41,9 @@ from chalicepack.action.outputs import (
     write_outputs,
     write_summary,
 )
-from chalicepack.deploy.publish import publish_layer
-from chalicepack.deploy.templates import package
 from chalicepack.errors import BadInput, ChalicepackError, MissingDependencies
 from chalicepack.inputs.config import load_stage_config
 from chalicepack.options import BuildOptions, PublishOptions
-from chalicepack.package.pipeline import build
 from chalicepack.report import BuildReport, summary_lines
 
 log = logging.getLogger("chalicepack")
@@ -146,11 +140,16 @@ def _package(invocation: Invocation, region: TemplateRegion | None = None) -> Pa
         verb = f"package ({packaging.pkg_format})"
     title = f"chalicepack {verb}: stage {options.stage}, {invocation.runtime.name}"
     with _log_group(title):
+        # The engine is imported once the inputs are checked: a bad input fails without it.
         try:
             if packaging is None:
+                from chalicepack.package.pipeline import build
+
                 built = build(options)
                 report, report_path = built.report, built.report_path
             else:
+                from chalicepack.deploy.templates import package
+
                 if region is not None:
                     log.info("%s", region.message)
                 with _aws_default_region(region.name if region else None):
@@ -201,6 +200,9 @@ def template_region(aws_region: str, env: Mapping[str, str]) -> TemplateRegion |
 
 def _region_configured() -> bool:
     """Whether botocore finds a region in this process's environment and AWS config."""
+    import botocore.session  # only here: botocore is a fifth of the step's start-up
+    from botocore.exceptions import BotoCoreError
+
     try:
         return bool(botocore.session.Session().get_config_variable("region"))
     except BotoCoreError:  # a profile that does not exist: chalice package says so
@@ -260,6 +262,8 @@ def _publish(publish: PublishOptions, packaged: Packaged, *, stopped: bool) -> L
         )
         commands.warning(reason, title="No layer to publish")
         return LayerStep("no layer", reason="there are no dependencies or vendor files")
+    from chalicepack.deploy.publish import publish_layer  # boto3: only a step that publishes
+
     options = dataclasses.replace(publish, report_path=packaged.report_path)
     with _log_group("chalicepack publish-layer"):
         published = publish_layer(options)

@@ -184,7 +184,7 @@ def resolve_with_uv(
     command = _compile_command(uv, requirements, output, target, platform, cache_dir)
     log.debug("running %s", redact(" ".join(command)))
     # uv runs while pip's configuration is read (importing pip's internals takes a while).
-    env = _uv_environment(os.environ, indexes_from_environment=not _names_its_index(requirements))
+    env = uv_environment(os.environ, indexes_from_environment=not _names_its_index(requirements))
     process = children.start(command, env, output.parent / "tmp", stdout=subprocess.DEVNULL)
     with children.ended(process):
         settings = pip_settings()
@@ -284,7 +284,7 @@ def _names_its_index(requirements: Path) -> bool:
     )
 
 
-def _uv_environment(
+def uv_environment(
     environ: Mapping[str, str], *, indexes_from_environment: bool = True
 ) -> dict[str, str]:
     """The environment for uv: none of uv's own settings (they are not the user's pip

@@ -5,6 +5,8 @@ give the same zips, byte for byte."""
 from __future__ import annotations
 
 import hashlib
+import os
+import platform
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +138,41 @@ def test_a_requirement_with_only_an_sdist_is_left_to_pip_which_builds_it(
     assert f"{PIP_DECIDES} uv could not resolve with wheels only" in run.stderr
     [dependency] = run.json()["dependencies"]
     assert (dependency["name"], dependency["version"]) == ("docs-only", "0.4")
+
+
+def test_a_pinned_requirement_with_only_an_sdist_is_resolved_by_uv_and_built_for_the_target(
+    tmp_path: Path, index: PackageIndex, chalicepack: Any
+) -> None:
+    index.add_wheel("wire", "1.4")
+    index.add_sdist("docs-only", "0.4", requires=["wire"])
+    project = make_project(tmp_path / "app", {"requirements.txt": "docs-only==0.4\n"})
+
+    run = build(chalicepack, project, "--runtime", "python3.11", "--arch", "arm64")
+
+    assert f"{UV_ANSWERED} python3.11 arm64; from source: docs-only==0.4" in run.stderr
+    assert PIP_DECIDES not in run.stderr
+    report = run.json()
+    built = {d["name"]: d["built_from_source"] for d in report["dependencies"]}
+    assert built == {"docs-only": True, "wire": False}
+    (record,) = report["source_builds"]
+    assert (record["target"], record["verdict"]) == ("python3.11 arm64", "pure")
+
+
+def test_a_pinned_sdist_whose_release_has_a_wheel_for_this_machine_is_left_to_pip(
+    tmp_path: Path, index: PackageIndex, chalicepack: Any
+) -> None:
+    # A wheel for this machine's glibc (newer than the 2.28 uv resolves python3.11 for): pip,
+    # resolving for this machine first, takes that wheel and does not build the sdist.
+    glibc = os.confstr("CS_GNU_LIBC_VERSION").split()[1].replace(".", "_")  # "glibc 2.36"
+    index.add_sdist("hostonly", "1.0")
+    index.add_wheel("hostonly", "1.0", tag=f"py3-none-manylinux_{glibc}_{platform.machine()}")
+    project = make_project(tmp_path / "app", {"requirements.txt": "hostonly==1.0\n"})
+
+    run = build(chalicepack, project, "--runtime", "python3.11")
+
+    assert f"{PIP_DECIDES} hostonly has a wheel for this machine" in run.stderr
+    (missing,) = run.json()["missing_dependencies"]
+    assert "not built from source here" in missing["reason"]
 
 
 @pytest.mark.parametrize(

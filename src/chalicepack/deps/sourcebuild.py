@@ -235,7 +235,9 @@ def _wheel(
     python = Path(sys.executable) if build.interpreter is None else build.interpreter.path
     built = build_with_uv(
         build.source, python, wheel_dir, env,
-        index_options=build.pip_options, cache_dir=build.cache_dir / "uv",
+        # uv's cache beside the build cache, shared with the resolver: its metadata builds
+        # of sdists put the same build requirements there.
+        index_options=build.pip_options, cache_dir=build.cache_dir.parent / "uv",
     )  # fmt: skip
     if built.wheel is not None:
         return built.wheel

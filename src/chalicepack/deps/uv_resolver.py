@@ -9,7 +9,14 @@ files are a superset of the target's and both tools take the newest release that
 they accept; so when every release uv picked has a file the target accepts, it is the newest
 the target accepts too: the answer pip gives. Otherwise (a release with only a manylinux_2_28
 wheel for python3.11) the answer is dropped and pip resolves exactly, as it does whenever uv
-cannot answer at all (an sdist-only requirement, a conflict, an index uv cannot read).
+cannot answer at all (a conflict, an index uv cannot read, an sdist-only requirement).
+
+An sdist-only requirement pinned exactly (``name==version``) is answered by uv after all
+(``_resolve_with_sdists``): uv resolves again with sdists allowed, and its answer is pip's
+when each release with no file the target loads is such a pinned one, with an sdist and no
+wheel for the target or for this machine: pip's resolution then builds exactly that sdist
+(``pip_resolver``: no other release is allowed; pip, resolving for this machine first, would
+take a wheel for it), and resolves the rest for the target as uv does. The caller builds them.
 
 uv is used only where it reads the inputs as pip does: requirements.txt holding requirements by
 name, ``-r``/``-c`` files, ``--index-url``/``--extra-index-url``/``--pre``; pip's configuration
@@ -39,7 +46,12 @@ from chalicepack.deps import children
 from chalicepack.deps.pip import network_limits, redact
 from chalicepack.deps.pip_resolver import Distribution, required_names
 from chalicepack.errors import BuildFailure
-from chalicepack.inputs.requirements import RequirementLine, logical_lines
+from chalicepack.inputs.requirements import (
+    RequirementLine,
+    index_options,
+    is_exact_pin,
+    logical_lines,
+)
 from chalicepack.inputs.target import Target
 
 if sys.version_info >= (3, 11):
@@ -78,6 +90,8 @@ _NEUTRAL_SETTINGS = {
 }
 # Read from the environment and handed to uv as the same options.
 _ENV_INDEX_SETTINGS = {"index-url", "extra-index-url", "pre"}
+# uv's hint when a requirement has no wheel it may use, only sources.
+_NEEDS_SOURCE = re.compile(r"Wheels are required for `([^`]+)` because building from source")
 _COMMAND_SECTIONS = {"global", "install", "download", ":env:"}
 
 
@@ -197,6 +211,8 @@ def resolve_with_uv(
         _, stderr = children.finish(process, waiting)
     if process.returncode != 0:
         _refuse_silent_index(stderr, env, requirements)
+        if _only_pinned_need_source(stderr, lines):
+            return _resolve_with_sdists(uv, requirements, lines, target, workdir, cache_dir, env)
         last = redact(stderr.strip().splitlines()[-1]) if stderr.strip() else "no output"
         log.info("resolving with pip: uv could not resolve with wheels only (%s)", last)
         log.debug("uv said:\n%s", redact(stderr.strip()))
@@ -208,19 +224,143 @@ def _compile_command(
     uv: str,
     requirements: Path,
     output: Path,
-    target: Target,
-    platform: str,
+    target: Target | None,
+    platform: str | None,
     cache_dir: Path | None,
 ) -> list[str]:
+    """``uv pip compile`` for ``target`` on ``platform``, wheels only; with no target, for
+    this machine's interpreter, sdists allowed, the index pages read moments ago reused."""
     command = [uv, "pip", "compile", str(requirements), "--output-file", str(output)]
     command += ["--format", "pylock.toml", "--no-header", "--quiet", "--python", sys.executable]
-    command += ["--python-version", target.version_text, "--python-platform", platform]
-    command += ["--only-binary", ":all:", "--index-strategy", "unsafe-best-match"]
-    # As pip does, read the index pages afresh: a cached page would hide a new release.
-    command += ["--refresh"]
+    command += ["--index-strategy", "unsafe-best-match"]
+    if target is not None and platform is not None:
+        command += ["--python-version", target.version_text, "--python-platform", platform]
+        command += ["--only-binary", ":all:"]
+        # As pip does, read the index pages afresh: a cached page would hide a new release.
+        command += ["--refresh"]
     if cache_dir is not None:
         command += ["--cache-dir", str(cache_dir)]
     return command
+
+
+def _only_pinned_need_source(stderr: str, lines: Sequence[RequirementLine]) -> bool:
+    """Whether uv's wheels-only attempt failed only for lack of wheels of requirements that
+    requirements.txt pins exactly (``_resolve_with_sdists`` may then answer as pip would)."""
+    pinned = {line.name for line in lines if line.name is not None and is_exact_pin(line)}
+    names = {canonicalize_name(name) for name in _NEEDS_SOURCE.findall(stderr)}
+    return bool(names) and names <= pinned
+
+
+def _resolve_with_sdists(
+    uv: str,
+    requirements: Path,
+    lines: Sequence[RequirementLine],
+    target: Target,
+    workdir: Path,
+    cache_dir: Path | None,
+    env: Mapping[str, str],
+) -> list[Distribution] | None:
+    """uv's answer when some requirement has only an sdist, when it provably is pip's: each
+    release uv picked with no file the target loads is pinned exactly by requirements.txt
+    (pip allows no other release) and has an sdist and no wheel for the target or for this
+    machine's interpreter (pip's resolution ignoring the target would pick that wheel, and
+    pip does not build a release that ships wheels). pip then builds that sdist, and resolves
+    the rest for the target as uv does; those are returned with their sdist files, to build."""
+    platform = uv_platform(target)
+    assert platform is not None  # (resolve_with_uv checked)
+    output = workdir / "uv-sdists" / "pylock.toml"
+    sdist_command = _compile_command(uv, requirements, output, target, platform, cache_dir)
+    # The same resolution with sdists allowed; the pages were read afresh moments ago.
+    sdist_command = [a for a in sdist_command if a not in ("--only-binary", ":all:", "--refresh")]
+    lock = _lock(sdist_command, output, env, "resolve with sdists allowed")
+    if lock is None:
+        return None
+    requested = {line.name for line in lines if line.name is not None}
+    pinned = {line.name for line in lines if line.name is not None and is_exact_pin(line)}
+    distributions, unloadable = _target_files(lock, requested, target)
+    sdists = []
+    for package in lock.get("packages", []):
+        name, version = canonicalize_name(package["name"]), str(package["version"])
+        if f"{name} {version}" not in unloadable:
+            continue
+        sdist = package.get("sdist") or {}
+        sha256 = sdist.get("hashes", {}).get("sha256")
+        url = sdist.get("url")
+        if name not in pinned or package.get("wheels") or not url or not sha256:
+            log.info(
+                "resolving with pip: uv picked %s %s, with no wheel for %s %s and not an sdist "
+                "pinned in %s", name, version, target.runtime, target.arch, requirements.name,
+            )  # fmt: skip
+            return None
+        filename = url.rsplit("/", 1)[-1].split("#", 1)[0]
+        sdists.append(Distribution(name, version, url, filename, sha256, name in requested, (),
+                                   by_url=True))  # fmt: skip
+    if not sdists or _host_has_wheels(uv, requirements, sdists, workdir, cache_dir, env):
+        return None
+    log.info(
+        "resolved with uv for %s %s; from source: %s", target.runtime, target.arch,
+        ", ".join(d.pin for d in sdists),
+    )  # fmt: skip
+    return [*distributions, *sdists]
+
+
+def _host_has_wheels(
+    uv: str,
+    requirements: Path,
+    sdists: Sequence[Distribution],
+    workdir: Path,
+    cache_dir: Path | None,
+    env: Mapping[str, str],
+) -> bool:
+    """Whether a release of ``sdists`` has a wheel this machine's interpreter takes (or uv
+    cannot say): pip, ignoring the target, would pick it and not build the sdist."""
+    folder = workdir / "uv-host"
+    folder.mkdir(parents=True, exist_ok=True)
+    pins = folder / "requirements.txt"
+    options = index_options(requirements)
+    pins.write_text("".join(f"{option}\n" for option in _option_lines(options))
+                    + "".join(f"{d.pin}\n" for d in sdists))  # fmt: skip
+    output = folder / "pylock.toml"
+    command = [*_compile_command(uv, pins, output, None, None, cache_dir), "--no-deps"]
+    lock = _lock(command, output, env, "check this machine's wheels")
+    if lock is None:
+        return True
+    with_wheels = [p["name"] for p in lock.get("packages", []) if p.get("wheels")]
+    if with_wheels:
+        log.info(
+            "resolving with pip: %s has a wheel for this machine (pip picks it, not the sdist)",
+            ", ".join(with_wheels),
+        )
+    return bool(with_wheels)
+
+
+def _option_lines(options: Sequence[str]) -> list[str]:
+    """``["--index-url", "URL", "--pre"]`` as requirements-file lines."""
+    lines: list[str] = []
+    for option in options:
+        if option.startswith("-"):
+            lines.append(option)
+        else:
+            lines[-1] += f" {option}"
+    return lines
+
+
+def _lock(
+    command: Sequence[str], output: Path, env: Mapping[str, str], what: str
+) -> dict[str, Any] | None:
+    """uv's pylock.toml from ``command``, or None (logged) when it failed."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    log.debug("running %s", redact(" ".join(command)))
+    process = children.start(command, env, output.parent / "tmp", stdout=subprocess.DEVNULL)
+    _, stderr = children.finish(process, f"uv to {what}")
+    try:
+        if process.returncode == 0:
+            return tomllib.loads(output.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        stderr = str(error)
+    last = redact(stderr.strip().splitlines()[-1]) if stderr.strip() else "no output"
+    log.info("resolving with pip: uv could not %s (%s)", what, last)
+    return None
 
 
 def _picked(

@@ -4,9 +4,9 @@ made from uv's cache.
 ``pip wheel`` makes a new isolated build environment for every build: the build requirements
 (setuptools, ...) are resolved, taken from pip's HTTP cache at best, unpacked and installed
 each time (2-4 s on a shared 2-CPU machine), for every sdist and every target. ``uv build
---wheel`` on the same sdist file installs them from uv's cache (``build/uv`` in chalicepack's
-cache dir, so an actions/cache restore carries it) by links: about 0.3 s once cached, whatever
-the interpreter or the target. It builds what pip would:
+--wheel`` on the same sdist file installs them from uv's cache (``uv/`` in chalicepack's
+cache dir, shared with the resolver, so an actions/cache restore carries it) by links: about
+0.3 s once cached, whatever the interpreter or the target. It builds what pip would:
 
 - the same file: the sdist pip's resolution picked, fetched by its URL with the credentials,
   certificates, proxies and retries pip would use (``fetch``) and checked against the sha256

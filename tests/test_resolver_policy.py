@@ -127,17 +127,36 @@ def test_a_wheel_uv_picks_for_a_newer_glibc_than_the_runtimes_is_refused_and_pip
         assert UV_ANSWERED in run.stderr
 
 
-def test_a_requirement_with_only_an_sdist_is_left_to_pip_which_builds_it(
+def test_a_requirement_with_only_an_sdist_is_resolved_by_uv_and_built_from_it(
     tmp_path: Path, index: PackageIndex, chalicepack: Any
 ) -> None:
+    index.add_sdist("docs-only", "0.3")
     index.add_sdist("docs-only", "0.4")
     project = make_project(tmp_path / "app", {"requirements.txt": "docs-only\n"})
 
     run = build(chalicepack, project, "--runtime", "python3.11")
 
-    assert f"{PIP_DECIDES} uv could not resolve with wheels only" in run.stderr
+    assert f"{UV_ANSWERED} python3.11 x86_64; from source: docs-only==0.4" in run.stderr
     [dependency] = run.json()["dependencies"]
     assert (dependency["name"], dependency["version"]) == ("docs-only", "0.4")
+    assert dependency["built_from_source"] is True
+
+
+def test_an_sdist_is_left_to_pip_when_an_older_release_allowed_has_a_wheel(
+    tmp_path: Path, index: PackageIndex, chalicepack: Any
+) -> None:
+    # pip takes the release with a wheel rather than build; here another requirement rules it
+    # out, so pip reports docs-only missing: not what building 0.4 would give.
+    index.add_wheel("docs-only", "0.3")
+    index.add_sdist("docs-only", "0.4")
+    index.add_wheel("needs-new", "1.0", requires=["docs-only>=0.4"])
+    requirements = "docs-only\nneeds-new==1.0\n"
+    project = make_project(tmp_path / "app", {"requirements.txt": requirements})
+
+    run = build(chalicepack, project, "--runtime", "python3.11")
+
+    assert f"{PIP_DECIDES} docs-only: a release it allows may have a wheel" in run.stderr
+    assert [m["name"] for m in run.json()["missing_dependencies"]] == ["docs-only"]
 
 
 def test_a_pinned_requirement_with_only_an_sdist_is_resolved_by_uv_and_built_for_the_target(
@@ -170,7 +189,7 @@ def test_a_pinned_sdist_whose_release_has_a_wheel_for_this_machine_is_left_to_pi
 
     run = build(chalicepack, project, "--runtime", "python3.11")
 
-    assert f"{PIP_DECIDES} hostonly has a wheel for this machine" in run.stderr
+    assert f"{PIP_DECIDES} for this machine pip would take hostonly 1.0 from a wheel" in run.stderr
     (missing,) = run.json()["missing_dependencies"]
     assert "not built from source here" in missing["reason"]
 

@@ -4,7 +4,7 @@ Two engines stand behind one ``Resolver`` protocol. uv is fast but wheels-only a
 requirements file differently from pip, so it answers only when its answer is provably the one
 pip would give for the target (``uv_resolver``), else it declines; pip always answers, and is
 the engine that diagnoses what is missing (``pip_resolver``). Source builds: when uv's
-answer holds sdists pip would build too (requirements pinned exactly to releases with only an
+answer holds sdists pip would build too (requirements.txt lines whose release has only an
 sdist, ``uv_resolver``), they are built here for the target (``sourcebuild``) and uv answers;
 a build not kept leaves the whole resolution to pip, which builds and explains. A resolution
 the cache still holds for the same inputs is reused before either runs.
@@ -28,7 +28,12 @@ from chalicepack.deps.sourcebuild import BuiltWheel, Unusable, build_for_target,
 from chalicepack.deps.uv_resolver import resolve_with_uv, with_dependencies
 from chalicepack.deps.uvbuild import SdistFile
 from chalicepack.inputs.locks import requirement_lines
-from chalicepack.inputs.requirements import RequirementLine, index_options, read_requirement_lines
+from chalicepack.inputs.requirements import (
+    RequirementLine,
+    index_options,
+    is_exact_pin,
+    read_requirement_lines,
+)
 from chalicepack.inputs.target import Target
 from chalicepack.package.cache import DEFAULT_MAX_AGE, load_resolution, resolution_key
 
@@ -105,6 +110,14 @@ def uv(request: Request) -> Resolved | None:
     unresolved = _unresolved_requirements(distributions, request.target)
     if unresolved:
         log.info("resolving with pip: a wheel built here requires %s", ", ".join(unresolved))
+        return None
+    # An sdist picked for its requirements.txt line alone: pip's resolution for this machine
+    # (which chooses the release pip builds) may be held to another by what requires it.
+    pinned = {line.name for line in request.requirements.lines if is_exact_pin(line)}
+    loose = {d.name for d in distributions if d.built_from_source and d.name not in pinned}
+    required = sorted({name for d in distributions for name in d.requires if name in loose})
+    if required:
+        log.info("resolving with pip: %s, built here, is required by others too", required[0])
         return None
     return Resolved(Resolution(distributions, (), records), wheels)
 

@@ -11,12 +11,14 @@ the target accepts too: the answer pip gives. Otherwise (a release with only a m
 wheel for python3.11) the answer is dropped and pip resolves exactly, as it does whenever uv
 cannot answer at all (a conflict, an index uv cannot read, an sdist-only requirement).
 
-An sdist-only requirement pinned exactly (``name==version``) is answered by uv after all
+An sdist-only requirement named by a plain line is answered by uv after all
 (``_resolve_with_sdists``): uv resolves again with sdists allowed, and its answer is pip's
-when each release with no file the target loads is such a pinned one, with an sdist and no
-wheel for the target or for this machine: pip's resolution then builds exactly that sdist
-(``pip_resolver``: no other release is allowed; pip, resolving for this machine first, would
-take a wheel for it), and resolves the rest for the target as uv does. The caller builds them.
+when each release with no file the target loads has only an sdist, no release its line
+allows has a target wheel, and this machine's interpreter takes that same release from its
+sdist: pip's resolution (``pip_resolver``) resolves for this machine first, builds exactly
+that sdist, and resolves the rest for the target as uv does. The caller builds them (and
+checks that nothing else requires one not pinned exactly: that could hold pip's choice to
+another release).
 
 uv is used only where it reads the inputs as pip does: requirements.txt holding requirements by
 name, ``-r``/``-c`` files, ``--index-url``/``--extra-index-url``/``--pre``; pip's configuration
@@ -34,7 +36,7 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -211,7 +213,7 @@ def resolve_with_uv(
         _, stderr = children.finish(process, waiting)
     if process.returncode != 0:
         _refuse_silent_index(stderr, env, requirements)
-        if _only_pinned_need_source(stderr, lines):
+        if _only_lines_need_source(stderr, lines):
             return _resolve_with_sdists(uv, requirements, lines, target, workdir, cache_dir, env)
         last = redact(stderr.strip().splitlines()[-1]) if stderr.strip() else "no output"
         log.info("resolving with pip: uv could not resolve with wheels only (%s)", last)
@@ -243,12 +245,27 @@ def _compile_command(
     return command
 
 
-def _only_pinned_need_source(stderr: str, lines: Sequence[RequirementLine]) -> bool:
-    """Whether uv's wheels-only attempt failed only for lack of wheels of requirements that
-    requirements.txt pins exactly (``_resolve_with_sdists`` may then answer as pip would)."""
-    pinned = {line.name for line in lines if line.name is not None and is_exact_pin(line)}
+def _source_lines(lines: Sequence[RequirementLine]) -> dict[str, str]:
+    """By name, the requirements.txt lines a source build may answer for: a name and a
+    version specifier only (no marker, extras or URL, whose reading differs for this machine)."""
+    found = {}
+    for line in lines:
+        if line.name is None:
+            continue
+        try:
+            requirement = Requirement(line.text.split(" --", 1)[0])
+        except InvalidRequirement:
+            continue
+        if requirement.marker is None and not requirement.extras and not requirement.url:
+            found[line.name] = f"{line.name}{requirement.specifier}"
+    return found
+
+
+def _only_lines_need_source(stderr: str, lines: Sequence[RequirementLine]) -> bool:
+    """Whether uv's wheels-only attempt failed for lack of wheels of requirements.txt's own
+    plain lines (``_resolve_with_sdists`` may then answer as pip would)."""
     names = {canonicalize_name(name) for name in _NEEDS_SOURCE.findall(stderr)}
-    return bool(names) and names <= pinned
+    return bool(names) and names <= set(_source_lines(lines))
 
 
 def _resolve_with_sdists(
@@ -261,11 +278,12 @@ def _resolve_with_sdists(
     env: Mapping[str, str],
 ) -> list[Distribution] | None:
     """uv's answer when some requirement has only an sdist, when it provably is pip's: each
-    release uv picked with no file the target loads is pinned exactly by requirements.txt
-    (pip allows no other release) and has an sdist and no wheel for the target or for this
-    machine's interpreter (pip's resolution ignoring the target would pick that wheel, and
-    pip does not build a release that ships wheels). pip then builds that sdist, and resolves
-    the rest for the target as uv does; those are returned with their sdist files, to build."""
+    release uv picked with no file the target loads is named by a plain requirements.txt line
+    and has an sdist and no wheel, and (``_pip_builds_them``) no release the line allows has
+    a wheel for the target (pip would take it) and this machine's interpreter takes no newer
+    release nor a wheel of it (pip resolves for this machine first, and does not build a
+    release that ships wheels). pip then builds that sdist, and resolves the rest for the
+    target as uv does; those are returned with their sdist files, to build."""
     platform = uv_platform(target)
     assert platform is not None  # (resolve_with_uv checked)
     output = workdir / "uv-sdists" / "pylock.toml"
@@ -276,7 +294,7 @@ def _resolve_with_sdists(
     if lock is None:
         return None
     requested = {line.name for line in lines if line.name is not None}
-    pinned = {line.name for line in lines if line.name is not None and is_exact_pin(line)}
+    plain = _source_lines(lines)
     distributions, unloadable = _target_files(lock, requested, target)
     sdists = []
     for package in lock.get("packages", []):
@@ -286,16 +304,19 @@ def _resolve_with_sdists(
         sdist = package.get("sdist") or {}
         sha256 = sdist.get("hashes", {}).get("sha256")
         url = sdist.get("url")
-        if name not in pinned or package.get("wheels") or not url or not sha256:
+        if name not in plain or package.get("wheels") or not url or not sha256:
             log.info(
                 "resolving with pip: uv picked %s %s, with no wheel for %s %s and not an sdist "
-                "pinned in %s", name, version, target.runtime, target.arch, requirements.name,
+                "named in %s", name, version, target.runtime, target.arch, requirements.name,
             )  # fmt: skip
             return None
         filename = url.rsplit("/", 1)[-1].split("#", 1)[0]
         sdists.append(Distribution(name, version, url, filename, sha256, name in requested, (),
                                    by_url=True))  # fmt: skip
-    if not sdists or _host_has_wheels(uv, requirements, sdists, workdir, cache_dir, env):
+    if not sdists:
+        return None
+    asked = _Asked(uv, requirements, workdir, cache_dir, env)
+    if not _pip_builds_them(asked, sdists, [line for line in lines if line.name], target):
         return None
     log.info(
         "resolved with uv for %s %s; from source: %s", target.runtime, target.arch,
@@ -304,34 +325,73 @@ def _resolve_with_sdists(
     return [*distributions, *sdists]
 
 
-def _host_has_wheels(
-    uv: str,
-    requirements: Path,
-    sdists: Sequence[Distribution],
-    workdir: Path,
-    cache_dir: Path | None,
-    env: Mapping[str, str],
+@dataclass(frozen=True)
+class _Asked:
+    """How uv is asked about a few lines of requirements.txt, with its index options."""
+
+    uv: str
+    requirements: Path
+    workdir: Path
+    cache_dir: Path | None
+    env: Mapping[str, str]
+
+    def lock(
+        self, label: str, lines: Iterable[str], target: Target | None, *, quiet: bool = False
+    ) -> Any:
+        """uv's pylock.toml for ``lines`` alone (no dependencies): for ``target``, wheels
+        only; for this machine's interpreter, sdists allowed. None when uv failed, with
+        uv's words in ``stderr``."""
+        folder = self.workdir / f"uv-{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pins = folder / "requirements.txt"
+        options = _option_lines(index_options(self.requirements))
+        pins.write_text("".join(f"{line}\n" for line in [*options, *lines]))
+        output = folder / "pylock.toml"
+        platform = None if target is None else uv_platform(target)
+        command = _compile_command(self.uv, pins, output, target, platform, self.cache_dir)
+        command = [a for a in command if a != "--refresh"]  # (read moments ago)
+        return _lock([*command, "--no-deps"], output, self.env, f"answer for {label}", quiet)
+
+
+def _last_error(asked: _Asked, name: str) -> str:
+    path = asked.workdir / f"uv-target-{name}" / "stderr.txt"
+    return path.read_text() if path.is_file() else ""
+
+
+def _pip_builds_them(
+    asked: _Asked, sdists: Sequence[Distribution], lines: Sequence[RequirementLine], target: Target
 ) -> bool:
-    """Whether a release of ``sdists`` has a wheel this machine's interpreter takes (or uv
-    cannot say): pip, ignoring the target, would pick it and not build the sdist."""
-    folder = workdir / "uv-host"
-    folder.mkdir(parents=True, exist_ok=True)
-    pins = folder / "requirements.txt"
-    options = index_options(requirements)
-    pins.write_text("".join(f"{option}\n" for option in _option_lines(options))
-                    + "".join(f"{d.pin}\n" for d in sdists))  # fmt: skip
-    output = folder / "pylock.toml"
-    command = [*_compile_command(uv, pins, output, None, None, cache_dir), "--no-deps"]
-    lock = _lock(command, output, env, "check this machine's wheels")
-    if lock is None:
-        return True
-    with_wheels = [p["name"] for p in lock.get("packages", []) if p.get("wheels")]
-    if with_wheels:
-        log.info(
-            "resolving with pip: %s has a wheel for this machine (pip picks it, not the sdist)",
-            ", ".join(with_wheels),
-        )
-    return bool(with_wheels)
+    """Whether pip's resolution builds each of ``sdists`` (releases with only an sdist, named
+    by plain lines): no release its line allows has a wheel for the target, and this machine
+    takes the same release, from its sdist."""
+    plain = _source_lines(lines)
+    pinned = {line.name for line in lines if is_exact_pin(line)}
+    for sdist in sdists:
+        if sdist.name in pinned:
+            continue  # the one release allowed has no wheel uv knows for the target
+        # uv fails here for want of wheels: no release the line allows has one for the target.
+        answer = asked.lock(f"target-{sdist.name}", [plain[sdist.name]], target, quiet=True)
+        if answer is not None or not _NEEDS_SOURCE.search(_last_error(asked, sdist.name)):
+            log.info(
+                "resolving with pip: %s: a release it allows may have a wheel for the target",
+                plain[sdist.name],
+            )
+            return False
+    host = asked.lock("host", [plain[d.name] for d in sdists], None)
+    picked: dict[str, tuple[str, bool]] = {
+        canonicalize_name(p["name"]): (str(p["version"]), bool(p.get("wheels")))
+        for p in (host or {}).get("packages", [])
+    }
+    for sdist in sdists:
+        version, has_wheel = picked.get(sdist.name, ("?", False))
+        if (version, has_wheel) != (sdist.version, False):
+            taken = f"{version} from a wheel" if has_wheel else version
+            log.info(
+                "resolving with pip: for this machine pip would take %s %s, not the sdist of %s",
+                sdist.name, taken, sdist.version,
+            )  # fmt: skip
+            return False
+    return True
 
 
 def _option_lines(options: Sequence[str]) -> list[str]:
@@ -346,20 +406,23 @@ def _option_lines(options: Sequence[str]) -> list[str]:
 
 
 def _lock(
-    command: Sequence[str], output: Path, env: Mapping[str, str], what: str
+    command: Sequence[str], output: Path, env: Mapping[str, str], what: str, quiet: bool = False
 ) -> dict[str, Any] | None:
-    """uv's pylock.toml from ``command``, or None (logged) when it failed."""
+    """uv's pylock.toml from ``command``, or None when it failed (logged unless ``quiet``;
+    uv's words are kept in ``stderr.txt`` beside ``output``)."""
     output.parent.mkdir(parents=True, exist_ok=True)
     log.debug("running %s", redact(" ".join(command)))
     process = children.start(command, env, output.parent / "tmp", stdout=subprocess.DEVNULL)
     _, stderr = children.finish(process, f"uv to {what}")
+    (output.parent / "stderr.txt").write_text(stderr)
     try:
         if process.returncode == 0:
             return tomllib.loads(output.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         stderr = str(error)
     last = redact(stderr.strip().splitlines()[-1]) if stderr.strip() else "no output"
-    log.info("resolving with pip: uv could not %s (%s)", what, last)
+    if not quiet:
+        log.info("resolving with pip: uv could not %s (%s)", what, last)
     return None
 
 

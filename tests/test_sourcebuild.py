@@ -412,6 +412,7 @@ def test_a_second_build_for_another_target_reuses_the_cached_build_environment(
         project = make_project(tmp_path / "app", {"requirements.txt": "speedy==1.0\n"})
         first = build(chalicepack, project, "--runtime", "python3.12", "--no-import")
         assert tool in index.downloads()
+        assert "from source: speedy==1.0" in first.stderr  # resolved by uv
         assert "by uv build" in first.stderr
         fetched_before = len(index.downloads())
 
@@ -421,8 +422,10 @@ def test_a_second_build_for_another_target_reuses_the_cached_build_environment(
     finally:
         index.stop()
 
-    # The build environment came from the cache: its requirement was not fetched again.
+    # The build environment came from the cache: its requirement was not fetched again, nor
+    # the sdist (kept in the cache): no file at all.
     assert tool not in index.downloads()[fetched_before:]
+    assert index.downloads()[fetched_before:] == []
     (name,) = modules_in(project)
     assert name == "speedy/_speedups.cpython-312-aarch64-linux-gnu.so"
     (record,) = second.json()["source_builds"]

@@ -81,7 +81,7 @@ class _Build:
     version: str
     target: Target
     pip_options: tuple[str, ...]
-    cache_dir: Path  # pip's cache (its wheels are this toolchain's) and zig's
+    cache_dir: Path  # pip's cache (its wheels are this toolchain's), zig's, the sdists
     interpreter: Interpreter | None
     source: Path | None = None  # the sdist file uv builds; None: pip builds the requirement
 
@@ -108,7 +108,7 @@ def build_for_target(
     source for ``target``; ``cache_dir`` holds what makes a second build fast. ``sdist``: the
     file of ``name==version`` on its index, for uv to build (else pip builds)."""
     interpreter = find_interpreter(target.version_text)
-    source = _uv_source(sdist, pip_options, cache_dir)
+    source = _uv_source(sdist, pip_options, cache_dir, f"{name} {version}")
     build = _Build(
         requirement, name, version, target, tuple(pip_options), cache_dir, interpreter, source
     )
@@ -152,8 +152,11 @@ def _compiled(build: _Build, tools: Toolchain, workdir: Path) -> BuiltWheel | Un
     return _checked(build, tools, built, workdir / "repaired")
 
 
-def _uv_source(sdist: SdistFile | None, pip_options: list[str], cache_dir: Path) -> Path | None:
-    """The sdist file for uv to build (fetched into ``cache_dir``), or None: pip builds."""
+def _uv_source(
+    sdist: SdistFile | None, pip_options: list[str], cache_dir: Path, release: str
+) -> Path | None:
+    """The sdist file of ``release`` for uv to build (fetched into ``cache_dir``), or None:
+    pip builds."""
     if sdist is None:
         return None
     declined = uv_declines(pip_options)
@@ -164,7 +167,7 @@ def _uv_source(sdist: SdistFile | None, pip_options: list[str], cache_dir: Path)
     from chalicepack.deps.fetch import Network, fetch_file
     from chalicepack.deps.pip_resolver import Distribution
 
-    name, version = sdist.filename, ""
+    name, version = release.split(" ", 1)
     wanted = Distribution(name, version, sdist.url, sdist.filename, sdist.sha256, False, ())
     try:
         return fetch_file(

@@ -401,11 +401,10 @@ def test_real_ciso8601_sdist_builds_with_setuptools_for_arm64(tmp_path: Path, ch
 def test_a_second_build_for_another_target_reuses_the_cached_build_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chalicepack
 ) -> None:
-    # Files served as PyPI serves them (immutable), over http trusted as an https index is.
+    # Files served as PyPI serves them (immutable).
     index = PackageIndex(tmp_path / "index", immutable_files=True)
     index.start()
     monkeypatch.setenv("PIP_INDEX_URL", index.url)
-    monkeypatch.setenv("PIP_TRUSTED_HOST", "127.0.0.1")
     try:
         tool = index.add_wheel("buildtool", "1.0").name
         index.add_sdist("speedy", "1.0", c_extension=True, build_requires=["buildtool"])

@@ -38,7 +38,6 @@ class Toolchain:
 
     compiler: str  # "zig cc -target aarch64-linux-gnu.2.26", "gcc (this machine's)", "none"
     env: dict[str, str]
-    host: bool = False  # this machine's compiler, its headers and its glibc
 
 
 def zig_binary() -> Path | None:
@@ -108,4 +107,4 @@ def host_toolchain(target: Target, interpreter: Interpreter) -> Toolchain | None
     words = (given or interpreter.cc or "cc").split()
     name = Path(words[0]).name if words else "cc"
     # No variable set: setuptools takes the interpreter's own CC and LDSHARED, as for chalice.
-    return Toolchain(f"{name} (this machine's)", {}, host=True)
+    return Toolchain(f"{name} (this machine's)", {})

@@ -142,6 +142,22 @@ def test_a_requirement_with_only_an_sdist_is_resolved_by_uv_and_built_from_it(
     assert dependency["built_from_source"] is True
 
 
+def test_an_sdist_built_for_a_loose_line_that_others_require_is_left_to_pip(
+    tmp_path: Path, index: PackageIndex, chalicepack: Any
+) -> None:
+    # What requires it could hold pip's resolution for this machine to another release.
+    index.add_sdist("docs-only", "0.4")
+    index.add_wheel("uses-docs", "1.0", requires=["docs-only"])
+    requirements = "docs-only\nuses-docs==1.0\n"
+    project = make_project(tmp_path / "app", {"requirements.txt": requirements})
+
+    run = build(chalicepack, project, "--runtime", "python3.11")
+
+    assert f"{PIP_DECIDES} docs-only, built here, is required by others too" in run.stderr
+    built = {d["name"]: d["built_from_source"] for d in run.json()["dependencies"]}
+    assert built == {"docs-only": True, "uses-docs": False}
+
+
 def test_an_sdist_is_left_to_pip_when_an_older_release_allowed_has_a_wheel(
     tmp_path: Path, index: PackageIndex, chalicepack: Any
 ) -> None:

@@ -369,8 +369,10 @@ def _method() -> str:
   a V no earlier build of that project saw (a new requirements set; one small pure wheel to
   download).
   The lower bound has cold (empty uv cache) and warm (warm uv cache, empty target directory).
-  chalicepack only: other-target (the sdist apps) = one unmeasured build for x86_64, then each
-  run builds for {OTHER_ARCH} into a new output directory with the same (warm) caches;
+  chalicepack only: other-target (the sdist apps) = one unmeasured build for x86_64 and one for
+  {OTHER_ARCH} (zig's stubs for both cached), then before each run the {OTHER_ARCH} resolution
+  records and wheels built for {OTHER_ARCH} are dropped, and the run builds for {OTHER_ARCH}
+  into a new output directory with the other (warm) caches: a real rebuild each time;
   ci-rerun = one unmeasured cold build, archived by `tar` (the project with its `dist/`, and
   its caches); before each run both are deleted and restored from the archive at the same
   paths (mtimes kept), as a fresh CI checkout plus an actions/cache restore, and the build

@@ -1,8 +1,10 @@
 """chalicepack's own variants, which other tools have no counterpart for.
 
-- other-target: one build for the default target (warming every cache, unmeasured), then each
-  measured run builds the same project for OTHER_ARCH into a new output dir, same caches: how
-  long a source build for a second target takes once the build caches are warm.
+- other-target: one build for the default target and one for OTHER_ARCH (warming every cache,
+  zig's stubs for both machines included; unmeasured), then before each measured run what
+  chalicepack keeps per target for OTHER_ARCH is dropped (its resolution records and the
+  wheels built for it; ``_drop_built_for``), and the run builds the project for OTHER_ARCH
+  into a new output dir: a real source build for a second target with warm build caches.
 - ci-rerun: one cold build (unmeasured), then the project (with its dist/) and the caches are
   archived by tar; before each run both are deleted and restored from the archive (tar keeps
   mtimes), as a new CI runner gets a fresh checkout and actions/cache restores the cache, at
@@ -16,6 +18,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -51,6 +54,9 @@ def measure_ours_only(
     )
     zips = zips_in(project / "dist")
     digests = [_digests(zips)]
+    if variant == "other-target":
+        other = chalicepack_build(tools, project, project / f"dist-{OTHER_ARCH}-warm", OTHER_ARCH)
+        run_measured([other], isolated_environment(caches), setup_log)
     samples: list[Sample] = []
     try:
         for number in range(runs):
@@ -58,6 +64,7 @@ def measure_ours_only(
                 out = project / f"dist-{OTHER_ARCH}-{number}"
                 command = chalicepack_build(tools, project, out, OTHER_ARCH)
                 env = isolated_environment(caches)
+                _drop_built_for(caches / "xdg" / "chalicepack", OTHER_ARCH)
             else:
                 out, command, env = _restored(tools, base, number, variant == "ci-moved")
             samples.append(run_measured([command], env, log))
@@ -90,6 +97,19 @@ def _restored(
     # unshare -n: a new network namespace with only a down loopback, so no index is reachable.
     offline = Command(("unshare", "-n", *build.argv), build.cwd, build.env)
     return project / "dist", offline, isolated_environment(place / "caches")
+
+
+def _drop_built_for(cache: Path, arch: str) -> None:
+    """Forget what chalicepack keeps per target for ``arch``: the resolution records built for
+    it (else the next build reuses them) and the wheels built for it (else the store still
+    holds the very file); the build caches (uv's, zig's, the sdists) stay."""
+    machine = {"arm64": "aarch64"}.get(arch, arch)
+    for record in (cache / "resolutions").glob("*.json"):
+        builds = json.loads(record.read_text()).get("source_builds", [])
+        if any(build["target"].endswith(f" {arch}") for build in builds):
+            record.unlink()
+    for wheel in (cache / "wheels").glob(f"*/*_{machine}.whl"):
+        wheel.unlink()
 
 
 def _why(failed: str, log: Path) -> str:

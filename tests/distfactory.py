@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import re
 import subprocess
 import sys
@@ -210,6 +211,7 @@ def build_sdist(
     unbuildable: bool = False,
     ext_source: str | None = None,
     link_args: Sequence[str] = (),
+    build_requires: Sequence[str] = (),
 ) -> Path:
     """Write ``<name>-<version>.tar.gz``, a PEP 517 sdist that builds with no network.
 
@@ -218,7 +220,9 @@ def build_sdist(
     gives a pure wheel instead, like packages whose C speedups are optional. ``unbuildable``
     makes even its metadata fail, like old sdists whose setup.py needs what is gone.
     ``ext_source`` replaces the extension's C source and ``link_args`` are added to its link
-    command (e.g. ``-L DIR -lfoo`` to link a library outside the wheel).
+    command (e.g. ``-L DIR -lfoo`` to link a library outside the wheel). ``build_requires``
+    are its build-system requirements (its backend uses none of them), fetched from the index
+    into each build environment.
     """
     package = import_name(name)
     root = f"{package}-{version}"
@@ -226,7 +230,8 @@ def build_sdist(
         files or {f"{package}/__init__.py": f'__version__ = "{version}"\n'}
     )
     members["pyproject.toml"] = (
-        '[build-system]\nrequires = []\nbuild-backend = "test_backend"\nbackend-path = ["."]\n'
+        f"[build-system]\nrequires = {json.dumps(list(build_requires))}\n"
+        'build-backend = "test_backend"\nbackend-path = ["."]\n'
     )
     members["test_backend.py"] = _BACKEND.format(
         name=name,

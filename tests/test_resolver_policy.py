@@ -5,6 +5,8 @@ give the same zips, byte for byte."""
 from __future__ import annotations
 
 import hashlib
+import os
+import platform
 from pathlib import Path
 from typing import Any
 
@@ -125,17 +127,87 @@ def test_a_wheel_uv_picks_for_a_newer_glibc_than_the_runtimes_is_refused_and_pip
         assert UV_ANSWERED in run.stderr
 
 
-def test_a_requirement_with_only_an_sdist_is_left_to_pip_which_builds_it(
+def test_a_requirement_with_only_an_sdist_is_resolved_by_uv_and_built_from_it(
     tmp_path: Path, index: PackageIndex, chalicepack: Any
 ) -> None:
+    index.add_sdist("docs-only", "0.3")
     index.add_sdist("docs-only", "0.4")
     project = make_project(tmp_path / "app", {"requirements.txt": "docs-only\n"})
 
     run = build(chalicepack, project, "--runtime", "python3.11")
 
-    assert f"{PIP_DECIDES} uv could not resolve with wheels only" in run.stderr
+    assert f"{UV_ANSWERED} python3.11 x86_64; from source: docs-only==0.4" in run.stderr
     [dependency] = run.json()["dependencies"]
     assert (dependency["name"], dependency["version"]) == ("docs-only", "0.4")
+    assert dependency["built_from_source"] is True
+
+
+def test_an_sdist_built_for_a_loose_line_that_others_require_is_left_to_pip(
+    tmp_path: Path, index: PackageIndex, chalicepack: Any
+) -> None:
+    # What requires it could hold pip's resolution for this machine to another release.
+    index.add_sdist("docs-only", "0.4")
+    index.add_wheel("uses-docs", "1.0", requires=["docs-only"])
+    requirements = "docs-only\nuses-docs==1.0\n"
+    project = make_project(tmp_path / "app", {"requirements.txt": requirements})
+
+    run = build(chalicepack, project, "--runtime", "python3.11")
+
+    assert f"{PIP_DECIDES} docs-only, built here, is required by others too" in run.stderr
+    built = {d["name"]: d["built_from_source"] for d in run.json()["dependencies"]}
+    assert built == {"docs-only": True, "uses-docs": False}
+
+
+def test_an_sdist_is_left_to_pip_when_an_older_release_allowed_has_a_wheel(
+    tmp_path: Path, index: PackageIndex, chalicepack: Any
+) -> None:
+    # pip takes the release with a wheel rather than build; here another requirement rules it
+    # out, so pip reports docs-only missing: not what building 0.4 would give.
+    index.add_wheel("docs-only", "0.3")
+    index.add_sdist("docs-only", "0.4")
+    index.add_wheel("needs-new", "1.0", requires=["docs-only>=0.4"])
+    requirements = "docs-only\nneeds-new==1.0\n"
+    project = make_project(tmp_path / "app", {"requirements.txt": requirements})
+
+    run = build(chalicepack, project, "--runtime", "python3.11")
+
+    assert f"{PIP_DECIDES} docs-only: a release it allows may have a wheel" in run.stderr
+    assert [m["name"] for m in run.json()["missing_dependencies"]] == ["docs-only"]
+
+
+def test_a_pinned_requirement_with_only_an_sdist_is_resolved_by_uv_and_built_for_the_target(
+    tmp_path: Path, index: PackageIndex, chalicepack: Any
+) -> None:
+    index.add_wheel("wire", "1.4")
+    index.add_sdist("docs-only", "0.4", requires=["wire"])
+    project = make_project(tmp_path / "app", {"requirements.txt": "docs-only==0.4\n"})
+
+    run = build(chalicepack, project, "--runtime", "python3.11", "--arch", "arm64")
+
+    assert f"{UV_ANSWERED} python3.11 arm64; from source: docs-only==0.4" in run.stderr
+    assert PIP_DECIDES not in run.stderr
+    report = run.json()
+    built = {d["name"]: d["built_from_source"] for d in report["dependencies"]}
+    assert built == {"docs-only": True, "wire": False}
+    (record,) = report["source_builds"]
+    assert (record["target"], record["verdict"]) == ("python3.11 arm64", "pure")
+
+
+def test_a_pinned_sdist_whose_release_has_a_wheel_for_this_machine_is_left_to_pip(
+    tmp_path: Path, index: PackageIndex, chalicepack: Any
+) -> None:
+    # A wheel for this machine's glibc (newer than the 2.28 uv resolves python3.11 for): pip,
+    # resolving for this machine first, takes that wheel and does not build the sdist.
+    glibc = os.confstr("CS_GNU_LIBC_VERSION").split()[1].replace(".", "_")  # "glibc 2.36"
+    index.add_sdist("hostonly", "1.0")
+    index.add_wheel("hostonly", "1.0", tag=f"py3-none-manylinux_{glibc}_{platform.machine()}")
+    project = make_project(tmp_path / "app", {"requirements.txt": "hostonly==1.0\n"})
+
+    run = build(chalicepack, project, "--runtime", "python3.11")
+
+    assert f"{PIP_DECIDES} for this machine pip would take hostonly 1.0 from a wheel" in run.stderr
+    (missing,) = run.json()["missing_dependencies"]
+    assert "not built from source here" in missing["reason"]
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,8 @@ built by real pip, zig and auditwheel; asserted on the zip and the report."""
 from __future__ import annotations
 
 import io
+import os
+import platform
 import re
 import subprocess
 import sys
@@ -68,6 +70,18 @@ def build(chalicepack: Any, project: Path, *args: str, env: dict[str, str] | Non
     return run
 
 
+def host_glibc() -> tuple[int, int]:
+    major, minor = os.confstr("CS_GNU_LIBC_VERSION").split()[1].split(".")[:2]  # "glibc 2.36"
+    return int(major), int(minor)
+
+
+def host_build_fits(machine: str, glibc: tuple[int, int]) -> bool:
+    """Whether _EXT_USING_LIBC built with this machine's gcc fits a target of ``machine`` and
+    ``glibc``: pthread_create is GLIBC_2.34 where this machine's glibc has 2.34 or newer."""
+    needs = max((2, 26), (2, 34) if host_glibc() >= (2, 34) else (2, 2))
+    return machine == platform.machine() and needs <= glibc
+
+
 def modules_in(project: Path) -> dict[str, bytes]:
     with zipfile.ZipFile(project / "dist" / "deployment.zip") as archive:
         return {name: archive.read(name) for name in archive.namelist() if ".so" in name}
@@ -99,11 +113,16 @@ def test_a_c_extension_sdist_is_built_for_the_targets_python_machine_and_glibc(
     assert name == f"speedy/_speedups.cpython-{abi}-{machine}-linux-gnu.so"
     elf = ELFFile(io.BytesIO(data))
     assert elf["e_machine"] == _MACHINE[arch]
-    assert newest_glibc(data) == glibc
     (record,) = report["source_builds"]
     assert record["verdict"] == "fits"
     assert record["policy"] == f"manylinux_{glibc[0]}_{glibc[1]}_{machine}"
-    assert record["compiler"].endswith(f"-target {machine}-linux-gnu.{glibc[0]}.{glibc[1]}")
+    if host_build_fits(machine, glibc):
+        # This machine's compiler first: its module needs no newer glibc than the target's.
+        assert record["compiler"] == "gcc (this machine's)"
+        assert newest_glibc(data) <= glibc
+    else:
+        assert record["compiler"].endswith(f"-target {machine}-linux-gnu.{glibc[0]}.{glibc[1]}")
+        assert newest_glibc(data) == glibc
     version = runtime.removeprefix("python")
     assert record["interpreter"].startswith(f"CPython {version}.")
     # The log names the interpreter that built it.
@@ -377,3 +396,64 @@ def test_real_ciso8601_sdist_builds_with_setuptools_for_arm64(tmp_path: Path, ch
     assert name == "ciso8601.cpython-312-aarch64-linux-gnu.so"
     assert ELFFile(io.BytesIO(data))["e_machine"] == "EM_AARCH64"
     assert newest_glibc(data) <= (2, 34)
+
+
+def test_a_second_build_for_another_target_reuses_the_cached_build_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chalicepack
+) -> None:
+    # Files served as PyPI serves them (immutable).
+    index = PackageIndex(tmp_path / "index", immutable_files=True)
+    index.start()
+    monkeypatch.setenv("PIP_INDEX_URL", index.url)
+    try:
+        tool = index.add_wheel("buildtool", "1.0").name
+        index.add_sdist("speedy", "1.0", c_extension=True, build_requires=["buildtool"])
+        project = make_project(tmp_path / "app", {"requirements.txt": "speedy==1.0\n"})
+        first = build(chalicepack, project, "--runtime", "python3.12", "--no-import")
+        assert tool in index.downloads()
+        assert "from source: speedy==1.0" in first.stderr  # resolved by uv
+        assert "by uv build" in first.stderr
+        fetched_before = len(index.downloads())
+
+        second = build(
+            chalicepack, project, "--runtime", "python3.12", "--arch", "arm64", "--no-import"
+        )
+    finally:
+        index.stop()
+
+    # The build environment came from the cache: its requirement was not fetched again, nor
+    # the sdist (kept in the cache): no file at all.
+    assert tool not in index.downloads()[fetched_before:]
+    assert index.downloads()[fetched_before:] == []
+    (name,) = modules_in(project)
+    assert name == "speedy/_speedups.cpython-312-aarch64-linux-gnu.so"
+    (record,) = second.json()["source_builds"]
+    assert record["verdict"] == "fits"
+    assert record["compiler"] == "zig cc -target aarch64-linux-gnu.2.34"
+
+
+def test_this_machines_compiler_builds_when_its_module_fits_and_zig_when_it_does_not(
+    tmp_path: Path, index: PackageIndex, chalicepack
+) -> None:
+    machine = platform.machine()
+    arch = {"x86_64": "x86_64", "aarch64": "arm64"}[machine]
+    index.add_sdist("speedy", "1.0", c_extension=True, ext_source=_EXT_USING_LIBC)
+    project = make_project(tmp_path / "app", {"requirements.txt": "speedy==1.0\n"})
+
+    for runtime in ("python3.12", "python3.11"):
+        run = build(chalicepack, project, "--runtime", runtime, "--arch", arch, "--no-import")
+
+        glibc = _GLIBC[runtime]
+        (record,) = run.json()["source_builds"]
+        assert record["verdict"] == "fits"
+        (data,) = modules_in(project).values()
+        assert ELFFile(io.BytesIO(data))["e_machine"] == _MACHINE[arch]
+        assert newest_glibc(data) <= glibc
+        if host_build_fits(machine, glibc):
+            assert record["compiler"] == "gcc (this machine's)"
+        else:
+            # Its pthread_create is GLIBC_2.34 from this machine's headers: over python3.11's
+            # ceiling, so zig built it for the runtime's glibc instead.
+            assert "not kept as built with gcc (this machine's)" in run.stderr
+            assert "GLIBC_2.34" in run.stderr
+            assert record["compiler"] == f"zig cc -target {machine}-linux-gnu.2.26"

@@ -7,24 +7,36 @@ reverse) with no cross toolchain installed. setuptools (and distutils-style back
 ``CC``/``CXX``/``LDSHARED`` from the environment; ``_PYTHON_HOST_PLATFORM`` makes
 ``sysconfig.get_platform()`` (and so the wheel's platform tag) the target's, and
 ``SETUPTOOLS_EXT_SUFFIX`` names the modules for the target's interpreter.
+
+``host_toolchain`` is the other environment: this machine's own compiler, as ``chalice
+package`` builds, tried first when the target's machine is this one's (see ``sourcebuild``
+for when its result is kept).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import platform
+import re
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from chalicepack.deps.interpreters import Interpreter
 from chalicepack.inputs.target import Target
+
+# Flags that choose the CPU's instruction set: a module built with them may use instructions
+# Lambda's CPUs lack, which nothing in the ELF file (and so no policy check) shows.
+_ISA_FLAGS = re.compile(r"(^|\s)-(march|mcpu|mtune=native|mavx|msse4|mfma|mbmi)")
 
 
 @dataclass(frozen=True)
 class Toolchain:
     """The compiler a build used, as the report names it."""
 
-    compiler: str  # "zig cc -target aarch64-linux-gnu.2.26", or "none"
+    compiler: str  # "zig cc -target aarch64-linux-gnu.2.26", "gcc (this machine's)", "none"
     env: dict[str, str]
 
 
@@ -77,3 +89,22 @@ def toolchain(target: Target, cache_dir: Path) -> Toolchain:
 def without_compiler() -> dict[str, str]:
     """The environment of a build with no C compiler: optional C speedups are skipped."""
     return {"CC": "false", "CXX": "false", "LDSHARED": "false", "LDCXXSHARED": "false"}
+
+
+def host_toolchain(target: Target, interpreter: Interpreter) -> Toolchain | None:
+    """This machine's C compiler, as ``chalice package`` builds with it, when the target's
+    machine is this one's and ``interpreter`` (the target's minor) can compile extensions;
+    None when a build with it is not worth trying: another machine, no ``Python.h``, or flags
+    that tune the code to this CPU."""
+    if sys.platform != "linux" or platform.machine() != target.machine:
+        return None
+    if not interpreter.headers:
+        return None
+    given = os.environ.get("CC", "")
+    flags = " ".join([given, os.environ.get("CFLAGS", ""), interpreter.cc, interpreter.cflags])
+    if _ISA_FLAGS.search(flags):
+        return None
+    words = (given or interpreter.cc or "cc").split()
+    name = Path(words[0]).name if words else "cc"
+    # No variable set: setuptools takes the interpreter's own CC and LDSHARED, as for chalice.
+    return Toolchain(f"{name} (this machine's)", {})

@@ -195,6 +195,22 @@ def fetch_into_store(
     return wheels
 
 
+def fetch_file(distribution: Distribution, store: Path, network: Network) -> Path:
+    """One file (an sdist to build) at ``store/<sha256>/<file>``: the stored copy when there
+    is one, else fetched as ``fetch_into_store`` fetches, checked against its sha256."""
+    assert distribution.sha256 is not None
+    kept = store / distribution.sha256 / distribution.filename
+    if kept.is_file():
+        return kept
+    store.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=store, prefix=".download-"))
+    try:
+        opener, stop = _opener(network), threading.Event()
+        return _fetch_one(distribution, scratch, store, opener, network, stop)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def _arrivals(
     distributions: Sequence[Distribution],
     fetch: Callable[[Distribution], Path],

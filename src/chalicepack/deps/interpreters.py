@@ -23,11 +23,15 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 # What a candidate says about itself: its version, implementation, whether it is a
-# free-threaded build (another ABI) and whether its C headers are installed.
+# free-threaded build (another ABI), whether its C headers are installed, and the compiler
+# and flags it builds extensions with (``crossbuild.host_toolchain`` reads them).
 _PROBE = (
     "import json, os, sys, sysconfig; "
     "include = sysconfig.get_paths()['include']; "
+    "cc = sysconfig.get_config_var('CC') or ''; "
+    "cflags = ' '.join(sysconfig.get_config_var(n) or '' for n in ('CFLAGS', 'CCSHARED')); "
     "print(json.dumps({'executable': sys.executable, 'version': list(sys.version_info[:3]), "
+    "'cc': cc, 'cflags': cflags, "
     "'implementation': sys.implementation.name, "
     "'free_threaded': bool(sysconfig.get_config_var('Py_GIL_DISABLED')), "
     "'headers': os.path.isfile(os.path.join(include, 'Python.h'))}))"
@@ -40,6 +44,8 @@ class Interpreter:
     version: tuple[int, int, int]
     found_by: str  # "running", "PATH", "pyenv", "uv"
     headers: bool  # Python.h is installed: C extensions can be compiled against it
+    cc: str = ""  # the C compiler it builds extensions with (sysconfig's CC)
+    cflags: str = ""  # and the flags (sysconfig's CFLAGS and CCSHARED)
 
     def describe(self) -> str:
         return "CPython {}.{}.{} at {} (found by {})".format(
@@ -123,4 +129,7 @@ def _probe(path: Path, found_by: str, version: str) -> Interpreter | None:
     if facts["free_threaded"]:
         log.debug("%s is a free-threaded build: not the Lambda runtime's ABI", path)
         return None
-    return Interpreter(Path(facts["executable"]), (major, minor, micro), found_by, facts["headers"])
+    return Interpreter(
+        Path(facts["executable"]), (major, minor, micro), found_by, facts["headers"],
+        facts["cc"], facts["cflags"],
+    )  # fmt: skip

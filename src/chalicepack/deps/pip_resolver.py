@@ -34,6 +34,7 @@ from packaging.utils import (
 from chalicepack.deps.buildrecord import SourceBuild
 from chalicepack.deps.pip import PipResult, dry_run_report, redact
 from chalicepack.deps.sourcebuild import BuiltWheel, Unusable, build_for_target, retag_for_target
+from chalicepack.deps.uvbuild import SdistFile
 from chalicepack.errors import BuildFailure, RequirementsError
 from chalicepack.inputs.locks import locked_hashes, unlisted_file
 from chalicepack.inputs.requirements import RequirementLine, index_options, lines_by_name
@@ -327,11 +328,21 @@ def _build_from_source(context: _Context, suspect: Distribution) -> BuiltWheel |
         name=suspect.name,
         version=suspect.version,
         hashes=hashes,
+        sdist=_sdist_file(suspect),
     )
     if isinstance(outcome, Unusable) and outcome.unlisted_sha256:
         # The sdist is not the lock's: refused as a tampered wheel is, never reported missing.
         raise unlisted_file(context.requirements, suspect.name, outcome.unlisted_sha256)
     return outcome
+
+
+def _sdist_file(suspect: Distribution) -> SdistFile | None:
+    """The sdist file pip picked from an index (by http), as uv's build frontend takes it."""
+    if suspect.direct is not None or suspect.sha256 is None:
+        return None
+    if not suspect.url.startswith(("https://", "http://")) or suspect.filename.endswith(".whl"):
+        return None
+    return SdistFile(suspect.url, suspect.filename, suspect.sha256)
 
 
 def _missing(context: _Context, suspect: Distribution, outcome: Unusable) -> MissingDistribution:

@@ -3,23 +3,37 @@
 Two engines stand behind one ``Resolver`` protocol. uv is fast but wheels-only and may read a
 requirements file differently from pip, so it answers only when its answer is provably the one
 pip would give for the target (``uv_resolver``), else it declines; pip always answers, and is
-the only engine that builds from source and diagnoses what is missing (``pip_resolver``). A
-resolution the cache still holds for the same inputs is reused before either runs.
+the engine that diagnoses what is missing (``pip_resolver``). Source builds: when uv's
+answer holds sdists pip would build too (requirements.txt lines whose release has only an
+sdist, ``uv_resolver``), they are built here for the target (``sourcebuild``) and uv answers;
+a build not kept leaves the whole resolution to pip, which builds and explains. A resolution
+the cache still holds for the same inputs is reused before either runs.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from chalicepack.deps.buildrecord import SourceBuild
 from chalicepack.deps.install import fetch_wheels
 from chalicepack.deps.pip_resolver import Distribution, Resolution, resolve
+from chalicepack.deps.sourcebuild import BuiltWheel, Unusable, build_for_target, retag_for_target
 from chalicepack.deps.uv_resolver import resolve_with_uv, with_dependencies
-from chalicepack.inputs.locks import requirement_lines
-from chalicepack.inputs.requirements import RequirementLine, index_options, read_requirement_lines
+from chalicepack.deps.uvbuild import SdistFile
+from chalicepack.inputs.locks import locked_hashes, requirement_lines, unlisted_file
+from chalicepack.inputs.requirements import (
+    RequirementLine,
+    index_options,
+    is_exact_pin,
+    read_requirement_lines,
+)
 from chalicepack.inputs.target import Target
 from chalicepack.package.cache import DEFAULT_MAX_AGE, load_resolution, resolution_key
 
@@ -86,9 +100,86 @@ def uv(request: Request) -> Resolved | None:
     )
     if picked is None:
         return None
+    built = build_sdists(request, picked)
+    if built is None:
+        return None
+    picked, records = built
     # What each release requires is in its wheel: fetch them now (the build would).
     wheels = fetch_dependency_wheels(request.path, picked, request.target, request.cache_dir)
-    return Resolved(Resolution(with_dependencies(picked, wheels), ()), wheels)
+    distributions = with_dependencies(picked, wheels)
+    unresolved = _unresolved_requirements(distributions, request.target)
+    if unresolved:
+        log.info("resolving with pip: a wheel built here requires %s", ", ".join(unresolved))
+        return None
+    # An sdist picked for its requirements.txt line alone: pip's resolution for this machine
+    # (which chooses the release pip builds) may be held to another by what requires it.
+    pinned = {line.name for line in request.requirements.lines if is_exact_pin(line)}
+    loose = {d.name for d in distributions if d.built_from_source and d.name not in pinned}
+    required = sorted({name for d in distributions for name in d.requires if name in loose})
+    if required:
+        log.info("resolving with pip: %s, built here, is required by others too", required[0])
+        return None
+    return Resolved(Resolution(distributions, (), records), wheels)
+
+
+def build_sdists(
+    request: Request, picked: Sequence[Distribution]
+) -> tuple[list[Distribution], tuple[SourceBuild, ...]] | None:
+    """``picked`` with each sdist uv picked replaced by the wheel built from it for the
+    target (``sourcebuild``, as pip's resolution builds it), and the build records; None when
+    one is not kept: pip then resolves, and says why."""
+    sdists = [d for d in picked if not d.filename.endswith(".whl")]
+    options = index_options(request.path)
+    outcomes = [_build_sdist(request, d, options) for d in sdists]
+    by_name: dict[str, Distribution] = {}
+    for sdist, outcome in zip(sdists, outcomes, strict=True):
+        if isinstance(outcome, Unusable) and outcome.unlisted_sha256:
+            # The sdist is not the lock's: refused as a tampered wheel is.
+            raise unlisted_file(request.path, sdist.name, outcome.unlisted_sha256)
+        if not isinstance(outcome, BuiltWheel):
+            return None
+        wheel = retag_for_target(outcome.path, request.target, request.workdir / "built-wheels")
+        by_name[sdist.name] = replace(
+            sdist, url=wheel.as_uri(), filename=wheel.name, sha256=None, by_url=False,
+            built_from_source=True,
+        )  # fmt: skip
+    records = tuple(o.record for o in outcomes if o.record is not None)
+    return [by_name.get(d.name, d) for d in picked], records
+
+
+def _build_sdist(
+    request: Request, sdist: Distribution, options: list[str]
+) -> BuiltWheel | Unusable:
+    return build_for_target(
+        sdist.pin,
+        request.target,
+        request.workdir / "source-builds" / sdist.name,
+        pip_options=options,
+        cache_dir=request.cache_dir / "build",
+        name=sdist.name,
+        version=sdist.version,
+        sdist=SdistFile(sdist.url, sdist.filename, str(sdist.sha256)),
+        hashes=locked_hashes(request.path, sdist.name),
+    )
+
+
+def _unresolved_requirements(distributions: Sequence[Distribution], target: Target) -> list[str]:
+    """The requirements of wheels built here, on the target, that no distribution meets:
+    uv read them from the sdist's metadata, which a build may change."""
+    names = {d.name for d in distributions}
+    environment = {**target.marker_environment(), "extra": ""}
+    unresolved = []
+    for distribution in (d for d in distributions if d.built_from_source):
+        for text in distribution.requires_dist:
+            try:
+                requirement = Requirement(text)
+            except InvalidRequirement:
+                unresolved.append(text)
+                continue
+            applies = requirement.marker is None or requirement.marker.evaluate(environment)
+            if applies and canonicalize_name(requirement.name) not in names:
+                unresolved.append(text)
+    return unresolved
 
 
 def pip(request: Request) -> Resolved:

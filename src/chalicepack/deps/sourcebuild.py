@@ -1,17 +1,35 @@
 """Wheels built here from source for the target, kept only when they provably run on it.
 
-An sdist is built by pip on a CPython of the target's minor found on this machine
-(``deps.interpreters``), with zig as the C/C++ compiler aimed at the target's architecture and
-glibc (``deps.crossbuild``). A pure result is kept; a compiled one is kept when its modules
-are for the target and auditwheel fits it to the target's manylinux policy, grafting the
-libraries it may carry (``deps.policy``). A compiled build that does not fit is rebuilt once
-with no C compiler, the case of packages whose C speedups are optional, and kept if the
-result is pure. With no interpreter of the target's minor, only a pure build can be kept.
+An sdist is built on a CPython of the target's minor found on this machine
+(``deps.interpreters``): by uv's build frontend when the sdist came from an index uv reads as
+pip does (its build environment made from uv's cache, ``deps.uvbuild``), else by pip. A pure
+result is kept; a compiled one is kept when its modules are for the target and auditwheel
+fits it to the target's manylinux policy, grafting the libraries it may carry
+(``deps.policy``). A compiled build that does not fit is rebuilt once with no C compiler,
+the case of packages whose C speedups are optional, and kept if the result is pure. With no
+interpreter of the target's minor, only a pure build can be kept.
+
+Compiler: this machine's first, when the target's machine is this one's (as ``chalice
+package`` builds), else, or when its wheel is not kept, zig aimed at the target's
+architecture and glibc (``deps.crossbuild``). zig's first build for a target costs ~14 s
+(its libc stubs, then cached); gcc costs nothing extra. Keeping gcc's wheel is sound because
+it passes the same checks as zig's, and those checks see what makes a module need a newer
+glibc: a module built against this machine's glibc headers may be redirected by them to
+newer symbols (``fcntl`` to ``fcntl64@GLIBC_2.28``, ``strtol`` to ``__isoc23_strtol@GLIBC_2.38``,
+``_FORTIFY_SOURCE``'s ``__*_chk``), and each of those is a versioned symbol reference in the
+ELF file; the module check refuses any ``GLIBC_`` version above the runtime's and auditwheel
+checks every symbol version (GLIBC, GLIBCXX, CXXABI, GCC) of the module and of the libraries
+it links against the policy, which is the definition of manylinux the ecosystem trusts. What
+no symbol shows is the instruction set: gcc is not used when the interpreter's or the user's
+flags choose a CPU (``-march``, ``-mcpu``, ``-mavx``...), and its default (x86-64 baseline,
+armv8-a) runs on Lambda's CPUs. A library gcc found on this machine (a header zig would not
+have seen) is grafted when the policy allows it, refused when it does not, as for zig.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import sys
@@ -22,10 +40,12 @@ from pathlib import Path
 from typing import Any
 
 from chalicepack.deps.buildrecord import SourceBuild
-from chalicepack.deps.crossbuild import Toolchain, toolchain, without_compiler
+from chalicepack.deps.crossbuild import Toolchain, host_toolchain, toolchain, without_compiler
 from chalicepack.deps.interpreters import Interpreter, find_interpreter, how_to_provide
 from chalicepack.deps.pip import PipResult, redact, run_pip
 from chalicepack.deps.policy import audit, compiled_members, module_problem, policy_name
+from chalicepack.deps.uvbuild import SdistFile, build_with_uv, uv_declines
+from chalicepack.errors import BuildFailure
 from chalicepack.inputs.target import Target
 
 log = logging.getLogger(__name__)
@@ -51,8 +71,8 @@ class Unusable:
     build_log: str | None = None
     fix: str | None = None  # None: the resolver's usual fix (a release with a wheel, vendor/)
     record: SourceBuild | None = None
-    # The sha256 of the file pip downloaded when it is not one of the hashes the build was
-    # given (a lock's): not a build failure but a file that must not ship.
+    # The sha256 of the source file when it is not one of the hashes the build was given (a
+    # lock's): not a build failure but a file that must not ship.
     unlisted_sha256: str | None = None
 
 
@@ -65,9 +85,10 @@ class _Build:
     version: str
     target: Target
     pip_options: tuple[str, ...]
-    cache_dir: Path  # pip's cache (its wheels are this toolchain's) and zig's
+    cache_dir: Path  # pip's cache (its wheels are this toolchain's), zig's, the sdists
     interpreter: Interpreter | None
-    hashes: tuple[str, ...] = ()  # sha256 digests the downloaded source must have (a lock's)
+    source: Path | None = None  # the sdist file uv builds; None: pip builds the requirement
+    hashes: tuple[str, ...] = ()  # sha256 digests the source must have (a lock's)
 
     def record(self, compiler: str, verdict: str, **details: Any) -> SourceBuild:
         described = None if self.interpreter is None else self.interpreter.describe()
@@ -86,38 +107,88 @@ def build_for_target(
     cache_dir: Path,
     name: str,
     version: str,
+    sdist: SdistFile | None = None,
     hashes: Iterable[str] = (),
 ) -> BuiltWheel | Unusable:
     """Build ``requirement`` (``name==version`` or a path, URL or VCS reference) from
-    source for ``target``; ``cache_dir`` holds what makes a second build fast. ``hashes``:
-    the sha256 digests the source pip downloads must have (pip's hash-checking mode)."""
+    source for ``target``; ``cache_dir`` holds what makes a second build fast. ``sdist``: the
+    file of ``name==version`` on its index, for uv to build (else pip builds). ``hashes``:
+    the sha256 digests the source must have (a lock's; pip's hash-checking mode)."""
+    hashes = tuple(sorted(hashes))
+    if hashes and sdist is not None and sdist.sha256 not in hashes:
+        return Unusable(
+            "its source distribution is not the one locked", unlisted_sha256=sdist.sha256
+        )
     interpreter = find_interpreter(target.version_text)
+    source = _uv_source(sdist, pip_options, cache_dir, f"{name} {version}")
     build = _Build(
-        requirement, name, version, target, tuple(pip_options), cache_dir, interpreter,
-        tuple(sorted(hashes)),
+        requirement, name, version, target, tuple(pip_options), cache_dir, interpreter, source,
+        hashes,
     )  # fmt: skip
     if interpreter is None:
         return _build_without_interpreter(build, workdir)
     log.info(
-        "building %s from source for %s %s with %s",
+        "building %s from source for %s %s with %s (by %s)",
         redact(requirement), target.runtime, target.arch, interpreter.describe(),
+        "uv build" if source is not None else "pip wheel",
     )  # fmt: skip
+    host = host_toolchain(target, interpreter)
+    if host is not None:
+        kept = _compiled(build, host, workdir / "host")
+        if isinstance(kept, BuiltWheel) or kept.unlisted_sha256:
+            return kept
+        log.info("%s: not kept as built with %s (%s); building with zig", name, host.compiler,
+                 kept.reason)  # fmt: skip
     tools = toolchain(target, cache_dir)
-    built = _pip_wheel(build, workdir / "compiled", tools.env)
-    if isinstance(built, Unusable):
-        return built if built.unlisted_sha256 else _failed(build, tools, built)
-    if not compiled_members(built):
-        return BuiltWheel(built, pure=True, record=build.record(tools.compiler, "pure"))
-    checked = _checked(build, tools, built, workdir / "repaired")
-    if isinstance(checked, BuiltWheel):
+    checked = _compiled(build, tools, workdir / "compiled")
+    if isinstance(checked, BuiltWheel) or checked.record is None:
+        return checked
+    if checked.record.verdict != "refused":
         return checked
     # Maybe the C extension is optional: try once more with no compiler at all.
-    retry = _pip_wheel(build, workdir / "pure", {**tools.env, **without_compiler()}, fresh=True)
+    retry = _wheel(build, workdir / "pure", {**tools.env, **without_compiler()}, fresh=True)
     if isinstance(retry, Path) and not compiled_members(retry):
         log.info("%s: kept the build without its C extension", name)
         record = build.record("none (its C extension left out)", "pure", reason=checked.reason)
         return BuiltWheel(retry, pure=True, record=record)
     return checked
+
+
+def _compiled(build: _Build, tools: Toolchain, workdir: Path) -> BuiltWheel | Unusable:
+    """A build with ``tools``: pure, or compiled and fitted to the target's policy, or why
+    it is not kept."""
+    built = _wheel(build, workdir / "wheel", tools.env)
+    if isinstance(built, Unusable):
+        return built if built.unlisted_sha256 else _failed(build, tools, built)
+    if not compiled_members(built):
+        return BuiltWheel(built, pure=True, record=build.record(tools.compiler, "pure"))
+    return _checked(build, tools, built, workdir / "repaired")
+
+
+def _uv_source(
+    sdist: SdistFile | None, pip_options: list[str], cache_dir: Path, release: str
+) -> Path | None:
+    """The sdist file of ``release`` for uv to build (fetched into ``cache_dir``), or None:
+    pip builds."""
+    if sdist is None:
+        return None
+    declined = uv_declines(pip_options)
+    if declined is not None:
+        log.info("building %s with pip wheel: %s", sdist.filename, declined)
+        return None
+    # fetch imports the resolver, which imports this module: imported when first needed.
+    from chalicepack.deps.fetch import Network, fetch_file
+    from chalicepack.deps.pip_resolver import Distribution
+
+    name, version = release.split(" ", 1)
+    wanted = Distribution(name, version, sdist.url, sdist.filename, sdist.sha256, False, ())
+    try:
+        return fetch_file(
+            wanted, cache_dir / "sdists", Network.from_environment(os.environ, pip_options)
+        )
+    except BuildFailure as error:
+        log.info("building %s with pip wheel: %s", sdist.filename, error)
+        return None
 
 
 def _checked(build: _Build, tools: Toolchain, wheel: Path, out_dir: Path) -> BuiltWheel | Unusable:
@@ -158,7 +229,7 @@ def _build_without_interpreter(build: _Build, workdir: Path) -> BuiltWheel | Unu
         "build can be kept",
         redact(build.requirement), *sys.version_info[:2], version,
     )  # fmt: skip
-    built = _pip_wheel(build, workdir / "pure", without_compiler())
+    built = _wheel(build, workdir / "pure", without_compiler())
     if isinstance(built, Unusable) and built.unlisted_sha256:
         return built
     compiler = "none (no CPython of the target's minor)"
@@ -168,6 +239,27 @@ def _build_without_interpreter(build: _Build, workdir: Path) -> BuiltWheel | Unu
     log_tail = built.build_log if isinstance(built, Unusable) else None
     record = build.record(compiler, "failed", reason=reason)
     return Unusable(reason, build_log=log_tail, fix=how_to_provide(version), record=record)
+
+
+def _wheel(
+    build: _Build, wheel_dir: Path, env: dict[str, str], *, fresh: bool = False
+) -> Path | Unusable:
+    """The wheel built from the requirement's source with ``env``: by uv when it has the
+    sdist (its build environment from uv's cache), else by pip."""
+    if build.source is None:
+        return _pip_wheel(build, wheel_dir, env, fresh=fresh)
+    shutil.rmtree(wheel_dir, ignore_errors=True)
+    wheel_dir.mkdir(parents=True)
+    python = Path(sys.executable) if build.interpreter is None else build.interpreter.path
+    built = build_with_uv(
+        build.source, python, wheel_dir, env,
+        # uv's cache beside the build cache, shared with the resolver: its metadata builds
+        # of sdists put the same build requirements there.
+        index_options=build.pip_options, cache_dir=build.cache_dir.parent / "uv",
+    )  # fmt: skip
+    if built.wheel is not None:
+        return built.wheel
+    return Unusable("its source distribution failed to build", build_log=_shown(built.output))
 
 
 def _pip_wheel(
@@ -211,9 +303,14 @@ def _build_log(result: PipResult) -> str:
     end = next((i for i, line in enumerate(lines) if "[end of output]" in line), len(lines))
     if start is None:
         return result.tail(20)
-    output = [line.strip() for line in lines[start + 1 : end]]
-    errors = [line for line in output if _ERROR.search(line)][:8]
-    shown = [*errors, *(line for line in output[-12:] if line not in errors)]
+    return _shown("\n".join(lines[start + 1 : end]))
+
+
+def _shown(output: str) -> str:
+    """A build's output cut to its first error lines, then its last lines."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if _ERROR.search(line)][:8]
+    shown = [*errors, *(line for line in lines[-12:] if line not in errors)]
     return redact("\n".join(shown))
 
 

@@ -9,7 +9,16 @@ files are a superset of the target's and both tools take the newest release that
 they accept; so when every release uv picked has a file the target accepts, it is the newest
 the target accepts too: the answer pip gives. Otherwise (a release with only a manylinux_2_28
 wheel for python3.11) the answer is dropped and pip resolves exactly, as it does whenever uv
-cannot answer at all (an sdist-only requirement, a conflict, an index uv cannot read).
+cannot answer at all (a conflict, an index uv cannot read, an sdist-only requirement).
+
+An sdist-only requirement named by a plain line is answered by uv after all
+(``_resolve_with_sdists``): uv resolves again with sdists allowed, and its answer is pip's
+when each release with no file the target loads has only an sdist, no release its line
+allows has a target wheel, and this machine's interpreter takes that same release from its
+sdist: pip's resolution (``pip_resolver``) resolves for this machine first, builds exactly
+that sdist, and resolves the rest for the target as uv does. The caller builds them (and
+checks that nothing else requires one not pinned exactly: that could hold pip's choice to
+another release).
 
 uv is used only where it reads the inputs as pip does: requirements.txt holding requirements by
 name, ``-r``/``-c`` files, ``--index-url``/``--extra-index-url``/``--pre``; pip's configuration
@@ -27,7 +36,7 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +48,12 @@ from chalicepack.deps import children
 from chalicepack.deps.pip import network_limits, redact
 from chalicepack.deps.pip_resolver import Distribution, required_names
 from chalicepack.errors import BuildFailure
-from chalicepack.inputs.requirements import RequirementLine, logical_lines
+from chalicepack.inputs.requirements import (
+    RequirementLine,
+    index_options,
+    is_exact_pin,
+    logical_lines,
+)
 from chalicepack.inputs.target import Target
 
 if sys.version_info >= (3, 11):
@@ -78,6 +92,8 @@ _NEUTRAL_SETTINGS = {
 }
 # Read from the environment and handed to uv as the same options.
 _ENV_INDEX_SETTINGS = {"index-url", "extra-index-url", "pre"}
+# uv's hint when a requirement has no wheel it may use, only sources.
+_NEEDS_SOURCE = re.compile(r"Wheels are required for `([^`]+)` because building from source")
 _COMMAND_SECTIONS = {"global", "install", "download", ":env:"}
 
 
@@ -184,7 +200,7 @@ def resolve_with_uv(
     command = _compile_command(uv, requirements, output, target, platform, cache_dir)
     log.debug("running %s", redact(" ".join(command)))
     # uv runs while pip's configuration is read (importing pip's internals takes a while).
-    env = _uv_environment(os.environ, indexes_from_environment=not _names_its_index(requirements))
+    env = uv_environment(os.environ, indexes_from_environment=not _names_its_index(requirements))
     process = children.start(command, env, output.parent / "tmp", stdout=subprocess.DEVNULL)
     with children.ended(process):
         settings = pip_settings()
@@ -197,6 +213,8 @@ def resolve_with_uv(
         _, stderr = children.finish(process, waiting)
     if process.returncode != 0:
         _refuse_silent_index(stderr, env, requirements)
+        if _only_lines_need_source(stderr, lines):
+            return _resolve_with_sdists(uv, requirements, lines, target, workdir, cache_dir, env)
         last = redact(stderr.strip().splitlines()[-1]) if stderr.strip() else "no output"
         log.info("resolving with pip: uv could not resolve with wheels only (%s)", last)
         log.debug("uv said:\n%s", redact(stderr.strip()))
@@ -208,19 +226,204 @@ def _compile_command(
     uv: str,
     requirements: Path,
     output: Path,
-    target: Target,
-    platform: str,
+    target: Target | None,
+    platform: str | None,
     cache_dir: Path | None,
 ) -> list[str]:
+    """``uv pip compile`` for ``target`` on ``platform``, wheels only; with no target, for
+    this machine's interpreter, sdists allowed, the index pages read moments ago reused."""
     command = [uv, "pip", "compile", str(requirements), "--output-file", str(output)]
     command += ["--format", "pylock.toml", "--no-header", "--quiet", "--python", sys.executable]
-    command += ["--python-version", target.version_text, "--python-platform", platform]
-    command += ["--only-binary", ":all:", "--index-strategy", "unsafe-best-match"]
-    # As pip does, read the index pages afresh: a cached page would hide a new release.
-    command += ["--refresh"]
+    command += ["--index-strategy", "unsafe-best-match"]
+    if target is not None and platform is not None:
+        command += ["--python-version", target.version_text, "--python-platform", platform]
+        command += ["--only-binary", ":all:"]
+        # As pip does, read the index pages afresh: a cached page would hide a new release.
+        command += ["--refresh"]
     if cache_dir is not None:
         command += ["--cache-dir", str(cache_dir)]
     return command
+
+
+def _source_lines(lines: Sequence[RequirementLine]) -> dict[str, str]:
+    """By name, the requirements.txt lines a source build may answer for: a name and a
+    version specifier only (no marker, extras or URL, whose reading differs for this machine)."""
+    found = {}
+    for line in lines:
+        if line.name is None:
+            continue
+        try:
+            requirement = Requirement(line.text.split(" --", 1)[0])
+        except InvalidRequirement:
+            continue
+        if requirement.marker is None and not requirement.extras and not requirement.url:
+            found[line.name] = f"{line.name}{requirement.specifier}"
+    return found
+
+
+def _only_lines_need_source(stderr: str, lines: Sequence[RequirementLine]) -> bool:
+    """Whether uv's wheels-only attempt failed for lack of wheels of requirements.txt's own
+    plain lines (``_resolve_with_sdists`` may then answer as pip would)."""
+    names = {canonicalize_name(name) for name in _NEEDS_SOURCE.findall(stderr)}
+    return bool(names) and names <= set(_source_lines(lines))
+
+
+def _resolve_with_sdists(
+    uv: str,
+    requirements: Path,
+    lines: Sequence[RequirementLine],
+    target: Target,
+    workdir: Path,
+    cache_dir: Path | None,
+    env: Mapping[str, str],
+) -> list[Distribution] | None:
+    """uv's answer when some requirement has only an sdist, when it provably is pip's: each
+    release uv picked with no file the target loads is named by a plain requirements.txt line
+    and has an sdist and no wheel, and (``_pip_builds_them``) no release the line allows has
+    a wheel for the target (pip would take it) and this machine's interpreter takes no newer
+    release nor a wheel of it (pip resolves for this machine first, and does not build a
+    release that ships wheels). pip then builds that sdist, and resolves the rest for the
+    target as uv does; those are returned with their sdist files, to build."""
+    platform = uv_platform(target)
+    assert platform is not None  # (resolve_with_uv checked)
+    output = workdir / "uv-sdists" / "pylock.toml"
+    sdist_command = _compile_command(uv, requirements, output, target, platform, cache_dir)
+    # The same resolution with sdists allowed; the pages were read afresh moments ago.
+    sdist_command = [a for a in sdist_command if a not in ("--only-binary", ":all:", "--refresh")]
+    lock = _lock(sdist_command, output, env, "resolve with sdists allowed")
+    if lock is None:
+        return None
+    requested = {line.name for line in lines if line.name is not None}
+    plain = _source_lines(lines)
+    distributions, unloadable = _target_files(lock, requested, target)
+    sdists = []
+    for package in lock.get("packages", []):
+        name, version = canonicalize_name(package["name"]), str(package["version"])
+        if f"{name} {version}" not in unloadable:
+            continue
+        sdist = package.get("sdist") or {}
+        sha256 = sdist.get("hashes", {}).get("sha256")
+        url = sdist.get("url")
+        if name not in plain or package.get("wheels") or not url or not sha256:
+            log.info(
+                "resolving with pip: uv picked %s %s, with no wheel for %s %s and not an sdist "
+                "named in %s", name, version, target.runtime, target.arch, requirements.name,
+            )  # fmt: skip
+            return None
+        filename = url.rsplit("/", 1)[-1].split("#", 1)[0]
+        sdists.append(Distribution(name, version, url, filename, sha256, name in requested, (),
+                                   by_url=True))  # fmt: skip
+    if not sdists:
+        return None
+    asked = _Asked(uv, requirements, workdir, cache_dir, env)
+    if not _pip_builds_them(asked, sdists, [line for line in lines if line.name], target):
+        return None
+    log.info(
+        "resolved with uv for %s %s; from source: %s", target.runtime, target.arch,
+        ", ".join(d.pin for d in sdists),
+    )  # fmt: skip
+    return [*distributions, *sdists]
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """How uv is asked about a few lines of requirements.txt, with its index options."""
+
+    uv: str
+    requirements: Path
+    workdir: Path
+    cache_dir: Path | None
+    env: Mapping[str, str]
+
+    def lock(
+        self, label: str, lines: Iterable[str], target: Target | None, *, quiet: bool = False
+    ) -> Any:
+        """uv's pylock.toml for ``lines`` alone (no dependencies): for ``target``, wheels
+        only; for this machine's interpreter, sdists allowed. None when uv failed, with
+        uv's words in ``stderr``."""
+        folder = self.workdir / f"uv-{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pins = folder / "requirements.txt"
+        options = _option_lines(index_options(self.requirements))
+        pins.write_text("".join(f"{line}\n" for line in [*options, *lines]))
+        output = folder / "pylock.toml"
+        platform = None if target is None else uv_platform(target)
+        command = _compile_command(self.uv, pins, output, target, platform, self.cache_dir)
+        command = [a for a in command if a != "--refresh"]  # (read moments ago)
+        return _lock([*command, "--no-deps"], output, self.env, f"answer for {label}", quiet)
+
+
+def _last_error(asked: _Asked, name: str) -> str:
+    path = asked.workdir / f"uv-target-{name}" / "stderr.txt"
+    return path.read_text() if path.is_file() else ""
+
+
+def _pip_builds_them(
+    asked: _Asked, sdists: Sequence[Distribution], lines: Sequence[RequirementLine], target: Target
+) -> bool:
+    """Whether pip's resolution builds each of ``sdists`` (releases with only an sdist, named
+    by plain lines): no release its line allows has a wheel for the target, and this machine
+    takes the same release, from its sdist."""
+    plain = _source_lines(lines)
+    pinned = {line.name for line in lines if is_exact_pin(line)}
+    for sdist in sdists:
+        if sdist.name in pinned:
+            continue  # the one release allowed has no wheel uv knows for the target
+        # uv fails here for want of wheels: no release the line allows has one for the target.
+        answer = asked.lock(f"target-{sdist.name}", [plain[sdist.name]], target, quiet=True)
+        if answer is not None or not _NEEDS_SOURCE.search(_last_error(asked, sdist.name)):
+            log.info(
+                "resolving with pip: %s: a release it allows may have a wheel for the target",
+                plain[sdist.name],
+            )
+            return False
+    host = asked.lock("host", [plain[d.name] for d in sdists], None)
+    picked: dict[str, tuple[str, bool]] = {
+        canonicalize_name(p["name"]): (str(p["version"]), bool(p.get("wheels")))
+        for p in (host or {}).get("packages", [])
+    }
+    for sdist in sdists:
+        version, has_wheel = picked.get(sdist.name, ("?", False))
+        if (version, has_wheel) != (sdist.version, False):
+            taken = f"{version} from a wheel" if has_wheel else version
+            log.info(
+                "resolving with pip: for this machine pip would take %s %s, not the sdist of %s",
+                sdist.name, taken, sdist.version,
+            )  # fmt: skip
+            return False
+    return True
+
+
+def _option_lines(options: Sequence[str]) -> list[str]:
+    """``["--index-url", "URL", "--pre"]`` as requirements-file lines."""
+    lines: list[str] = []
+    for option in options:
+        if option.startswith("-"):
+            lines.append(option)
+        else:
+            lines[-1] += f" {option}"
+    return lines
+
+
+def _lock(
+    command: Sequence[str], output: Path, env: Mapping[str, str], what: str, quiet: bool = False
+) -> dict[str, Any] | None:
+    """uv's pylock.toml from ``command``, or None when it failed (logged unless ``quiet``;
+    uv's words are kept in ``stderr.txt`` beside ``output``)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    log.debug("running %s", redact(" ".join(command)))
+    process = children.start(command, env, output.parent / "tmp", stdout=subprocess.DEVNULL)
+    _, stderr = children.finish(process, f"uv to {what}")
+    (output.parent / "stderr.txt").write_text(stderr)
+    try:
+        if process.returncode == 0:
+            return tomllib.loads(output.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        stderr = str(error)
+    last = redact(stderr.strip().splitlines()[-1]) if stderr.strip() else "no output"
+    if not quiet:
+        log.info("resolving with pip: uv could not %s (%s)", what, last)
+    return None
 
 
 def _picked(
@@ -284,7 +487,7 @@ def _names_its_index(requirements: Path) -> bool:
     )
 
 
-def _uv_environment(
+def uv_environment(
     environ: Mapping[str, str], *, indexes_from_environment: bool = True
 ) -> dict[str, str]:
     """The environment for uv: none of uv's own settings (they are not the user's pip

@@ -15,6 +15,7 @@ from typing import Any
 
 from chalicepack.deps import children
 from chalicepack.deps._child import ENVIRONMENT_VARIABLE
+from chalicepack.deps.deadline import Deadline
 from chalicepack.errors import BuildFailure
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,7 @@ def run_pip(
     markers: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
     python: Path | None = None,
+    deadline: Deadline | None = None,
 ) -> PipResult:
     """Run our own pip with ``args``; never raises for pip's own failure (the caller decides).
 
@@ -207,6 +209,7 @@ def run_pip(
             process,
             f"pip {args[0] if args else ''} (index requests time out after {timeout} s, "
             f"retried {retries} times)",
+            deadline,
         )
         log_text = _read_log(pip_log) if process.returncode else ""
     if stderr.strip():
@@ -263,12 +266,14 @@ def dry_run_report(
     *,
     cache_dir: Path | None = None,
     markers: Mapping[str, str] | None = None,
+    deadline: Deadline | None = None,
 ) -> tuple[PipResult, dict[str, Any] | None]:
     """Resolve without installing; return pip's installation report when it succeeded."""
     result = run_pip(
         ["install", "--dry-run", "--ignore-installed", "--report", str(report_path), *args],
         cache_dir=cache_dir,
         markers=markers,
+        deadline=deadline,
     )
     if not result.ok:
         return result, None

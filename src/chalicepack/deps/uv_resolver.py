@@ -36,6 +36,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from chalicepack.deps import children
+from chalicepack.deps.deadline import Deadline
 from chalicepack.deps.pip import network_limits, redact
 from chalicepack.deps.pip_resolver import Distribution, required_names
 from chalicepack.errors import BuildFailure
@@ -165,6 +166,7 @@ def resolve_with_uv(
     *,
     workdir: Path,
     cache_dir: Path | None,
+    deadline: Deadline | None = None,
 ) -> list[Distribution] | None:
     """The distributions uv picks for ``target``, each with a file the target accepts; None
     when pip must resolve instead (the reason is logged)."""
@@ -194,7 +196,7 @@ def resolve_with_uv(
             log.info("resolving with pip: %s", setting)
             return None
         waiting = f"uv to resolve {requirements.name} ({_limits_text(env)})"
-        _, stderr = children.finish(process, waiting)
+        _, stderr = children.finish(process, waiting, deadline)
     if process.returncode != 0:
         _refuse_silent_index(stderr, env, requirements)
         last = redact(stderr.strip().splitlines()[-1]) if stderr.strip() else "no output"

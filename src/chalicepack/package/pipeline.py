@@ -19,6 +19,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 
 from chalicepack import __version__
+from chalicepack.deps.deadline import Deadline
 from chalicepack.deps.install import InstalledTree, install_tree, installed_files, shipped_members
 from chalicepack.deps.pip import redact
 from chalicepack.deps.pip_resolver import Distribution, Resolution
@@ -27,6 +28,7 @@ from chalicepack.deps.resolver import (
     Requirements,
     Resolved,
     fetch_dependency_wheels,
+    resolution_deadline,
     resolve_requirements,
 )
 from chalicepack.errors import MissingDependencies, ProjectError
@@ -110,7 +112,8 @@ def build_from(inputs: BuildInputs) -> BuildResult:
 
 def _build_in(workdir: Path, inputs: BuildInputs, requirements: Requirements) -> BuildResult:
     options = inputs.options
-    request = Request(requirements, inputs.target, workdir, inputs.cache_dir)
+    deadline = resolution_deadline(requirements.path)  # one bound, from here to the wheels
+    request = Request(requirements, inputs.target, workdir, inputs.cache_dir, deadline)
     resolved = resolve_requirements(request, options.resolver)
     # A lock's resolution: its files' hashes held to the lock's, its fixes naming the lock's tool.
     resolved = replace(resolved, resolution=hold_to_lock(requirements.path, resolved.resolution))
@@ -121,7 +124,7 @@ def _build_in(workdir: Path, inputs: BuildInputs, requirements: Requirements) ->
         write_report(check_report_path, report)
         return BuildResult(report, check_report_path, warnings)
 
-    installed = _install(workdir, inputs, requirements, resolved)
+    installed = _install(workdir, inputs, requirements, resolved, deadline)
     shipped, report = _shipped(
         inputs, installed, replace(report, fingerprint=installed.fingerprint)
     )
@@ -168,7 +171,11 @@ class _Installed:
 
 
 def _install(
-    workdir: Path, inputs: BuildInputs, requirements: Requirements, resolved: Resolved
+    workdir: Path,
+    inputs: BuildInputs,
+    requirements: Requirements,
+    resolved: Resolved,
+    deadline: Deadline | None,
 ) -> _Installed:
     resolution, cache_dir = resolved.resolution, inputs.cache_dir
     chalice = [d for d in resolution.distributions if d.name == "chalice"]
@@ -177,7 +184,7 @@ def _install(
     provided = frozenset(runtime_provided(others) if without else ())
     shipped = tuple(d for d in others if d.name not in provided)
     wheels = resolved.wheels or fetch_dependency_wheels(
-        requirements.path, resolution.distributions, inputs.target, cache_dir
+        requirements.path, resolution.distributions, inputs.target, cache_dir, deadline
     )
     hold_to_lock(requirements.path, resolution, wheels)  # the files themselves
     token = None

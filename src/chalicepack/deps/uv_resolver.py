@@ -141,6 +141,9 @@ def unsupported_setting(settings: Iterable[tuple[str, str]]) -> str | None:
 
 def pip_settings() -> list[tuple[str, str]] | None:
     """pip's configuration as pip itself loads it (files and ``PIP_*``), or None if unreadable."""
+    without_files = settings_without_files(os.environ)
+    if without_files is not None:
+        return without_files
     try:
         from pip._internal.configuration import Configuration
 
@@ -157,6 +160,40 @@ def pip_settings() -> list[tuple[str, str]] | None:
     except Exception as error:  # pip's internals: any surprise means "ask pip instead"
         log.debug("could not read pip's configuration: %s", error)
         return None
+
+
+def settings_without_files(environ: Mapping[str, str]) -> list[tuple[str, str]] | None:
+    """pip's configuration when no configuration file of pip's exists (the usual case, and
+    the Action's), read from ``PIP_*`` as pip reads them; None when one exists.
+
+    Importing pip's configuration module costs 0.2-0.5 s of CPU (it imports pip's console
+    and exception machinery), on every cold build, where only this answer is needed. The
+    files are those ``pip._internal.configuration.get_configuration_files`` lists, found with
+    the same ``appdirs`` (tests hold the two lists equal); any of them existing hands the
+    answer to pip's own loader.
+    """
+    config_file = environ.get("PIP_CONFIG_FILE")
+    if config_file != os.devnull:  # pip reads no file at all when it is os.devnull
+        from pip._internal.utils import appdirs
+
+        candidates = [config_file] if config_file else []
+        candidates += pip_configuration_files(appdirs)
+        if any(os.path.exists(path) for path in candidates):
+            return None
+    return [
+        (f":env:.{name[4:].lower().replace('_', '-').removeprefix('--')}", value)
+        for name, value in environ.items()
+        if name.startswith("PIP_") and name[4:].lower() not in ("version", "help")
+    ]
+
+
+def pip_configuration_files(appdirs: Any) -> list[str]:
+    """The configuration files pip reads besides ``PIP_CONFIG_FILE``: global, user, site."""
+    files = [os.path.join(path, "pip.conf") for path in appdirs.site_config_dirs("pip")]
+    legacy = os.path.join(os.path.expanduser("~"), "pip" if os.name == "nt" else ".pip")
+    files += [os.path.join(legacy, "pip.conf")]
+    files += [os.path.join(appdirs.user_config_dir("pip"), "pip.conf")]
+    return [*files, os.path.join(sys.prefix, "pip.conf")]
 
 
 def resolve_with_uv(

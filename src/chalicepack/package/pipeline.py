@@ -9,12 +9,15 @@ artifacts and report as they were.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 from packaging.utils import canonicalize_name
 
@@ -56,7 +59,7 @@ from chalicepack.package.exclude import exclude, runtime_provided
 from chalicepack.package.layerzip import LAYER_ZIP as LAYER_ZIP
 from chalicepack.package.layerzip import LayerReuse, reusable_layer
 from chalicepack.package.outlock import output_lock
-from chalicepack.package.sbom import write_sbom
+from chalicepack.package.sbom import preload, shipped_distributions, write_sbom
 from chalicepack.package.uptodate import (
     BuildInputs,
     build_fingerprint,
@@ -81,6 +84,7 @@ from chalicepack.report import (
 from chalicepack.report import BuildResult as BuildResult
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEPLOYMENT_ZIP = "deployment.zip"
 
@@ -112,6 +116,8 @@ def build_from(inputs: BuildInputs) -> BuildResult:
 
 def _build_in(workdir: Path, inputs: BuildInputs, requirements: Requirements) -> BuildResult:
     options = inputs.options
+    if not options.check_only:
+        _in_background(preload)  # while uv resolves, this thread waits
     deadline = resolution_deadline(requirements.path)  # one bound, from here to the wheels
     request = Request(requirements, inputs.target, workdir, inputs.cache_dir, deadline)
     resolved = resolve_requirements(request, options.resolver)
@@ -138,12 +144,31 @@ def _build_in(workdir: Path, inputs: BuildInputs, requirements: Requirements) ->
             + "; vendor them or pin releases that have wheels for the target",
             report_path=report_path,
         )
+    # What the SBOM says of each wheel (its license, its sha256) is read while the zips are
+    # written and the app imported: the dependencies it lists are final here.
+    sbom = _in_background(functools.partial(shipped_distributions, report, installed.wheels))
     with output_lock(inputs.out_dir):  # the zips, the layer kept or removed, and the report agree
         artifacts, checked = _write_artifacts(inputs, shipped, workdir)
         report = replace(report, artifacts=artifacts, import_check=checked)
-        write_sbom(inputs.out_dir, report, installed.wheels)
+        write_sbom(inputs.out_dir, report, installed.wheels, sbom.result())
         write_report(report_path, report)
     return BuildResult(report, report_path, warnings)
+
+
+def _in_background(function: Callable[[], T]) -> Future[T]:
+    """``function`` run on a daemon thread: a SIGTERM or a failure never waits for it (a
+    ThreadPoolExecutor's threads are joined at exit); its result or error in the future."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(function())
+            except BaseException as error:  # handed to whoever asks for the result
+                future.set_exception(error)
+
+    threading.Thread(target=run, name="chalicepack-background", daemon=True).start()
+    return future
 
 
 def _missing_warnings(resolution: Resolution) -> list[str]:

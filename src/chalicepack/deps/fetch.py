@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
-import itertools
 import logging
 import netrc
 import os
@@ -46,7 +45,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from chalicepack import __version__
 from chalicepack.deps.deadline import Deadline
-from chalicepack.deps.pip import network_limits, redact
+from chalicepack.deps.pip import index_urls, network_limits, redact
 from chalicepack.deps.pip_resolver import Distribution
 from chalicepack.errors import BadInput, BuildFailure
 
@@ -58,7 +57,6 @@ _CHUNK = 1 << 18
 # What pip's urllib3 retries besides failed connections and reads (pip's network.session).
 _RETRIED_STATUS = frozenset({500, 502, 503, 520, 527})
 _SCHEMES = ("http", "https")
-_INDEX_OPTIONS = {"-i", "--index-url", "--extra-index-url"}
 
 
 def fetchable(distribution: Distribution) -> bool:
@@ -130,15 +128,6 @@ class Network:
             return None
         token = base64.b64encode(f"{found[0]}:{found[1]}".encode()).decode()
         return f"Basic {token}"
-
-
-def index_urls(environ: Mapping[str, str], index_options: Sequence[str]) -> list[str]:
-    """The index URLs pip reads: the environment's, then requirements.txt's options."""
-    urls = [environ.get("PIP_INDEX_URL", ""), *environ.get("PIP_EXTRA_INDEX_URL", "").split()]
-    for option, value in itertools.pairwise(index_options):
-        if option in _INDEX_OPTIONS:
-            urls.append(value)
-    return [url for url in urls if url]
 
 
 def _shared(path: str, other: str) -> int:

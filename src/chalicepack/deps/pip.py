@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -226,6 +227,15 @@ def network_limits(env: Mapping[str, str]) -> tuple[str, str]:
     """The timeout (seconds) and retries of every request to an index, pip's or uv's: bounded
     by default; ``PIP_TIMEOUT`` / ``PIP_RETRIES`` set in the environment win."""
     return env.get("PIP_TIMEOUT") or "30", env.get("PIP_RETRIES") or "2"
+
+
+def index_urls(environ: Mapping[str, str], index_options: Sequence[str]) -> list[str]:
+    """The index URLs pip reads: the environment's, then requirements.txt's options."""
+    urls = [environ.get("PIP_INDEX_URL", ""), *environ.get("PIP_EXTRA_INDEX_URL", "").split()]
+    for option, value in itertools.pairwise(index_options):
+        if option in ("-i", "--index-url", "--extra-index-url"):
+            urls.append(value)
+    return [url for url in urls if url]
 
 
 def _common_options(cache_dir: Path | None, env: Mapping[str, str]) -> list[str]:

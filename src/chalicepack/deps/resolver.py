@@ -17,9 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from chalicepack.deps.deadline import Deadline
-from chalicepack.deps.fetch import index_urls
-from chalicepack.deps.install import fetch_wheels
-from chalicepack.deps.pip import redact
+from chalicepack.deps.pip import index_urls, redact
 from chalicepack.deps.pip_resolver import Distribution, Resolution, resolve
 from chalicepack.deps.uv_resolver import resolve_with_uv, with_dependencies
 from chalicepack.inputs.locks import requirement_lines
@@ -142,6 +140,10 @@ def fetch_dependency_wheels(
     """The wheels of ``distributions`` from the cache's store, fetching what it lacks with
     the index options requirements.txt names: the files uv picked by their URLs, all at once
     (``fetch``), what pip resolved by pip."""
+    # Imported here: installing and fetching (installer, urllib, ssl) are not needed to
+    # start uv, and are imported meanwhile (``package.pipeline``).
+    from chalicepack.deps.install import fetch_wheels
+
     return fetch_wheels(
         distributions,
         target,

@@ -17,13 +17,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from packaging.utils import canonicalize_name
 
 from chalicepack import __version__
 from chalicepack.deps.deadline import Deadline
-from chalicepack.deps.install import InstalledTree, install_tree, installed_files, shipped_members
 from chalicepack.deps.pip import redact
 from chalicepack.deps.pip_resolver import Distribution, Resolution
 from chalicepack.deps.resolver import (
@@ -35,7 +34,6 @@ from chalicepack.deps.resolver import (
     resolve_requirements,
 )
 from chalicepack.errors import MissingDependencies, ProjectError
-from chalicepack.importcheck.staging import Shipped, import_shipped
 from chalicepack.inputs.locks import hold_to_lock
 from chalicepack.inputs.project import Project
 from chalicepack.inputs.requirements import RequirementLine, lines_by_name
@@ -83,6 +81,10 @@ from chalicepack.report import (
 )
 from chalicepack.report import BuildResult as BuildResult
 
+if TYPE_CHECKING:
+    from chalicepack.deps.install import InstalledTree
+    from chalicepack.importcheck.staging import Shipped
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -117,7 +119,7 @@ def build_from(inputs: BuildInputs) -> BuildResult:
 def _build_in(workdir: Path, inputs: BuildInputs, requirements: Requirements) -> BuildResult:
     options = inputs.options
     if not options.check_only:
-        _in_background(preload)  # while uv resolves, this thread waits
+        _in_background(_preload)  # while uv resolves, this thread waits
     deadline = resolution_deadline(requirements.path)  # one bound, from here to the wheels
     request = Request(requirements, inputs.target, workdir, inputs.cache_dir, deadline)
     resolved = resolve_requirements(request, options.resolver)
@@ -153,6 +155,15 @@ def _build_in(workdir: Path, inputs: BuildInputs, requirements: Requirements) ->
         write_sbom(inputs.out_dir, report, installed.wheels, sbom.result())
         write_report(report_path, report)
     return BuildResult(report, report_path, warnings)
+
+
+def _preload() -> None:
+    """Import what the steps after the resolution need (0.1-0.5 s of a cold start): these
+    imports are left out of the module's, so that uv starts without waiting for them."""
+    import chalicepack.deps.install
+    import chalicepack.importcheck.staging  # noqa: F401
+
+    preload()  # the SBOM's cyclonedx
 
 
 def _in_background(function: Callable[[], T]) -> Future[T]:
@@ -202,6 +213,8 @@ def _install(
     resolved: Resolved,
     deadline: Deadline | None,
 ) -> _Installed:
+    from chalicepack.deps.install import install_tree
+
     resolution, cache_dir = resolved.resolution, inputs.cache_dir
     chalice = [d for d in resolution.distributions if d.name == "chalice"]
     others = [d for d in resolution.distributions if d.name != "chalice"]
@@ -236,6 +249,8 @@ def _shipped(
 ) -> tuple[Shipped, BuildReport]:
     """What the zips hold (refused when Lambda could not load it), and the report with what
     installing it told: the dependencies' wheels and sizes, what was left out or replaced."""
+    from chalicepack.importcheck.staging import Shipped
+
     project, tree = inputs.project, installed.tree
     app = [entry_for(f.arcname, f.path) for f in project.app_files]
     app += [ZipEntry(arcname, path) for arcname, path in installed.runtime.items()]
@@ -285,6 +300,8 @@ def _write_artifacts(
         writing = pool.submit(_stage_artifacts, out_dir, planned, digests)
         try:
             if inputs.options.import_app:
+                from chalicepack.importcheck.staging import import_shipped
+
                 checked = import_shipped(shipped, inputs, workdir)
             else:
                 log.info("--no-import: the app was not imported, no functions are listed")
@@ -350,6 +367,8 @@ def _left_out(
     excluded: Sequence[ZipEntry],
 ) -> LeftOut:
     """What ``--without-runtime-provided`` and ``--exclude`` kept out, and the bytes saved."""
+    from chalicepack.deps.install import shipped_members
+
     runtime = tuple(
         LeftOutDistribution(
             d.name,
@@ -374,6 +393,8 @@ def _under(prefix: str, entry: ZipEntry) -> ZipEntry:
 def _dependency_entries(site_packages: Path, wheels: Iterable[Path]) -> list[ZipEntry]:
     """The installed tree's files; those a wheel holds unchanged are copied from the wheel
     in compressed form (see ``archive``), the rest (RECORD) are deflated from the tree."""
+    from chalicepack.deps.install import installed_files, shipped_members
+
     members: dict[str, RawMember] = {}
     for wheel in wheels:
         for arcname, info in shipped_members(wheel).items():

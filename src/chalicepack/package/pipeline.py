@@ -296,9 +296,16 @@ def _write_artifacts(
     # The check mostly waits on a child process: the zips are written meanwhile. It stays on
     # this thread, where Ctrl-C and SIGTERM arrive and stop its child; the zips being written
     # then are removed once written.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        writing = pool.submit(_stage_artifacts, out_dir, planned, digests)
-        try:
+    written = _Written()
+
+    def stage() -> tuple[list[StagedZip], LayerReuse]:
+        staged, layer = _stage_artifacts(out_dir, planned, digests)
+        written.hand_over(staged)
+        return staged, layer
+
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            writing = pool.submit(stage)
             if inputs.options.import_app:
                 from chalicepack.importcheck.staging import import_shipped
 
@@ -306,12 +313,10 @@ def _write_artifacts(
             else:
                 log.info("--no-import: the app was not imported, no functions are listed")
             staged, layer = writing.result()
-        except BaseException:
-            if writing.exception() is None:  # (a write that failed removed its own files)
-                for item in writing.result()[0]:
-                    item.discard()
-            raise
-    _commit(staged)
+        _commit(staged)
+    except BaseException:
+        written.discard()
+        raise
     if LAYER_ZIP not in planned:
         # A layer zip left by an earlier build would be taken for this build's.
         (out_dir / LAYER_ZIP).unlink(missing_ok=True)
@@ -321,6 +326,34 @@ def _write_artifacts(
         kept = layer.kept or artifacts["layer"]
         artifacts["layer"] = replace(kept, inputs_sha256=layer.inputs)
     return artifacts, checked
+
+
+class _Written:
+    """The zips the writer thread staged, removed when the build is left early: by this
+    thread if the writer had handed them over, else by the writer once it has written them.
+    A SIGTERM can land inside ``pool.submit`` (while the new thread starts), before this
+    thread holds the future or the pool knows its thread: nothing would wait for the writer
+    then, and the process (which does wait for it at exit) would leave its zip behind."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._staged: list[StagedZip] = []
+        self._left = False
+
+    def hand_over(self, staged: Sequence[StagedZip]) -> None:
+        with self._lock:
+            if not self._left:
+                self._staged.extend(staged)
+                return
+        for item in staged:
+            item.discard()
+
+    def discard(self) -> None:
+        with self._lock:
+            self._left = True
+            staged, self._staged = self._staged, []
+        for item in staged:
+            item.discard()  # (one already renamed into place is left there)
 
 
 def _planned_zips(shipped: Shipped, site_packages: str) -> dict[str, list[ZipEntry]]:

@@ -414,6 +414,46 @@ def test_an_index_that_never_answers_is_waited_on_once_and_the_wait_is_said(
     here.settled()
 
 
+@pytest.mark.parametrize("resolver", ["auto", "pip"])
+def test_one_bound_ends_the_whole_resolution_whatever_each_request_may_wait(
+    tmp_path: Path, silent_index: str, resolver: str
+) -> None:
+    """Each request may wait 60 s here; the resolution's bound (4 s) ends the build anyway,
+    uv's wait and pip's together (issue 19 item 4)."""
+    here = scene(tmp_path, {"requirements.txt": "alpha==1.0\n"})
+    limits = {"PIP_TIMEOUT": "60", "PIP_RETRIES": "1", "CHALICEPACK_RESOLVE_TIMEOUT": "4"}
+
+    started = time.monotonic()
+    result = here.build("--resolver", resolver, env=limits)
+    elapsed = time.monotonic() - started
+
+    assert result.returncode == 1, result.stderr
+    message = error_line(result.stderr)
+    requirements = here.project / "requirements.txt"
+    assert message.startswith(f"{requirements}: resolving did not end within 4 s"), message
+    waiting = "uv to resolve requirements.txt" if resolver == "auto" else "pip install"
+    assert f"it was waiting for {waiting}" in message
+    assert f"from the package index {silent_index};" in message
+    assert "set CHALICEPACK_RESOLVE_TIMEOUT to more seconds to wait longer" in message
+    # Behaviour, not speed: one request alone could hold the build 120 s.
+    assert elapsed < 4 + 30, f"{elapsed:.1f} s: the bound did not end the resolution"
+    here.settled()
+
+
+def test_a_resolution_bound_that_is_not_seconds_is_bad_input_naming_the_variable(
+    tmp_path: Path,
+) -> None:
+    here = scene(tmp_path, {"requirements.txt": "alpha==1.0\n"})
+
+    result = here.build(env={"CHALICEPACK_RESOLVE_TIMEOUT": "ten"})
+
+    assert result.returncode == 2, result.stderr
+    assert error_line(result.stderr) == (
+        "CHALICEPACK_RESOLVE_TIMEOUT='ten': give the bound in seconds, a number above 0"
+    )
+    here.settled()
+
+
 # --- 9. an app_name Lambda cannot use --------------------------------------------------------
 
 

@@ -4,12 +4,17 @@ it picked requires. Which resolver answers is in test_resolver_policy.py."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pip._internal.configuration import Configuration, get_configuration_files
+from pip._internal.utils import appdirs
 
 from chalicepack.deps.uv_resolver import (
+    pip_configuration_files,
+    settings_without_files,
     unsupported_line,
     unsupported_setting,
     uv_platform,
@@ -71,6 +76,43 @@ def test_pip_settings_that_cannot_change_a_resolution_keep_uv() -> None:
     assert unsupported_setting([("global.index-url", "https://corp.invalid/simple")]) == (
         "pip's configuration sets index-url (global.index-url)"
     )
+
+
+def test_the_configuration_files_looked_for_are_those_pip_reads() -> None:
+    pips = [path for paths in get_configuration_files().values() for path in paths]
+    assert sorted(pip_configuration_files(appdirs)) == sorted(pips)
+
+
+def _pips_own(environ: dict[str, str]) -> list[tuple[str, str]]:
+    configuration = Configuration(isolated=False)
+    configuration.load()
+    return sorted(
+        (str(k), str(v)) for _, values in configuration.items() for k, v in values.items()
+    )
+
+
+def test_without_configuration_files_pip_settings_are_read_as_pip_reads_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in [name for name in os.environ if name.startswith("PIP_")]:
+        monkeypatch.delenv(name)
+    environ = {
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_INDEX_URL": "http://127.0.0.1:1/simple/",
+        "PIP_NO_BINARY": ":all:",
+        "PIP_VERSION": "ignored by pip",
+    }
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+
+    assert sorted(settings_without_files(environ) or []) == _pips_own(environ)
+
+
+def test_a_configuration_file_hands_the_settings_to_pips_own_loader(tmp_path: Path) -> None:
+    config = tmp_path / "pip.conf"
+    config.write_text("[global]\nindex-url = https://corp.invalid/simple\n")
+
+    assert settings_without_files({"PIP_CONFIG_FILE": str(config)}) is None
 
 
 def test_index_urls_reach_uv_through_its_environment_not_its_command_line(

@@ -23,6 +23,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from chalicepack.deps.deadline import Deadline, remaining
+
 log = logging.getLogger(__name__)
 
 # A wait longer than this is said on stderr, then again every NOTICE_EVERY seconds: a silent
@@ -51,21 +53,30 @@ def start(
     )
 
 
-def finish(process: subprocess.Popen[str], what: str) -> tuple[str, str]:
+def finish(
+    process: subprocess.Popen[str], what: str, deadline: Deadline | None = None
+) -> tuple[str, str]:
     """Wait for ``process`` (saying so on stderr when it takes a while: ``what`` is what it
-    is waiting for); its stdout and stderr. Left early (a signal, an error), the process and
-    everything it started are killed first."""
+    is waiting for), at most until ``deadline``; its stdout and stderr. Left early (a
+    signal, an error, the deadline), the process and everything it started are killed first."""
     started = time.monotonic()
-    step = NOTICE_AFTER
+    notice = started + NOTICE_AFTER
     with ended(process):
         while True:
+            left = remaining(deadline)
+            if left is not None and left <= 0:
+                assert deadline is not None
+                raise deadline.exceeded(what)
+            step = max(0.0, notice - time.monotonic())
             try:
-                stdout, stderr = process.communicate(timeout=step)
+                stdout, stderr = process.communicate(
+                    timeout=step if left is None else min(step, left)
+                )
                 return stdout or "", stderr or ""
             except subprocess.TimeoutExpired:
-                waited = time.monotonic() - started
-                log.info("waiting %.0f s so far for %s", waited, what)
-                step = NOTICE_EVERY
+                if time.monotonic() >= notice:
+                    log.info("waiting %.0f s so far for %s", time.monotonic() - started, what)
+                    notice += NOTICE_EVERY
 
 
 @contextlib.contextmanager

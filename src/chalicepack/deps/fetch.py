@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
-import itertools
 import logging
 import netrc
 import os
@@ -45,7 +44,8 @@ from typing import IO
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from chalicepack import __version__
-from chalicepack.deps.pip import network_limits, redact
+from chalicepack.deps.deadline import Deadline
+from chalicepack.deps.pip import index_urls, network_limits, redact
 from chalicepack.deps.pip_resolver import Distribution
 from chalicepack.errors import BadInput, BuildFailure
 
@@ -57,7 +57,6 @@ _CHUNK = 1 << 18
 # What pip's urllib3 retries besides failed connections and reads (pip's network.session).
 _RETRIED_STATUS = frozenset({500, 502, 503, 520, 527})
 _SCHEMES = ("http", "https")
-_INDEX_OPTIONS = {"-i", "--index-url", "--extra-index-url"}
 
 
 def fetchable(distribution: Distribution) -> bool:
@@ -131,15 +130,6 @@ class Network:
         return f"Basic {token}"
 
 
-def index_urls(environ: Mapping[str, str], index_options: Sequence[str]) -> list[str]:
-    """The index URLs pip reads: the environment's, then requirements.txt's options."""
-    urls = [environ.get("PIP_INDEX_URL", ""), *environ.get("PIP_EXTRA_INDEX_URL", "").split()]
-    for option, value in itertools.pairwise(index_options):
-        if option in _INDEX_OPTIONS:
-            urls.append(value)
-    return [url for url in urls if url]
-
-
 def _shared(path: str, other: str) -> int:
     return os.path.commonprefix([path, other]).rfind("/")  # noqa: RUF071 (pip's measure)
 
@@ -167,7 +157,10 @@ def _from_netrc(path: str, host: str) -> tuple[str, str] | None:
 
 
 def fetch_into_store(
-    distributions: Sequence[Distribution], store: Path, network: Network
+    distributions: Sequence[Distribution],
+    store: Path,
+    network: Network,
+    deadline: Deadline | None = None,
 ) -> dict[str, Path]:
     """The wheel of each distribution (by name), fetched into ``store`` at
     ``<sha256>/<file>``. A file is moved there only once its sha256 matched; on any failure
@@ -183,7 +176,7 @@ def fetch_into_store(
         return _fetch_one(distribution, scratch, store, opener, network, stop)
 
     try:
-        wheels = {d.name: path for d, path in _arrivals(distributions, fetch, stop)}
+        wheels = {d.name: path for d, path in _arrivals(distributions, fetch, stop, deadline)}
     finally:
         stop.set()
         shutil.rmtree(scratch, ignore_errors=True)
@@ -215,6 +208,7 @@ def _arrivals(
     distributions: Sequence[Distribution],
     fetch: Callable[[Distribution], Path],
     stop: threading.Event,
+    deadline: Deadline | None = None,
 ) -> Iterator[tuple[Distribution, Path]]:
     """Each distribution with its fetched file, as they arrive; the first failure raised.
 
@@ -238,10 +232,22 @@ def _arrivals(
     for _ in range(min(_WORKERS, len(distributions))):
         threading.Thread(target=work, name="chalicepack-fetch", daemon=True).start()
     for _ in distributions:
-        distribution, result = arrived.get()  # a signal's handler still runs while waiting
+        # A signal's handler still runs while waiting.
+        distribution, result = _next_arrival(arrived, deadline)
         if isinstance(result, BaseException):
             raise result
         yield distribution, result
+
+
+def _next_arrival(
+    arrived: queue.Queue[tuple[Distribution, Path | BaseException]], deadline: Deadline | None
+) -> tuple[Distribution, Path | BaseException]:
+    if deadline is None:
+        return arrived.get()
+    try:
+        return arrived.get(timeout=deadline.remaining())
+    except queue.Empty:
+        raise deadline.exceeded("the download of the files uv picked") from None
 
 
 class _Retry(Exception):

@@ -33,6 +33,7 @@ from installer.sources import WheelFile
 from installer.utils import SCHEME_NAMES, Scheme, copyfileobj_with_hashing
 
 from chalicepack import __version__
+from chalicepack.deps.deadline import Deadline
 from chalicepack.deps.fetch import Network, fetch_into_store, fetchable
 from chalicepack.deps.pip import redact, run_pip
 from chalicepack.deps.pip_resolver import Distribution
@@ -66,8 +67,10 @@ def fetch_wheels(
     store: Path,
     cache_dir: Path | None,
     index_options: Sequence[str] = (),
+    deadline: Deadline | None = None,
 ) -> dict[str, Path]:
-    """The wheel file of each distribution (by name), downloading only what the store lacks.
+    """The wheel file of each distribution (by name), downloading only what the store lacks
+    (before ``deadline``, if given).
 
     Files uv picked are fetched by their URLs (``fetch``). pip downloads those it resolved
     by asking the index again for ``name==version`` with the file's hash rather than
@@ -91,10 +94,10 @@ def fetch_wheels(
     picked = [d for d in to_download if fetchable(d)]
     if picked:
         network = Network.from_environment(os.environ, index_options)
-        wheels.update(fetch_into_store(picked, store, network))
+        wheels.update(fetch_into_store(picked, store, network, deadline))
     by_pip = [d for d in to_download if not fetchable(d)]
     if by_pip:
-        wheels.update(_download(by_pip, target, store, cache_dir, index_options))
+        wheels.update(_download(by_pip, target, store, cache_dir, index_options, deadline))
     return wheels
 
 
@@ -129,6 +132,7 @@ def _download(
     store: Path,
     cache_dir: Path | None,
     index_options: Sequence[str],
+    deadline: Deadline | None,
 ) -> dict[str, Path]:
     store.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=store, prefix=".download-") as scratch:
@@ -137,7 +141,7 @@ def _download(
         destination = Path(scratch) / "wheels"
         args = ["download", "--no-deps", "--only-binary", ":all:", *target.pip_options()]
         args += [*index_options, "--dest", str(destination), "-r", str(pins)]
-        result = run_pip(args, cache_dir=cache_dir)
+        result = run_pip(args, cache_dir=cache_dir, deadline=deadline)
         if not result.ok:
             raise BuildFailure(f"could not download wheels:\n{result.tail()}")
         return {d.name: _keep(destination / d.filename, d, store) for d in distributions}

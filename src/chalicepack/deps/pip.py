@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -15,6 +16,7 @@ from typing import Any
 
 from chalicepack.deps import children
 from chalicepack.deps._child import ENVIRONMENT_VARIABLE
+from chalicepack.deps.deadline import Deadline
 from chalicepack.errors import BuildFailure
 
 log = logging.getLogger(__name__)
@@ -179,6 +181,7 @@ def run_pip(
     markers: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
     python: Path | None = None,
+    deadline: Deadline | None = None,
 ) -> PipResult:
     """Run our own pip with ``args``; never raises for pip's own failure (the caller decides).
 
@@ -207,6 +210,7 @@ def run_pip(
             process,
             f"pip {args[0] if args else ''} (index requests time out after {timeout} s, "
             f"retried {retries} times)",
+            deadline,
         )
         log_text = _read_log(pip_log) if process.returncode else ""
     if stderr.strip():
@@ -223,6 +227,15 @@ def network_limits(env: Mapping[str, str]) -> tuple[str, str]:
     """The timeout (seconds) and retries of every request to an index, pip's or uv's: bounded
     by default; ``PIP_TIMEOUT`` / ``PIP_RETRIES`` set in the environment win."""
     return env.get("PIP_TIMEOUT") or "30", env.get("PIP_RETRIES") or "2"
+
+
+def index_urls(environ: Mapping[str, str], index_options: Sequence[str]) -> list[str]:
+    """The index URLs pip reads: the environment's, then requirements.txt's options."""
+    urls = [environ.get("PIP_INDEX_URL", ""), *environ.get("PIP_EXTRA_INDEX_URL", "").split()]
+    for option, value in itertools.pairwise(index_options):
+        if option in ("-i", "--index-url", "--extra-index-url"):
+            urls.append(value)
+    return [url for url in urls if url]
 
 
 def _common_options(cache_dir: Path | None, env: Mapping[str, str]) -> list[str]:
@@ -263,12 +276,14 @@ def dry_run_report(
     *,
     cache_dir: Path | None = None,
     markers: Mapping[str, str] | None = None,
+    deadline: Deadline | None = None,
 ) -> tuple[PipResult, dict[str, Any] | None]:
     """Resolve without installing; return pip's installation report when it succeeded."""
     result = run_pip(
         ["install", "--dry-run", "--ignore-installed", "--report", str(report_path), *args],
         cache_dir=cache_dir,
         markers=markers,
+        deadline=deadline,
     )
     if not result.ok:
         return result, None

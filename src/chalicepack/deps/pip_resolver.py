@@ -32,6 +32,7 @@ from packaging.utils import (
 )
 
 from chalicepack.deps.buildrecord import SourceBuild
+from chalicepack.deps.deadline import Deadline
 from chalicepack.deps.pip import PipResult, dry_run_report, redact
 from chalicepack.deps.sourcebuild import BuiltWheel, Unusable, build_for_target, retag_for_target
 from chalicepack.deps.uvbuild import SdistFile
@@ -110,6 +111,7 @@ class _Context:
     # Answers of _newest_target_release: a suspect with no requirements.txt line is asked
     # about twice (does another release fit? which one to suggest?), one pip run each.
     newest: dict[str, Distribution | None] = field(default_factory=dict)
+    deadline: Deadline | None = None  # for every pip run but the source builds
 
     def dry_run(self, args: Sequence[str], label: str) -> tuple[PipResult, dict[str, Any] | None]:
         return dry_run_report(
@@ -117,6 +119,7 @@ class _Context:
             self.workdir / f"{label}.json",
             cache_dir=self.cache_dir,
             markers=self.target.marker_environment(),
+            deadline=self.deadline,
         )
 
     @property
@@ -132,10 +135,12 @@ def resolve(
     workdir: Path,
     cache_dir: Path | None,
     build_cache: Path | None = None,
+    deadline: Deadline | None = None,
 ) -> Resolution:
-    """Resolve for ``target``; raise only when a requirement cannot resolve at all."""
+    """Resolve for ``target``; raise only when a requirement cannot resolve at all, or
+    when ``deadline`` passes."""
     builds = build_cache or workdir / "build-cache"
-    context = _Context(requirements, lines, target, workdir, cache_dir, builds)
+    context = _Context(requirements, lines, target, workdir, cache_dir, builds, deadline=deadline)
     result, report = context.dry_run([*context.wheels_only, "-r", str(requirements)], "target")
     if report is not None:
         return _build_direct_references(context, distributions_from_report(report))

@@ -13,6 +13,7 @@ the cache still holds for the same inputs is reused before either runs.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,7 +23,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from chalicepack.deps.buildrecord import SourceBuild
-from chalicepack.deps.install import fetch_wheels
+from chalicepack.deps.deadline import Deadline
+from chalicepack.deps.pip import index_urls, redact
 from chalicepack.deps.pip_resolver import Distribution, Resolution, resolve
 from chalicepack.deps.sourcebuild import BuiltWheel, Unusable, build_for_target, retag_for_target
 from chalicepack.deps.uv_resolver import resolve_with_uv, with_dependencies
@@ -78,6 +80,7 @@ class Request:
     target: Target
     workdir: Path  # scratch space, removed after the build
     cache_dir: Path  # chalicepack's cache
+    deadline: Deadline | None = None  # one bound for resolving and downloading (deadline.py)
 
     @property
     def path(self) -> Path:
@@ -97,6 +100,7 @@ def uv(request: Request) -> Resolved | None:
         request.target,
         workdir=request.workdir,
         cache_dir=request.cache_dir / "uv",
+        deadline=request.deadline,
     )
     if picked is None:
         return None
@@ -105,7 +109,9 @@ def uv(request: Request) -> Resolved | None:
         return None
     picked, records = built
     # What each release requires is in its wheel: fetch them now (the build would).
-    wheels = fetch_dependency_wheels(request.path, picked, request.target, request.cache_dir)
+    wheels = fetch_dependency_wheels(
+        request.path, picked, request.target, request.cache_dir, request.deadline
+    )
     distributions = with_dependencies(picked, wheels)
     unresolved = _unresolved_requirements(distributions, request.target)
     if unresolved:
@@ -190,6 +196,7 @@ def pip(request: Request) -> Resolved:
         workdir=request.workdir,
         cache_dir=request.cache_dir / "pip",
         build_cache=request.cache_dir / "build",
+        deadline=request.deadline,
     )
     return Resolved(resolution)
 
@@ -219,14 +226,35 @@ def fetch_dependency_wheels(
     distributions: Sequence[Distribution],
     target: Target,
     cache_dir: Path,
+    deadline: Deadline | None = None,
 ) -> dict[str, Path]:
     """The wheels of ``distributions`` from the cache's store, fetching what it lacks with
     the index options requirements.txt names: the files uv picked by their URLs, all at once
     (``fetch``), what pip resolved by pip."""
+    # Imported here: installing and fetching (installer, urllib, ssl) are not needed to
+    # start uv, and are imported meanwhile (``package.pipeline``).
+    from chalicepack.deps.install import fetch_wheels
+
     return fetch_wheels(
         distributions,
         target,
         store=cache_dir / "wheels",
         cache_dir=cache_dir / "pip",
         index_options=index_options(requirements) if requirements else [],
+        deadline=deadline,
     )
+
+
+def resolution_deadline(requirements: Path | None) -> Deadline | None:
+    """The one bound for resolving ``requirements`` and downloading what it needs, started
+    now; None without requirements (nothing is asked of an index)."""
+    if requirements is None:
+        return None
+    options = index_options(requirements)
+    # pip drops the environment's indexes when requirements.txt names its own (--index-url).
+    environ = {} if any(o in ("-i", "--index-url") for o in options) else os.environ
+    indexes = [redact(url) for url in index_urls(environ, options)]
+    return Deadline.start(os.environ, requirements, indexes or [_PYPI])
+
+
+_PYPI = "https://pypi.org/simple/"

@@ -45,6 +45,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from chalicepack.deps import children
+from chalicepack.deps.deadline import Deadline
 from chalicepack.deps.pip import network_limits, redact
 from chalicepack.deps.pip_resolver import Distribution, required_names
 from chalicepack.errors import BuildFailure
@@ -156,6 +157,9 @@ def unsupported_setting(settings: Iterable[tuple[str, str]]) -> str | None:
 
 def pip_settings() -> list[tuple[str, str]] | None:
     """pip's configuration as pip itself loads it (files and ``PIP_*``), or None if unreadable."""
+    without_files = settings_without_files(os.environ)
+    if without_files is not None:
+        return without_files
     try:
         from pip._internal.configuration import Configuration
 
@@ -174,6 +178,40 @@ def pip_settings() -> list[tuple[str, str]] | None:
         return None
 
 
+def settings_without_files(environ: Mapping[str, str]) -> list[tuple[str, str]] | None:
+    """pip's configuration when no configuration file of pip's exists (the usual case, and
+    the Action's), read from ``PIP_*`` as pip reads them; None when one exists.
+
+    Importing pip's configuration module costs 0.2-0.5 s of CPU (it imports pip's console
+    and exception machinery), on every cold build, where only this answer is needed. The
+    files are those ``pip._internal.configuration.get_configuration_files`` lists, found with
+    the same ``appdirs`` (tests hold the two lists equal); any of them existing hands the
+    answer to pip's own loader.
+    """
+    config_file = environ.get("PIP_CONFIG_FILE")
+    if config_file != os.devnull:  # pip reads no file at all when it is os.devnull
+        from pip._internal.utils import appdirs
+
+        candidates = [config_file] if config_file else []
+        candidates += pip_configuration_files(appdirs)
+        if any(os.path.exists(path) for path in candidates):
+            return None
+    return [
+        (f":env:.{name[4:].lower().replace('_', '-').removeprefix('--')}", value)
+        for name, value in environ.items()
+        if name.startswith("PIP_") and name[4:].lower() not in ("version", "help")
+    ]
+
+
+def pip_configuration_files(appdirs: Any) -> list[str]:
+    """The configuration files pip reads besides ``PIP_CONFIG_FILE``: global, user, site."""
+    files = [os.path.join(path, "pip.conf") for path in appdirs.site_config_dirs("pip")]
+    legacy = os.path.join(os.path.expanduser("~"), "pip" if os.name == "nt" else ".pip")
+    files += [os.path.join(legacy, "pip.conf")]
+    files += [os.path.join(appdirs.user_config_dir("pip"), "pip.conf")]
+    return [*files, os.path.join(sys.prefix, "pip.conf")]
+
+
 def resolve_with_uv(
     requirements: Path,
     lines: Sequence[RequirementLine],
@@ -181,6 +219,7 @@ def resolve_with_uv(
     *,
     workdir: Path,
     cache_dir: Path | None,
+    deadline: Deadline | None = None,
 ) -> list[Distribution] | None:
     """The distributions uv picks for ``target``, each with a file the target accepts; None
     when pip must resolve instead (the reason is logged)."""
@@ -210,7 +249,7 @@ def resolve_with_uv(
             log.info("resolving with pip: %s", setting)
             return None
         waiting = f"uv to resolve {requirements.name} ({_limits_text(env)})"
-        _, stderr = children.finish(process, waiting)
+        _, stderr = children.finish(process, waiting, deadline)
     if process.returncode != 0:
         _refuse_silent_index(stderr, env, requirements)
         if _only_lines_need_source(stderr, lines):

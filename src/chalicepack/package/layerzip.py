@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chalicepack import __version__
-from chalicepack.deps.install import stored_sha256
 from chalicepack.package.archive import ZipEntry, raw_copyable, stage_zip, zip_timestamp
 from chalicepack.package.digest import DigestRecord, file_sha256
 from chalicepack.report import REPORT_NAME, Artifact, BuildReport
@@ -69,6 +68,8 @@ def layer_inputs(entries: Sequence[ZipEntry]) -> str | None:
     mode and data (a wheel member's, named by the wheel's sha256 and the member's name; else
     the file's sha256), the timestamp, zlib (which deflates files) and the writer's own code.
     None when a wheel is not named by its sha256 in the store."""
+    from chalicepack.deps.install import stored_sha256  # (installer: imported when needed)
+
     writer = Path(inspect.getfile(stage_zip)).read_bytes()
     header = [
         _LAYER_INPUTS_FORMAT, __version__, hashlib.sha256(writer).hexdigest(),

@@ -9,17 +9,20 @@ artifacts and report as they were.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from packaging.utils import canonicalize_name
 
 from chalicepack import __version__
-from chalicepack.deps.install import InstalledTree, install_tree, installed_files, shipped_members
+from chalicepack.deps.deadline import Deadline
 from chalicepack.deps.pip import redact
 from chalicepack.deps.pip_resolver import Distribution, Resolution
 from chalicepack.deps.resolver import (
@@ -27,10 +30,10 @@ from chalicepack.deps.resolver import (
     Requirements,
     Resolved,
     fetch_dependency_wheels,
+    resolution_deadline,
     resolve_requirements,
 )
 from chalicepack.errors import MissingDependencies, ProjectError
-from chalicepack.importcheck.staging import Shipped, import_shipped
 from chalicepack.inputs.locks import hold_to_lock
 from chalicepack.inputs.project import Project
 from chalicepack.inputs.requirements import RequirementLine, lines_by_name
@@ -54,7 +57,7 @@ from chalicepack.package.exclude import exclude, runtime_provided
 from chalicepack.package.layerzip import LAYER_ZIP as LAYER_ZIP
 from chalicepack.package.layerzip import LayerReuse, reusable_layer
 from chalicepack.package.outlock import output_lock
-from chalicepack.package.sbom import write_sbom
+from chalicepack.package.sbom import preload, shipped_distributions, write_sbom
 from chalicepack.package.uptodate import (
     BuildInputs,
     build_fingerprint,
@@ -78,7 +81,12 @@ from chalicepack.report import (
 )
 from chalicepack.report import BuildResult as BuildResult
 
+if TYPE_CHECKING:
+    from chalicepack.deps.install import InstalledTree
+    from chalicepack.importcheck.staging import Shipped
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEPLOYMENT_ZIP = "deployment.zip"
 
@@ -110,7 +118,10 @@ def build_from(inputs: BuildInputs) -> BuildResult:
 
 def _build_in(workdir: Path, inputs: BuildInputs, requirements: Requirements) -> BuildResult:
     options = inputs.options
-    request = Request(requirements, inputs.target, workdir, inputs.cache_dir)
+    if not options.check_only:
+        _in_background(_preload)  # while uv resolves, this thread waits
+    deadline = resolution_deadline(requirements.path)  # one bound, from here to the wheels
+    request = Request(requirements, inputs.target, workdir, inputs.cache_dir, deadline)
     resolved = resolve_requirements(request, options.resolver)
     # A lock's resolution: its files' hashes held to the lock's, its fixes naming the lock's tool.
     held = hold_to_lock(requirements.path, resolved.resolution, target=inputs.target)
@@ -122,7 +133,7 @@ def _build_in(workdir: Path, inputs: BuildInputs, requirements: Requirements) ->
         write_report(check_report_path, report)
         return BuildResult(report, check_report_path, warnings)
 
-    installed = _install(workdir, inputs, requirements, resolved)
+    installed = _install(workdir, inputs, requirements, resolved, deadline)
     shipped, report = _shipped(
         inputs, installed, replace(report, fingerprint=installed.fingerprint)
     )
@@ -136,12 +147,40 @@ def _build_in(workdir: Path, inputs: BuildInputs, requirements: Requirements) ->
             + "; vendor them or pin releases that have wheels for the target",
             report_path=report_path,
         )
+    # What the SBOM says of each wheel (its license, its sha256) is read while the zips are
+    # written and the app imported: the dependencies it lists are final here.
+    sbom = _in_background(functools.partial(shipped_distributions, report, installed.wheels))
     with output_lock(inputs.out_dir):  # the zips, the layer kept or removed, and the report agree
         artifacts, checked = _write_artifacts(inputs, shipped, workdir)
         report = replace(report, artifacts=artifacts, import_check=checked)
-        write_sbom(inputs.out_dir, report, installed.wheels)
+        write_sbom(inputs.out_dir, report, installed.wheels, sbom.result())
         write_report(report_path, report)
     return BuildResult(report, report_path, warnings)
+
+
+def _preload() -> None:
+    """Import what the steps after the resolution need (0.1-0.5 s of a cold start): these
+    imports are left out of the module's, so that uv starts without waiting for them."""
+    import chalicepack.deps.install
+    import chalicepack.importcheck.staging  # noqa: F401
+
+    preload()  # the SBOM's cyclonedx
+
+
+def _in_background(function: Callable[[], T]) -> Future[T]:
+    """``function`` run on a daemon thread: a SIGTERM or a failure never waits for it (a
+    ThreadPoolExecutor's threads are joined at exit); its result or error in the future."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(function())
+            except BaseException as error:  # handed to whoever asks for the result
+                future.set_exception(error)
+
+    threading.Thread(target=run, name="chalicepack-background", daemon=True).start()
+    return future
 
 
 def _missing_warnings(resolution: Resolution) -> list[str]:
@@ -169,8 +208,14 @@ class _Installed:
 
 
 def _install(
-    workdir: Path, inputs: BuildInputs, requirements: Requirements, resolved: Resolved
+    workdir: Path,
+    inputs: BuildInputs,
+    requirements: Requirements,
+    resolved: Resolved,
+    deadline: Deadline | None,
 ) -> _Installed:
+    from chalicepack.deps.install import install_tree
+
     resolution, cache_dir = resolved.resolution, inputs.cache_dir
     chalice = [d for d in resolution.distributions if d.name == "chalice"]
     others = [d for d in resolution.distributions if d.name != "chalice"]
@@ -178,7 +223,7 @@ def _install(
     provided = frozenset(runtime_provided(others) if without else ())
     shipped = tuple(d for d in others if d.name not in provided)
     wheels = resolved.wheels or fetch_dependency_wheels(
-        requirements.path, resolution.distributions, inputs.target, cache_dir
+        requirements.path, resolution.distributions, inputs.target, cache_dir, deadline
     )
     hold_to_lock(requirements.path, resolution, wheels)  # the files themselves
     token = None
@@ -205,6 +250,8 @@ def _shipped(
 ) -> tuple[Shipped, BuildReport]:
     """What the zips hold (refused when Lambda could not load it), and the report with what
     installing it told: the dependencies' wheels and sizes, what was left out or replaced."""
+    from chalicepack.importcheck.staging import Shipped
+
     project, tree = inputs.project, installed.tree
     app = [entry_for(f.arcname, f.path) for f in project.app_files]
     app += [ZipEntry(arcname, path) for arcname, path in installed.runtime.items()]
@@ -250,20 +297,27 @@ def _write_artifacts(
     # The check mostly waits on a child process: the zips are written meanwhile. It stays on
     # this thread, where Ctrl-C and SIGTERM arrive and stop its child; the zips being written
     # then are removed once written.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        writing = pool.submit(_stage_artifacts, out_dir, planned, digests)
-        try:
+    written = _Written()
+
+    def stage() -> tuple[list[StagedZip], LayerReuse]:
+        staged, layer = _stage_artifacts(out_dir, planned, digests)
+        written.hand_over(staged)
+        return staged, layer
+
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            writing = pool.submit(stage)
             if inputs.options.import_app:
+                from chalicepack.importcheck.staging import import_shipped
+
                 checked = import_shipped(shipped, inputs, workdir)
             else:
                 log.info("--no-import: the app was not imported, no functions are listed")
             staged, layer = writing.result()
-        except BaseException:
-            if writing.exception() is None:  # (a write that failed removed its own files)
-                for item in writing.result()[0]:
-                    item.discard()
-            raise
-    _commit(staged)
+        _commit(staged)
+    except BaseException:
+        written.discard()
+        raise
     if LAYER_ZIP not in planned:
         # A layer zip left by an earlier build would be taken for this build's.
         (out_dir / LAYER_ZIP).unlink(missing_ok=True)
@@ -273,6 +327,34 @@ def _write_artifacts(
         kept = layer.kept or artifacts["layer"]
         artifacts["layer"] = replace(kept, inputs_sha256=layer.inputs)
     return artifacts, checked
+
+
+class _Written:
+    """The zips the writer thread staged, removed when the build is left early: by this
+    thread if the writer had handed them over, else by the writer once it has written them.
+    A SIGTERM can land inside ``pool.submit`` (while the new thread starts), before this
+    thread holds the future or the pool knows its thread: nothing would wait for the writer
+    then, and the process (which does wait for it at exit) would leave its zip behind."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._staged: list[StagedZip] = []
+        self._left = False
+
+    def hand_over(self, staged: Sequence[StagedZip]) -> None:
+        with self._lock:
+            if not self._left:
+                self._staged.extend(staged)
+                return
+        for item in staged:
+            item.discard()
+
+    def discard(self) -> None:
+        with self._lock:
+            self._left = True
+            staged, self._staged = self._staged, []
+        for item in staged:
+            item.discard()  # (one already renamed into place is left there)
 
 
 def _planned_zips(shipped: Shipped, site_packages: str) -> dict[str, list[ZipEntry]]:
@@ -319,6 +401,8 @@ def _left_out(
     excluded: Sequence[ZipEntry],
 ) -> LeftOut:
     """What ``--without-runtime-provided`` and ``--exclude`` kept out, and the bytes saved."""
+    from chalicepack.deps.install import shipped_members
+
     runtime = tuple(
         LeftOutDistribution(
             d.name,
@@ -343,6 +427,8 @@ def _under(prefix: str, entry: ZipEntry) -> ZipEntry:
 def _dependency_entries(site_packages: Path, wheels: Iterable[Path]) -> list[ZipEntry]:
     """The installed tree's files; those a wheel holds unchanged are copied from the wheel
     in compressed form (see ``archive``), the rest (RECORD) are deflated from the tree."""
+    from chalicepack.deps.install import installed_files, shipped_members
+
     members: dict[str, RawMember] = {}
     for wheel in wheels:
         for arcname, info in shipped_members(wheel).items():

@@ -32,6 +32,9 @@ def _isolated_from_machine_pip_config() -> Iterator[None]:
         if name.startswith("PIP_"):
             del os.environ[name]
     os.environ["PIP_CONFIG_FILE"] = os.devnull
+    # Nor download a CPython from the internet for a runtime this machine lacks: a test that
+    # means to (tests/test_interpreter_download.py) serves one on 127.0.0.1 and allows it.
+    os.environ["UV_PYTHON_DOWNLOADS"] = "never"
     yield
     os.environ.clear()
     os.environ.update(saved)

@@ -2,6 +2,11 @@
 
 Searched, in order: the running interpreter, ``python3.X`` on PATH, pyenv's versions
 (``$PYENV_ROOT``, else ``~/.pyenv``), then uv-managed interpreters (``uv python install 3.X``).
+None of them: ``interpreter_for`` takes the one in chalicepack's cache, else has uv download
+one there (python-build-standalone's CPython, ~30 MB), so a build for any runtime works on any
+machine and an actions/cache restore carries it; ``UV_PYTHON_DOWNLOADS=never`` (or
+``manual``) forbids the download, and uv's ``UV_PYTHON_INSTALL_MIRROR`` and
+``UV_PYTHON_DOWNLOADS_JSON_URL`` choose where it comes from.
 Each candidate is run once to ask what it is: a pyenv shim on PATH exists for every installed
 version but fails for those not selected, and a name says nothing about the build (a
 free-threaded or a PyPy ``python3.X`` builds modules the Lambda runtime cannot load).
@@ -15,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -42,7 +48,7 @@ _PROBE = (
 class Interpreter:
     path: Path
     version: tuple[int, int, int]
-    found_by: str  # "running", "PATH", "pyenv", "uv"
+    found_by: str  # "running", "PATH", "pyenv", "uv", "uv, in chalicepack's cache"
     headers: bool  # Python.h is installed: C extensions can be compiled against it
     cc: str = ""  # the C compiler it builds extensions with (sysconfig's CC)
     cflags: str = ""  # and the flags (sysconfig's CFLAGS and CCSHARED)
@@ -51,6 +57,13 @@ class Interpreter:
         return "CPython {}.{}.{} at {} (found by {})".format(
             *self.version, self.path, self.found_by
         )
+
+
+@dataclass(frozen=True)
+class NotProvided:
+    """No CPython of the minor here, and none downloaded: ``why`` the download did not give one."""
+
+    why: str
 
 
 def how_to_provide(version: str) -> str:
@@ -72,6 +85,70 @@ def find_interpreter(version: str) -> Interpreter | None:
     return None
 
 
+# One download at a time: sdists build in threads, and each would otherwise fetch the same
+# interpreter (uv's own lock on the folder makes the others wait, then install it again).
+_DOWNLOADING = threading.Lock()
+
+
+def interpreter_for(version: str, install_dir: Path) -> Interpreter | NotProvided:
+    """A CPython ``version`` found on this machine, else the one uv installed into
+    ``install_dir`` (chalicepack's cache), else one uv downloads there now."""
+    found = find_interpreter(version)
+    if found is not None:
+        return found
+    with _DOWNLOADING:
+        return _cached_or_downloaded(version, install_dir)
+
+
+@cache
+def _cached_or_downloaded(version: str, install_dir: Path) -> Interpreter | NotProvided:
+    cached = _in_install_dir(version, install_dir)
+    if cached is not None:
+        return cached
+    setting = os.environ.get("UV_PYTHON_DOWNLOADS", "").strip().lower()
+    if setting in ("never", "manual"):
+        return NotProvided(f"downloading one is off (UV_PYTHON_DOWNLOADS={setting})")
+    log.info(
+        "downloading CPython %s for python%s's source builds (uv python install) into %s",
+        version, version, install_dir,
+    )  # fmt: skip
+    failed = _uv_install(version, install_dir)
+    if failed is not None:
+        return NotProvided(f"downloading one failed: {failed}")
+    installed = _in_install_dir(version, install_dir)
+    if installed is None:
+        return NotProvided(f"uv installed CPython {version} into {install_dir}; it does not run")
+    return installed
+
+
+def _in_install_dir(version: str, install_dir: Path) -> Interpreter | None:
+    if not install_dir.is_dir():
+        return None
+    managed = _uv_managed(version, install_dir)
+    return None if managed is None else _probe(managed, "uv, in chalicepack's cache", version)
+
+
+def _uv_install(version: str, install_dir: Path) -> str | None:
+    """None when uv installed CPython ``version`` into ``install_dir``, else why not (one line)."""
+    from uv import find_uv_bin
+
+    # --no-bin: no python3.X put into the user's ~/.local/bin; --no-config: no project's
+    # settings (the UV_PYTHON_* variables still apply).
+    command = [find_uv_bin(), "python", "install", "--no-bin", "--no-config", "--no-progress"]
+    command += ["--install-dir", str(install_dir), f"cpython@{version}"]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return str(error)
+    if done.returncode == 0:
+        return None
+    said = " ".join(line.strip() for line in done.stderr.splitlines() if line.strip())
+    said = said.removeprefix("error: ")
+    return said[:400] or f"uv python install exited with {done.returncode}"
+
+
 def _candidates(version: str) -> Iterator[tuple[Path, str]]:
     yield Path(sys.executable), "running"
     on_path = shutil.which(f"python{version}")
@@ -84,7 +161,7 @@ def _candidates(version: str) -> Iterator[tuple[Path, str]]:
         reverse=True,
     )
     yield from ((path, "pyenv") for path in pyenv)
-    managed = _uv_managed(version)
+    managed = _uv_managed(version, None)
     if managed is not None:
         yield managed, "uv"
 
@@ -94,15 +171,20 @@ def _patch_level(name: str) -> tuple[int, ...]:
     return tuple(int(part) if part.isdigit() else -1 for part in parts)
 
 
-def _uv_managed(version: str) -> Path | None:
-    """uv's own installs only: its PATH search would stop at the first broken pyenv shim."""
+def _uv_managed(version: str, install_dir: Path | None) -> Path | None:
+    """uv's own installs only (in ``install_dir``, else uv's usual place): its PATH search
+    would stop at the first broken pyenv shim."""
     from uv import find_uv_bin
+
+    env = dict(os.environ)
+    if install_dir is not None:
+        env["UV_PYTHON_INSTALL_DIR"] = str(install_dir)
 
     command = [find_uv_bin(), "python", "find", "--managed-python", "--no-project"]
     command += ["--no-config", "--offline", "--no-python-downloads", f"cpython@{version}"]
     try:
         found = subprocess.run(
-            command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30
+            command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30, env=env
         )
     except (OSError, subprocess.TimeoutExpired):
         return None

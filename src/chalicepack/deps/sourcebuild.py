@@ -1,8 +1,9 @@
 """Wheels built here from source for the target, kept only when they provably run on it.
 
-An sdist is built on a CPython of the target's minor found on this machine
-(``deps.interpreters``): by uv's build frontend when the sdist came from an index uv reads as
-pip does (its build environment made from uv's cache, ``deps.uvbuild``), else by pip. A pure
+An sdist is built on a CPython of the target's minor found on this machine, else downloaded
+by uv into the cache (``deps.interpreters``): by uv's build frontend when the sdist came from
+an index uv reads as pip does (its build environment made from uv's cache,
+``deps.uvbuild``), else by pip. A pure
 result is kept; a compiled one is kept when its modules are for the target and auditwheel
 fits it to the target's manylinux policy, grafting the libraries it may carry
 (``deps.policy``). A compiled build that does not fit is rebuilt once with no C compiler,
@@ -41,7 +42,12 @@ from typing import Any
 
 from chalicepack.deps.buildrecord import SourceBuild
 from chalicepack.deps.crossbuild import Toolchain, host_toolchain, toolchain, without_compiler
-from chalicepack.deps.interpreters import Interpreter, find_interpreter, how_to_provide
+from chalicepack.deps.interpreters import (
+    Interpreter,
+    NotProvided,
+    how_to_provide,
+    interpreter_for,
+)
 from chalicepack.deps.pip import PipResult, redact, run_pip
 from chalicepack.deps.policy import audit, compiled_members, module_problem, policy_name
 from chalicepack.deps.uvbuild import SdistFile, build_with_uv, uv_declines
@@ -119,14 +125,17 @@ def build_for_target(
         return Unusable(
             "its source distribution is not the one locked", unlisted_sha256=sdist.sha256
         )
-    interpreter = find_interpreter(target.version_text)
+    # Beside the build cache (``<cache>/build``): ``<cache>/python``.
+    provided = interpreter_for(target.version_text, cache_dir.parent / "python")
+    interpreter = None if isinstance(provided, NotProvided) else provided
     source = _uv_source(sdist, pip_options, cache_dir, f"{name} {version}")
     build = _Build(
         requirement, name, version, target, tuple(pip_options), cache_dir, interpreter, source,
         hashes,
     )  # fmt: skip
     if interpreter is None:
-        return _build_without_interpreter(build, workdir)
+        why = provided.why if isinstance(provided, NotProvided) else ""
+        return _build_without_interpreter(build, workdir, why)
     log.info(
         "building %s from source for %s %s with %s (by %s)",
         redact(requirement), target.runtime, target.arch, interpreter.describe(),
@@ -221,13 +230,14 @@ def _failed(build: _Build, tools: Toolchain, failed: Unusable) -> Unusable:
     return replace(failed, reason=reason, record=record)
 
 
-def _build_without_interpreter(build: _Build, workdir: Path) -> BuiltWheel | Unusable:
-    """No CPython of the target's minor: only a pure wheel, built by this one, can be kept."""
+def _build_without_interpreter(build: _Build, workdir: Path, why: str) -> BuiltWheel | Unusable:
+    """No CPython of the target's minor: only a pure wheel, built by this one, can be kept.
+    ``why``: why none was downloaded either."""
     version = build.target.version_text
     log.info(
-        "building %s from source with this CPython %d.%d (no CPython %s found); only a pure "
-        "build can be kept",
-        redact(build.requirement), *sys.version_info[:2], version,
+        "building %s from source with this CPython %d.%d (no CPython %s found; %s); only a "
+        "pure build can be kept",
+        redact(build.requirement), *sys.version_info[:2], version, why,
     )  # fmt: skip
     built = _wheel(build, workdir / "pure", without_compiler())
     if isinstance(built, Unusable) and built.unlisted_sha256:
@@ -238,7 +248,8 @@ def _build_without_interpreter(build: _Build, workdir: Path) -> BuiltWheel | Unu
     reason = f"it needs compiling, and no CPython {version} is installed here to build it with"
     log_tail = built.build_log if isinstance(built, Unusable) else None
     record = build.record(compiler, "failed", reason=reason)
-    return Unusable(reason, build_log=log_tail, fix=how_to_provide(version), record=record)
+    fix = f"{how_to_provide(version)} ({why})"
+    return Unusable(reason, build_log=log_tail, fix=fix, record=record)
 
 
 def _wheel(

@@ -20,11 +20,14 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+from chalicepack.deps import children
 
 log = logging.getLogger(__name__)
 
@@ -136,17 +139,17 @@ def _uv_install(version: str, install_dir: Path) -> str | None:
     # settings (the UV_PYTHON_* variables still apply).
     command = [find_uv_bin(), "python", "install", "--no-bin", "--no-config", "--no-progress"]
     command += ["--install-dir", str(install_dir), f"cpython@{version}"]
-    try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return str(error)
-    if done.returncode == 0:
+    # As a child chalicepack ends with itself (SIGTERM, Ctrl-C), a long wait said on stderr.
+    with tempfile.TemporaryDirectory(prefix="chalicepack-python-") as scratch:
+        try:
+            process = children.start(command, os.environ, Path(scratch))
+        except OSError as error:
+            return str(error)
+        _, stderr = children.finish(process, f"uv to download CPython {version}")
+    if process.returncode == 0:
         return None
-    said = " ".join(line.strip() for line in done.stderr.splitlines() if line.strip())
-    said = said.removeprefix("error: ")
-    return said[:400] or f"uv python install exited with {done.returncode}"
+    said = " ".join(line.strip() for line in stderr.splitlines() if line.strip())
+    return said.removeprefix("error: ")[:400] or f"uv exited with {process.returncode}"
 
 
 def _candidates(version: str) -> Iterator[tuple[Path, str]]:

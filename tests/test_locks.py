@@ -331,27 +331,21 @@ def test_an_unchanged_rebuild_from_a_lock_needs_no_index_and_no_pipeline(
     cache = tmp_path / "cache"
     assert chalicepack("build", project, "--cache-dir", cache, "--no-import").returncode == 0
     index.stop()  # a pinned lock's resolution is reused for good: no index needed
+    # In process, to see what it loaded: an unchanged build reads the lock and the report,
+    # never the pipeline (how long that takes is measured by hand: BENCHMARKS.md).
     script = (
-        "import sys, time\n"
+        "import sys\n"
         "from chalicepack.cli import main\n"
-        "start = time.perf_counter()\n"
         f"code = main(['build', {str(project)!r}, '--cache-dir', {str(cache)!r}, '--no-import'])\n"
-        "print(time.perf_counter() - start)\n"
         "print(sorted(name for name in sys.modules if name.startswith('chalicepack')))\n"
         "sys.exit(code)\n"
     )
 
-    # The best of three: the machine is shared, and the claim is about the work, not the load.
-    runs = [
-        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-        for _ in range(3)
-    ]
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
 
-    for run in runs:
-        assert run.returncode == 0, run.stderr
-        assert "nothing changed since the last build" in run.stderr
-    assert min(float(run.stdout.splitlines()[-2]) for run in runs) < 0.1
-    loaded = runs[0].stdout.splitlines()[-1]
+    assert run.returncode == 0, run.stderr
+    assert "nothing changed since the last build" in run.stderr
+    loaded = run.stdout.splitlines()[-1]
     for module in ("package.pipeline", "deps.install", "deps.pip_resolver", "deps.pip"):
         assert f"'chalicepack.{module}'" not in loaded
 

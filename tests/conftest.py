@@ -9,6 +9,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,3 +182,17 @@ def two_private_indexes(tmp_path: Path) -> Iterator[tuple[PackageIndex, PackageI
     yield indexes[0], indexes[1]
     for index in indexes:
         index.stop()
+
+
+PYPI_PAGE = "https://pypi.org/simple/pip/"
+
+
+def require_pypi() -> None:
+    """Skip the calling test only when PyPI itself does not answer. Decided by asking PyPI
+    directly, not from chalicepack's or a tool's own error: a regression in how they talk to
+    an index (TLS, proxies, reading pip's errors) must fail, not skip."""
+    try:
+        with urllib.request.urlopen(PYPI_PAGE, timeout=20):
+            pass
+    except OSError as error:
+        pytest.skip(f"PyPI cannot be reached from here ({PYPI_PAGE}: {error})")

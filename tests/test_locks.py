@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT, make_project
+from conftest import ROOT, make_project, require_pypi
 from pkgindex import PackageIndex
 
 POETRY = "poetry==2.5.1"
@@ -46,19 +45,9 @@ def _tool(requirement: str) -> Path:
     )
     if install.returncode != 0 or not executable.is_file():
         shutil.rmtree(venv, ignore_errors=True)
-        _require_pypi()
+        require_pypi()
         pytest.fail(f"could not install {requirement} for the test:\n{install.stderr[-2000:]}")
     return executable
-
-
-def _require_pypi() -> None:
-    # Decided by asking PyPI directly, as tests/test_real_index.py does: only an outage skips;
-    # a tool that does not install from a PyPI that answers fails the test.
-    try:
-        with urllib.request.urlopen("https://pypi.org/simple/pip/", timeout=20):
-            pass
-    except OSError as error:
-        pytest.skip(f"PyPI cannot be reached from here: {error}")
 
 
 @pytest.fixture(scope="session")

@@ -4,28 +4,20 @@ test itself; once it does, any failure of chalicepack's fails the test."""
 
 from __future__ import annotations
 
-import urllib.request
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import make_project
+from conftest import make_project, require_pypi
 
 pytestmark = pytest.mark.network
-PYPI_PAGE = "https://pypi.org/simple/pip/"
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _pypi_reachable() -> None:
-    # Decided by asking PyPI directly, not from chalicepack's own error: a regression in how
-    # chalicepack talks to an index (TLS, proxies, reading pip's errors) must fail, not skip.
-    try:
-        with urllib.request.urlopen(PYPI_PAGE, timeout=20):
-            pass
-    except OSError as error:
-        pytest.skip(f"PyPI cannot be reached from here ({PYPI_PAGE}: {error})")
+    require_pypi()
 
 
 def build(chalicepack: Any, project: Path, *args: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from chalicepack.deps.policy import glibc_versions
-from conftest import make_project
+from conftest import make_project, require_pypi
 from distfactory import build_shared_library
 from pkgindex import PackageIndex
 from reportschema import assert_valid_report
@@ -341,25 +341,13 @@ def _policy_libraries(policy: str) -> set[str]:
     return set(entry["lib_whitelist"])
 
 
-def _require_pypi() -> None:
-    # Decided by asking PyPI directly, as tests/test_real_index.py does: a regression in how
-    # chalicepack talks to an index must fail, not skip.
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen("https://pypi.org/simple/pip/", timeout=20):
-            pass
-    except OSError as error:
-        pytest.skip(f"PyPI cannot be reached from here: {error}")
-
-
 @pytest.mark.network
 def test_real_psycopg2_never_ships_needing_a_library_the_zip_lacks(
     tmp_path: Path, chalicepack
 ) -> None:
     project = make_project(tmp_path / "app", {"requirements.txt": "psycopg2==2.9.10\n"})
 
-    _require_pypi()
+    require_pypi()
     run = chalicepack("build", project, "--json", "--runtime", "python3.11", "--no-import")
 
     assert run.returncode == 0, run.stderr
@@ -386,7 +374,7 @@ def test_real_ciso8601_sdist_builds_with_setuptools_for_arm64(tmp_path: Path, ch
     # ciso8601 2.2.0 has no wheel for CPython 3.12: its sdist, built by setuptools.
     project = make_project(tmp_path / "app", {"requirements.txt": "ciso8601==2.2.0\n"})
 
-    _require_pypi()
+    require_pypi()
     run = chalicepack("build", project, "--json", "--runtime", "python3.12", "--arch", "arm64")
 
     assert run.returncode == 0, run.stderr

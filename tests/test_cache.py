@@ -154,14 +154,21 @@ def test_a_ci_rerun_with_checkout_and_cache_restored_elsewhere_needs_no_index(
         "constraints.txt": "beta==2.0\n",
     }
     project = make_project(tmp_path / "job1" / "app", files)
-    first = chalicepack("build", project, "--json", "--cache-dir", tmp_path / "job1" / "cache")
+    job1, job2 = tmp_path / "job1", tmp_path / "job2"
+    first = chalicepack(
+        "build", project, "--json", "--cache-dir", job1 / "cache",
+        env={"PIP_CACHE_DIR": str(job1 / "cache" / "pip-own")},
+    )  # fmt: skip
     assert first.returncode == 0, first.stderr
 
     index.stop()
-    shutil.copytree(tmp_path / "job1", tmp_path / "job2", symlinks=True)
-    shutil.rmtree(tmp_path / "job1")
-    moved = tmp_path / "job2" / "app"
-    second = chalicepack("build", moved, "--json", "--cache-dir", tmp_path / "job2" / "cache")
+    shutil.copytree(job1, job2, symlinks=True)
+    shutil.rmtree(job1)
+    moved = job2 / "app"
+    second = chalicepack(
+        "build", moved, "--json", "--cache-dir", job2 / "cache",
+        env={"PIP_CACHE_DIR": str(job2 / "cache" / "pip-own")},
+    )  # fmt: skip
 
     assert second.returncode == 0, second.stderr
     assert "reusing its cached resolution" in second.stderr

@@ -67,6 +67,19 @@ def usable_cache_dir(cache_dir: Path, given: bool) -> Path:
     return cache_dir
 
 
+# pip settings that change where pip keeps files, how it talks and how long it waits, never
+# what resolving gives: a CI job whose PIP_CACHE_DIR lies under its own workspace path reuses
+# the resolution another job made.
+_NOT_RESOLUTION = frozenset(
+    {
+        "PIP_CACHE_DIR", "PIP_NO_CACHE_DIR", "PIP_LOG", "PIP_LOG_FILE", "PIP_QUIET",
+        "PIP_VERBOSE", "PIP_PROGRESS_BAR", "PIP_NO_COLOR", "PIP_NO_INPUT", "PIP_TIMEOUT",
+        "PIP_DEFAULT_TIMEOUT", "PIP_RETRIES", "PIP_DISABLE_PIP_VERSION_CHECK",
+        "PIP_ROOT_USER_ACTION",
+    }
+)  # fmt: skip
+
+
 def resolution_key(requirements: Path, target: Target, resolver: str = "auto") -> str:
     """The cache key of resolving ``requirements`` for ``target`` in this environment (with
     ``resolver``: asking for pip explicitly means pip's own answer, not a cached one)."""
@@ -78,7 +91,9 @@ def resolution_key(requirements: Path, target: Target, resolver: str = "auto") -
         "resolver": resolver,
         # Index settings from the environment change what the same lines resolve to.
         "pip_environment": sorted(
-            (name, value) for name, value in os.environ.items() if name.startswith("PIP_")
+            (name, value)
+            for name, value in os.environ.items()
+            if name.startswith("PIP_") and name not in _NOT_RESOLUTION
         ),
     }
     digest.update(json.dumps(inputs, sort_keys=True).encode())

@@ -133,11 +133,12 @@ def _in_install_dir(version: str, install_dir: Path) -> Interpreter | None:
 
 def _uv_install(version: str, install_dir: Path) -> str | None:
     """None when uv installed CPython ``version`` into ``install_dir``, else why not (one line)."""
-    from uv import find_uv_bin
-
+    uv = _uv()
+    if uv is None:
+        return "uv is not installed"
     # --no-bin: no python3.X put into the user's ~/.local/bin; --no-config: no project's
     # settings (the UV_PYTHON_* variables still apply).
-    command = [find_uv_bin(), "python", "install", "--no-bin", "--no-config", "--no-progress"]
+    command = [uv, "python", "install", "--no-bin", "--no-config", "--no-progress"]
     command += ["--install-dir", str(install_dir), f"cpython@{version}"]
     # As a child chalicepack ends with itself (SIGTERM, Ctrl-C), a long wait said on stderr.
     with tempfile.TemporaryDirectory(prefix="chalicepack-python-") as scratch:
@@ -177,13 +178,14 @@ def _patch_level(name: str) -> tuple[int, ...]:
 def _uv_managed(version: str, install_dir: Path | None) -> Path | None:
     """uv's own installs only (in ``install_dir``, else uv's usual place): its PATH search
     would stop at the first broken pyenv shim."""
-    from uv import find_uv_bin
-
+    uv = _uv()
+    if uv is None:
+        return None
     env = dict(os.environ)
     if install_dir is not None:
         env["UV_PYTHON_INSTALL_DIR"] = str(install_dir)
 
-    command = [find_uv_bin(), "python", "find", "--managed-python", "--no-project"]
+    command = [uv, "python", "find", "--managed-python", "--no-project"]
     command += ["--no-config", "--offline", "--no-python-downloads", f"cpython@{version}"]
     try:
         found = subprocess.run(
@@ -192,6 +194,13 @@ def _uv_managed(version: str, install_dir: Path | None) -> Path | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return Path(found.stdout.strip()) if found.returncode == 0 and found.stdout.strip() else None
+
+
+def _uv() -> str | None:
+    # uv_resolver imports the resolvers, which import this module: imported when first used.
+    from chalicepack.deps.uv_resolver import uv_binary
+
+    return uv_binary()
 
 
 def _probe(path: Path, found_by: str, version: str) -> Interpreter | None:

@@ -133,13 +133,7 @@ def test_a_c_extension_sdist_is_built_for_the_targets_python_machine_and_glibc(
 def test_a_library_that_fits_the_policy_is_grafted_and_the_module_loads_from_the_zip(
     tmp_path: Path, index: PackageIndex, chalicepack
 ) -> None:
-    libs = tmp_path / "libs"
-    build_shared_library(libs, "extra", _LIBRARY_FITS, "x86_64-linux-gnu.2.17")
-    link = ["-L", str(libs), "-lextra", f"-Wl,-rpath,{libs}"]
-    index.add_sdist(
-        "linked", "1.0", c_extension=True, ext_source=_EXT_USING_LIBRARY, link_args=link
-    )
-    project = make_project(tmp_path / "app", {"requirements.txt": "linked==1.0\n"})
+    libs, project = _linked_project(tmp_path, index, _LIBRARY_FITS, "x86_64-linux-gnu.2.17")
 
     run = build(chalicepack, project, "--runtime", "python3.11", "--no-import")
 
@@ -166,13 +160,7 @@ def test_a_library_that_fits_the_policy_is_grafted_and_the_module_loads_from_the
 def test_a_library_that_fits_the_policy_is_grafted_into_an_arm64_wheel(
     tmp_path: Path, index: PackageIndex, chalicepack
 ) -> None:
-    libs = tmp_path / "libs"
-    build_shared_library(libs, "extra", _LIBRARY_FITS, "aarch64-linux-gnu.2.17")
-    link = ["-L", str(libs), "-lextra", f"-Wl,-rpath,{libs}"]
-    index.add_sdist(
-        "linked", "1.0", c_extension=True, ext_source=_EXT_USING_LIBRARY, link_args=link
-    )
-    project = make_project(tmp_path / "app", {"requirements.txt": "linked==1.0\n"})
+    _, project = _linked_project(tmp_path, index, _LIBRARY_FITS, "aarch64-linux-gnu.2.17")
 
     run = build(chalicepack, project, "--runtime", "python3.12", "--arch", "arm64", "--no-import")
 
@@ -187,13 +175,7 @@ def test_a_library_that_fits_the_policy_is_grafted_into_an_arm64_wheel(
 def test_a_library_needing_a_newer_glibc_is_reported_missing_naming_it(
     tmp_path: Path, index: PackageIndex, chalicepack
 ) -> None:
-    libs = tmp_path / "libs"
-    build_shared_library(libs, "extra", _LIBRARY_TOO_NEW, "x86_64-linux-gnu.2.36")
-    link = ["-L", str(libs), "-lextra", f"-Wl,-rpath,{libs}"]
-    index.add_sdist(
-        "linked", "1.0", c_extension=True, ext_source=_EXT_USING_LIBRARY, link_args=link
-    )
-    project = make_project(tmp_path / "app", {"requirements.txt": "linked==1.0\n"})
+    _, project = _linked_project(tmp_path, index, _LIBRARY_TOO_NEW, "x86_64-linux-gnu.2.36")
 
     run = build(chalicepack, project, "--runtime", "python3.11", "--no-import")
 
@@ -216,13 +198,9 @@ def test_a_library_not_on_this_machine_for_the_target_is_reported_missing_naming
     tmp_path: Path, index: PackageIndex, chalicepack
 ) -> None:
     # Linked with no run path: auditwheel finds no libextra.so in the loader's paths to graft.
-    libs = tmp_path / "libs"
-    build_shared_library(libs, "extra", _LIBRARY_FITS, "aarch64-linux-gnu.2.17")
-    link = ["-L", str(libs), "-lextra"]
-    index.add_sdist(
-        "linked", "1.0", c_extension=True, ext_source=_EXT_USING_LIBRARY, link_args=link
+    _, project = _linked_project(
+        tmp_path, index, _LIBRARY_FITS, "aarch64-linux-gnu.2.17", run_path=False
     )
-    project = make_project(tmp_path / "app", {"requirements.txt": "linked==1.0\n"})
 
     run = build(chalicepack, project, "--runtime", "python3.11", "--arch", "arm64", "--no-import")
 
@@ -445,3 +423,18 @@ def test_this_machines_compiler_builds_when_its_module_fits_and_zig_when_it_does
             assert "not kept as built with gcc (this machine's)" in run.stderr
             assert "GLIBC_2.34" in run.stderr
             assert record["compiler"] == f"zig cc -target {machine}-linux-gnu.2.26"
+
+
+def _linked_project(
+    tmp_path: Path, index: PackageIndex, library: str, target: str, *, run_path: bool = True
+) -> tuple[Path, Path]:
+    """A project needing ``linked``, an sdist whose module links libextra.so (``library``,
+    built for ``target`` into ``tmp_path/libs``, found at run time by a run path unless
+    ``run_path`` is False): the libraries' folder and the project."""
+    libs = tmp_path / "libs"
+    build_shared_library(libs, "extra", library, target)
+    link = ["-L", str(libs), "-lextra", *([f"-Wl,-rpath,{libs}"] if run_path else [])]
+    index.add_sdist(
+        "linked", "1.0", c_extension=True, ext_source=_EXT_USING_LIBRARY, link_args=link
+    )
+    return libs, make_project(tmp_path / "app", {"requirements.txt": "linked==1.0\n"})

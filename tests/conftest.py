@@ -7,8 +7,10 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -196,3 +198,35 @@ def require_pypi() -> None:
             pass
     except OSError as error:
         pytest.skip(f"PyPI cannot be reached from here ({PYPI_PAGE}: {error})")
+
+
+@pytest.fixture
+def silent_index(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An index (``PIP_INDEX_URL``) whose server accepts every connection and never sends a
+    byte."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/simple/"
+    monkeypatch.setenv("PIP_INDEX_URL", url)
+    yield url
+    # The thread ends before the connections are closed: none it accepts after is left open
+    # (closed by the garbage collector in a later test, as an unraisable ResourceWarning).
+    stop.set()
+    thread.join()
+    listener.close()
+    for connection in accepted:
+        connection.close()

@@ -5,7 +5,6 @@ they were and the cache records nothing half-done. An index that never answers f
 from __future__ import annotations
 
 import hashlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -195,40 +194,6 @@ def test_an_index_answering_500_is_an_outside_failure_after_bounded_retries(
     assert "check the network and the index URL, then retry" in message
     assert_untouched(out, before)
     assert_nothing_recorded(tmp_path / "cache")
-
-
-@pytest.fixture
-def silent_index(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """An index that accepts connections and never sends a byte."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                connection, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            accepted.append(connection)
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}/simple/"
-    monkeypatch.setenv("PIP_INDEX_URL", url)
-    yield url
-    # The thread ends before the connections are closed: none it accepts after is left open
-    # (closed by the garbage collector in a later test, as an unraisable ResourceWarning).
-    stop.set()
-    thread.join()
-    listener.close()
-    for connection in accepted:
-        connection.close()
 
 
 def test_an_index_that_never_answers_fails_within_pips_timeout_from_the_environment(

@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -356,36 +355,7 @@ def test_same_size_damage_in_a_cached_tree_is_found_not_blamed_on_the_dependency
     assert module.read_bytes() == b"VALUE = 1\n"  # installed afresh from the verified wheel
 
 
-# --- 8. an index that accepts connections and never answers -----------------------------------
-
-
-@pytest.fixture
-def silent_index(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """An index URL whose server accepts every connection and never says a word."""
-    server = socket.create_server(("127.0.0.1", 0), backlog=64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.getsockname()[1]}/simple/"
-    monkeypatch.setenv("PIP_INDEX_URL", url)
-    yield url
-    stop.set()
-    thread.join()
-    server.close()
-    for connection in held:
-        connection.close()
+# --- 8. an index that accepts connections and never answers (conftest's silent_index) --------
 
 
 # Each request may wait 3 s and is tried twice: one resolver's wait is about 6 s (plus uv's

@@ -230,3 +230,18 @@ def silent_index(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     listener.close()
     for connection in accepted:
         connection.close()
+
+
+def chalicepack_modules_loaded(*args: str | Path) -> tuple[subprocess.CompletedProcess[str], str]:
+    """``chalicepack`` with ``args`` run in a new interpreter, in process (through
+    ``cli.main``) so that what it imported can be read: the run, and the names of the
+    chalicepack modules it had loaded when it ended (a sorted list's ``repr``)."""
+    script = (
+        "import sys\n"
+        "from chalicepack.cli import main\n"
+        f"code = main({[str(arg) for arg in args]!r})\n"
+        "print(sorted(name for name in sys.modules if name.startswith('chalicepack')))\n"
+        "sys.exit(code)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    return run, (run.stdout.splitlines() or [""])[-1]

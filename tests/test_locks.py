@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT, make_project, require_pypi
+from conftest import ROOT, chalicepack_modules_loaded, make_project, require_pypi
 from pkgindex import PackageIndex
 
 POETRY = "poetry==2.5.1"
@@ -320,21 +320,12 @@ def test_an_unchanged_rebuild_from_a_lock_needs_no_index_and_no_pipeline(
     cache = tmp_path / "cache"
     assert chalicepack("build", project, "--cache-dir", cache, "--no-import").returncode == 0
     index.stop()  # a pinned lock's resolution is reused for good: no index needed
-    # In process, to see what it loaded: an unchanged build reads the lock and the report,
-    # never the pipeline (how long that takes is measured by hand: BENCHMARKS.md).
-    script = (
-        "import sys\n"
-        "from chalicepack.cli import main\n"
-        f"code = main(['build', {str(project)!r}, '--cache-dir', {str(cache)!r}, '--no-import'])\n"
-        "print(sorted(name for name in sys.modules if name.startswith('chalicepack')))\n"
-        "sys.exit(code)\n"
-    )
-
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    # An unchanged build reads the lock and the report, never the pipeline (how long that
+    # takes is measured by hand: BENCHMARKS.md).
+    run, loaded = chalicepack_modules_loaded("build", project, "--cache-dir", cache, "--no-import")
 
     assert run.returncode == 0, run.stderr
     assert "nothing changed since the last build" in run.stderr
-    loaded = run.stdout.splitlines()[-1]
     for module in ("package.pipeline", "deps.install", "deps.pip_resolver", "deps.pip"):
         assert f"'chalicepack.{module}'" not in loaded
 

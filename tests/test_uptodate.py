@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from conftest import make_project
+from conftest import chalicepack_modules_loaded, make_project
 from pkgindex import PackageIndex
 
 KEPT = "nothing changed since the last build"
@@ -323,19 +322,10 @@ def test_an_unchanged_build_loads_none_of_the_pipeline(
     project = make_project(tmp_path / "app", {"requirements.txt": "alpha==1.0\n"})
     cache = tmp_path / "cache"
     assert chalicepack("build", project, "--cache-dir", cache).returncode == 0
-    script = (
-        "import sys\n"
-        "from chalicepack.cli import main\n"
-        f"code = main(['build', {str(project)!r}, '--cache-dir', {str(cache)!r}])\n"
-        "print(sorted(name for name in sys.modules if name.startswith('chalicepack')))\n"
-        "sys.exit(code)\n"
-    )
-
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    run, loaded = chalicepack_modules_loaded("build", project, "--cache-dir", cache)
 
     assert run.returncode == 0, run.stderr
     assert "nothing changed since the last build" in run.stderr
-    loaded = run.stdout.splitlines()[-1]
     pipeline = (
         "package.pipeline",
         "deps.install",

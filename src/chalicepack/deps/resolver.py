@@ -252,7 +252,7 @@ def resolution_deadline(requirements: Path | None) -> Deadline | None:
         return None
     options = index_options(requirements)
     # pip drops the environment's indexes when requirements.txt names its own (--index-url).
-    environ = {} if any(o in ("-i", "--index-url") for o in options) else os.environ
+    environ = {} if "--index-url" in options else os.environ  # (index_options spells -i so)
     indexes = [redact(url) for url in index_urls(environ, options)]
     return Deadline.start(os.environ, requirements, indexes or [_PYPI])
 

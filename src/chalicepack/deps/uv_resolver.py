@@ -29,6 +29,7 @@ pip.conf naming an index or constraints) is pip's to read.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -374,12 +375,9 @@ class _Asked:
     cache_dir: Path | None
     env: Mapping[str, str]
 
-    def lock(
-        self, label: str, lines: Iterable[str], target: Target | None, *, quiet: bool = False
-    ) -> Any:
-        """uv's pylock.toml for ``lines`` alone (no dependencies): for ``target``, wheels
-        only; for this machine's interpreter, sdists allowed. None when uv failed, with
-        uv's words in ``stderr``."""
+    def start(self, label: str, lines: Iterable[str], target: Target | None) -> _Asking:
+        """uv started on ``lines`` alone (no dependencies): for ``target``, wheels only; for
+        this machine's interpreter, sdists allowed. ``_Asking.answer`` reads its pylock.toml."""
         folder = self.workdir / f"uv-{label}"
         folder.mkdir(parents=True, exist_ok=True)
         pins = folder / "requirements.txt"
@@ -389,7 +387,20 @@ class _Asked:
         platform = None if target is None else uv_platform(target)
         command = _compile_command(self.uv, pins, output, target, platform, self.cache_dir)
         command = [a for a in command if a != "--refresh"]  # (read moments ago)
-        return _lock([*command, "--no-deps"], output, self.env, f"answer for {label}", quiet)
+        return _Asking(_start_lock([*command, "--no-deps"], output, self.env), output, label)
+
+
+@dataclass(frozen=True)
+class _Asking:
+    """A question put to uv (``_Asked.start``), its answer still to be read."""
+
+    process: subprocess.Popen[str]
+    output: Path
+    label: str
+
+    def answer(self, *, quiet: bool = False) -> Any:
+        """uv's pylock.toml, or None when it failed (uv's words in ``stderr.txt``)."""
+        return _read_lock(self.process, self.output, f"answer for {self.label}", quiet)
 
 
 def _last_error(asked: _Asked, name: str) -> str:
@@ -405,18 +416,33 @@ def _pip_builds_them(
     takes the same release, from its sdist."""
     plain = _source_lines(lines)
     pinned = {line.name for line in lines if is_exact_pin(line)}
-    for sdist in sdists:
-        if sdist.name in pinned:
-            continue  # the one release allowed has no wheel uv knows for the target
-        # uv fails here for want of wheels: no release the line allows has one for the target.
-        answer = asked.lock(f"target-{sdist.name}", [plain[sdist.name]], target, quiet=True)
-        if answer is not None or not _NEEDS_SOURCE.search(_last_error(asked, sdist.name)):
-            log.info(
-                "resolving with pip: %s: a release it allows may have a wheel for the target",
-                plain[sdist.name],
-            )
-            return False
-    host = asked.lock("host", [plain[d.name] for d in sdists], None)
+    # Every question is put to uv at once (each answer takes a process start and a moment).
+    with contextlib.ExitStack() as stack:
+        host = asked.start("host", [plain[d.name] for d in sdists], None)
+        stack.enter_context(children.ended(host.process))
+        targets = {}
+        for sdist in sdists:
+            if sdist.name not in pinned:  # (the one release allowed has no wheel uv knows)
+                targets[sdist.name] = asked.start(
+                    f"target-{sdist.name}", [plain[sdist.name]], target
+                )
+                stack.enter_context(children.ended(targets[sdist.name].process))
+        for name, asking in targets.items():
+            # uv fails here for want of wheels: no release the line allows has one for the target.
+            if asking.answer(quiet=True) is not None or not _NEEDS_SOURCE.search(
+                _last_error(asked, name)
+            ):
+                log.info(
+                    "resolving with pip: %s: a release it allows may have a wheel for the target",
+                    plain[name],
+                )
+                return False
+        return _host_takes_them(host.answer(), sdists)
+
+
+def _host_takes_them(host: Any, sdists: Sequence[Distribution]) -> bool:
+    """Whether uv's answer for this machine (``host``) takes each sdist's release, from its
+    sdist (pip resolves for this machine first, and builds no release that ships a wheel)."""
     picked: dict[str, tuple[str, bool]] = {
         canonicalize_name(p["name"]): (str(p["version"]), bool(p.get("wheels")))
         for p in (host or {}).get("packages", [])
@@ -449,9 +475,20 @@ def _lock(
 ) -> dict[str, Any] | None:
     """uv's pylock.toml from ``command``, or None when it failed (logged unless ``quiet``;
     uv's words are kept in ``stderr.txt`` beside ``output``)."""
+    return _read_lock(_start_lock(command, output, env), output, what, quiet)
+
+
+def _start_lock(
+    command: Sequence[str], output: Path, env: Mapping[str, str]
+) -> subprocess.Popen[str]:
     output.parent.mkdir(parents=True, exist_ok=True)
     log.debug("running %s", redact(" ".join(command)))
-    process = children.start(command, env, output.parent / "tmp", stdout=subprocess.DEVNULL)
+    return children.start(command, env, output.parent / "tmp", stdout=subprocess.DEVNULL)
+
+
+def _read_lock(
+    process: subprocess.Popen[str], output: Path, what: str, quiet: bool
+) -> dict[str, Any] | None:
     _, stderr = children.finish(process, f"uv to {what}")
     (output.parent / "stderr.txt").write_text(stderr)
     try:

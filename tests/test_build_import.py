@@ -195,3 +195,53 @@ def test_a_vendor_file_opened_by_relative_path_fails_when_it_ships_in_the_layer(
     assert without_layer.returncode == 0, without_layer.stderr
     assert with_layer.returncode == 2
     assert "myimage.png" in with_layer.stderr
+
+
+def test_a_vendor_module_named_like_one_lambdas_runtime_imported_first_does_not_replace_it(
+    tmp_path: Path, chalicepack
+) -> None:
+    # Lambda's Python runtime imports decimal, http.client, logging and warnings before the
+    # handler's module: /var/task/decimal.py is never what `import decimal` finds there.
+    app = (
+        APP_HEADER + "import decimal\nassert decimal.Decimal('1.5') + 1 == decimal.Decimal('2.5')\n"
+    )
+    project = make_project(
+        tmp_path / "app",
+        {"app.py": app, "vendor/decimal.py": "raise ImportError('the vendored decimal.py')\n"},
+    )
+
+    run = chalicepack("build", project)
+
+    assert run.returncode == 0, run.stderr
+
+
+def test_a_build_that_fails_before_the_import_leaves_no_python_of_the_check_running(
+    tmp_path: Path, chalicepack, index
+) -> None:
+    # The check's interpreter starts while dependencies resolve; a build that never gets to
+    # the import must not leave it waiting.
+    marker = f"left-behind-{tmp_path.name}"
+    project = make_project(
+        tmp_path / "app",
+        {"requirements.txt": "no-such-project==1.0\n"},
+        config={"environment_variables": {"CHALICEPACK_TEST_MARKER": marker}},
+    )
+
+    run = chalicepack("build", project)
+
+    assert run.returncode != 0
+    assert "no-such-project" in run.stderr
+    assert _processes_with(f"CHALICEPACK_TEST_MARKER={marker}") == []
+
+
+def _processes_with(variable: str) -> list[int]:
+    """The running processes whose environment holds ``variable`` (NAME=value)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue  # not a process, gone, or not ours to read
+        if variable.encode() in environ:
+            found.append(int(entry.name))
+    return found

@@ -318,9 +318,33 @@ def dump_stack(signum: int, frame: types.FrameType | None) -> None:
     write_json(SPEC["stack"], records[::-1])
 
 
+# What Lambda's Python runtime (awslambdaric's bootstrap and its modules) has imported before
+# it imports the handler's module: an app's own ``logging.py`` does not shadow these there.
+LAMBDA_BOOTSTRAP_IMPORTS = ("decimal", "http.client", "logging", "warnings")
+
+
+def read_spec() -> dict[str, Any]:
+    """The parent's spec: the last argument, or with ``-`` one line on stdin (a child started
+    ahead of its check waits there; end of input means there is no check to run)."""
+    argument = sys.argv.pop()
+    if argument != "-":
+        return dict(json.loads(argument))
+    line = sys.stdin.buffer.readline()
+    if not line.strip():
+        os._exit(0)
+    null = os.open(os.devnull, os.O_RDONLY)  # the app reads what Lambda gives it: nothing
+    os.dup2(null, 0)
+    os.close(null)
+    spec = dict(json.loads(line))
+    os.chdir(spec["tree"])  # /var/task (a child started for its check starts there)
+    return spec
+
+
 def main() -> None:
     global STUBS
-    SPEC.update(json.loads(sys.argv.pop()))
+    for name in LAMBDA_BOOTSTRAP_IMPORTS:
+        importlib.import_module(name)
+    SPEC.update(read_spec())
     keys = ("tree", "layer", "dependencies", "runtime")
     roots = [SPEC[key] for key in keys if SPEC[key]]
     STUBS = tuple(SPEC["stubs"])

@@ -133,6 +133,7 @@ def check_app_import(
     runtime_provided: Path | None = None,
     dependencies: Path | None = None,
     bytecode_cache: Path | None = None,
+    waiting: WaitingChild | None = None,
 ) -> ImportCheck:
     """Import ``app`` from ``function_tree`` as Lambda would; raise ``AppImportError`` on failure.
 
@@ -159,13 +160,18 @@ def check_app_import(
         bytecode_cache=bytecode_cache.resolve() if bytecode_cache else None,
     )
     if not (setting.tree / "app.py").is_file():
+        dismiss_waiting_child(waiting)
         raise AppImportError(f"{function_tree} has no app.py to import")
     with tempfile.TemporaryDirectory(prefix="chalicepack-import-") as scratch:
-        return _import_leaving_out_unchecked(setting, environment, timeout, Path(scratch))
+        return _import_leaving_out_unchecked(setting, environment, timeout, Path(scratch), waiting)
 
 
 def _import_leaving_out_unchecked(
-    setting: _Setting, environment: Mapping[str, str], timeout: float, scratch: Path
+    setting: _Setting,
+    environment: Mapping[str, str],
+    timeout: float,
+    scratch: Path,
+    waiting: WaitingChild | None,
 ) -> ImportCheck:
     """Import the app; when it fails only on what the check cannot judge here (see
     ``_unchecked``), import it again with that left out (stubbed), and say so."""
@@ -173,7 +179,8 @@ def _import_leaving_out_unchecked(
     stubs: tuple[str, ...] = ()
     warnings: list[str] = []
     for _ in range(_MAX_ATTEMPTS):
-        run = _run_child(setting, environment, stubs, deadline, timeout, scratch)
+        run = _run_child(setting, environment, stubs, deadline, timeout, scratch, waiting)
+        waiting = None  # used (or dismissed): a retry starts a child of its own
         report = run.report
         if isinstance(report, _Loaded):
             return ImportCheck(
@@ -441,6 +448,90 @@ class _Run:
     output: str
 
 
+@dataclass(frozen=True)
+class WaitingChild:
+    """A child started before its check (``start_waiting_child``): its interpreter is up and
+    Lambda's bootstrap modules imported while the build resolves, and it waits on stdin for
+    the spec of the first import (a check that retries with stand-ins starts new children)."""
+
+    process: subprocess.Popen[bytes]
+    output: Path  # the file its output goes to
+    env: Mapping[str, str]
+
+
+def start_waiting_child(environment: Mapping[str, str], scratch: Path) -> WaitingChild | None:
+    """A child for ``check_app_import`` started now, or None when it could not start (the check
+    then starts its own). ``dismiss_waiting_child`` ends it when no check comes."""
+    env = _child_env(environment)
+    output = Path(tempfile.mkdtemp(prefix="import-output-", dir=scratch)) / "output"
+    try:
+        process = _start_child("-", env, scratch, output, stdin=subprocess.PIPE)
+    except OSError:
+        return None
+    return WaitingChild(process, output, env)
+
+
+def dismiss_waiting_child(child: WaitingChild | None) -> None:
+    """End a waiting child that no check used (end of input: it exits at once)."""
+    if child is None or child.process.stdin is None or child.process.stdin.closed:
+        return
+    with contextlib.suppress(OSError):
+        child.process.stdin.close()
+    try:
+        child.process.wait(timeout=_STACK_GRACE)
+    except subprocess.TimeoutExpired:
+        _kill(child.process)
+
+
+def _child_env(environment: Mapping[str, str]) -> dict[str, str]:
+    return {**os.environ, "AWS_CHALICE_CLI_MODE": "true", **environment}
+
+
+def _start_child(
+    argument: str, env: Mapping[str, str], cwd: Path, output: Path, *, stdin: int
+) -> subprocess.Popen[bytes]:
+    # -I -S: no user or host site-packages, no PYTHON* variables, and not the child's own folder
+    # (chalicepack's) on sys.path; -B: no __pycache__ written into the tree that ships (the child
+    # writes bytecode only under the spec's pycache); -u: output survives a kill; -X utf8:
+    # Lambda's UTF-8 locale.
+    command = [sys.executable, "-I", "-S", "-B", "-u", "-X", "utf8", str(_CHILD), argument]
+    with output.open("wb") as handle:
+        # Output goes to a file, not a pipe: a process the app leaves behind cannot hold it open.
+        return subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdin=stdin,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=os.name == "posix",
+        )
+
+
+def _started(
+    spec: Mapping[str, object],
+    env: Mapping[str, str],
+    setting: _Setting,
+    scratch: Path,
+    waiting: WaitingChild | None,
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """The child importing the app for ``spec``, and the file its output goes to: ``waiting``
+    given the spec when it still waits with this environment, else a new one."""
+    text = json.dumps(spec)
+    if waiting is not None and waiting.env == env and waiting.process.poll() is None:
+        stdin = waiting.process.stdin
+        assert stdin is not None
+        try:
+            stdin.write(text.encode("utf-8") + b"\n")
+            stdin.close()
+            return waiting.process, waiting.output
+        except OSError:  # it went away meanwhile: a new one imports the app
+            pass
+    dismiss_waiting_child(waiting)
+    output = scratch / "output"
+    return _start_child(text, env, setting.tree, output, stdin=subprocess.DEVNULL), output
+
+
 def _run_child(
     setting: _Setting,
     environment: Mapping[str, str],
@@ -448,9 +539,10 @@ def _run_child(
     deadline: float,
     limit: float,
     scratch: Path,
+    waiting: WaitingChild | None = None,
 ) -> _Run:
-    """The one place a child is started: run it until it reports, crashes or runs out of time."""
-    result, stack, output_file = (scratch / name for name in ("result", "stack", "output"))
+    """The one place a child is run: until it reports, crashes or runs out of time."""
+    result, stack = (scratch / name for name in ("result", "stack"))
     for stale in (result, stack):
         stale.unlink(missing_ok=True)
     spec = {
@@ -463,34 +555,18 @@ def _run_child(
         "result": str(result),
         "stack": str(stack),
     }
-    # -I -S: no user or host site-packages, no PYTHON* variables, and not the child's own folder
-    # (chalicepack's) on sys.path; -B: no __pycache__ written into the tree that ships (the child
-    # writes bytecode only under the spec's pycache); -u: output survives a kill; -X utf8:
-    # Lambda's UTF-8 locale.
-    command = [sys.executable, "-I", "-S", "-B", "-u", "-X", "utf8", str(_CHILD)]
-    env = {**os.environ, "AWS_CHALICE_CLI_MODE": "true", **environment}
-    with output_file.open("wb") as output:
-        # Output goes to a file, not a pipe: a process the app leaves behind cannot hold it open.
-        child = subprocess.Popen(
-            [*command, json.dumps(spec)],
-            cwd=setting.tree,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=os.name == "posix",
-        )
-        try:
-            child.wait(timeout=max(deadline - time.monotonic(), 0.0))
-        except subprocess.TimeoutExpired:
-            where = _stop(child, stack)
-            raise _timeout_error(setting, limit, where, _read_output(output_file)) from None
-        except BaseException:
-            # Ctrl-C or SIGTERM while waiting: the child, in a session of its own, would not see
-            # it and would run on after the build has gone.
-            _kill(child)
-            raise
-        _end_left_behind(child)
+    child, output_file = _started(spec, _child_env(environment), setting, scratch, waiting)
+    try:
+        child.wait(timeout=max(deadline - time.monotonic(), 0.0))
+    except subprocess.TimeoutExpired:
+        where = _stop(child, stack)
+        raise _timeout_error(setting, limit, where, _read_output(output_file)) from None
+    except BaseException:
+        # Ctrl-C or SIGTERM while waiting: the child, in a session of its own, would not see
+        # it and would run on after the build has gone.
+        _kill(child)
+        raise
+    _end_left_behind(child)
     text = _read_output(output_file)
     if not result.is_file():
         raise _crash_error(child.returncode, setting, text)

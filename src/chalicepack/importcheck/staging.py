@@ -22,7 +22,7 @@ from pathlib import Path
 
 from chalicepack.deps.treecheck import refuse_damaged_tree
 from chalicepack.errors import AppImportError
-from chalicepack.importcheck.check import bytecode_mirror, check_app_import
+from chalicepack.importcheck.check import WaitingChild, bytecode_mirror, check_app_import
 from chalicepack.inputs.names import function_name_warnings
 from chalicepack.lambda_env import RUNTIME_PROVIDED
 from chalicepack.package.archive import ZipEntry
@@ -47,8 +47,11 @@ class Shipped:
         return [*self.app] if self.automatic_layer else [*self.app, *self.libraries]
 
 
-def import_shipped(shipped: Shipped, inputs: BuildInputs, workdir: Path) -> ImportCheck:
-    """Import the app from exactly what ships, as Lambda lays it out; list its functions."""
+def import_shipped(
+    shipped: Shipped, inputs: BuildInputs, workdir: Path, waiting: WaitingChild | None = None
+) -> ImportCheck:
+    """Import the app from exactly what ships, as Lambda lays it out; list its functions
+    (``waiting``: the check's child, started ahead)."""
     task, layer, dependencies = _staged(shipped, workdir / "import")
     cache_dir = inputs.cache_dir
     runtime = _runtime_provided(cache_dir / "runtime-provided")
@@ -67,6 +70,7 @@ def import_shipped(shipped: Shipped, inputs: BuildInputs, workdir: Path) -> Impo
             runtime_provided=runtime,
             dependencies=dependencies,
             bytecode_cache=bytecode,
+            waiting=waiting,
         )
     except AppImportError as error:
         _log_app_output(error.output)

@@ -83,6 +83,7 @@ from chalicepack.report import BuildResult as BuildResult
 
 if TYPE_CHECKING:
     from chalicepack.deps.install import InstalledTree
+    from chalicepack.importcheck.check import WaitingChild
     from chalicepack.importcheck.staging import Shipped
 
 log = logging.getLogger(__name__)
@@ -117,9 +118,24 @@ def build_from(inputs: BuildInputs) -> BuildResult:
 
 
 def _build_in(workdir: Path, inputs: BuildInputs, requirements: Requirements) -> BuildResult:
+    if inputs.options.check_only:
+        return _build_with(workdir, inputs, requirements, None)
+    # While uv resolves, a thread imports what the later steps need and starts the import
+    # check's interpreter.
+    waiting = _in_background(functools.partial(_preload, inputs, workdir))
+    try:
+        return _build_with(workdir, inputs, requirements, waiting)
+    finally:
+        waiting.add_done_callback(_dismiss)  # (unless the check took it)
+
+
+def _build_with(
+    workdir: Path,
+    inputs: BuildInputs,
+    requirements: Requirements,
+    waiting: Future[WaitingChild | None] | None,
+) -> BuildResult:
     options = inputs.options
-    if not options.check_only:
-        _in_background(_preload)  # while uv resolves, this thread waits
     deadline = resolution_deadline(requirements.path)  # one bound, from here to the wheels
     request = Request(requirements, inputs.target, workdir, inputs.cache_dir, deadline)
     resolved = resolve_requirements(request, options.resolver)
@@ -151,20 +167,39 @@ def _build_in(workdir: Path, inputs: BuildInputs, requirements: Requirements) ->
     # written and the app imported: the dependencies it lists are final here.
     sbom = _in_background(functools.partial(shipped_distributions, report, installed.wheels))
     with output_lock(inputs.out_dir):  # the zips, the layer kept or removed, and the report agree
-        artifacts, checked = _write_artifacts(inputs, shipped, workdir)
+        artifacts, checked = _write_artifacts(inputs, shipped, workdir, waiting)
         report = replace(report, artifacts=artifacts, import_check=checked)
         write_sbom(inputs.out_dir, report, installed.wheels, sbom.result())
         write_report(report_path, report)
     return BuildResult(report, report_path, warnings)
 
 
-def _preload() -> None:
+def _preload(inputs: BuildInputs, workdir: Path) -> WaitingChild | None:
     """Import what the steps after the resolution need (0.1-0.5 s of a cold start): these
-    imports are left out of the module's, so that uv starts without waiting for them."""
+    imports are left out of the module's, so that uv starts without waiting for them. Then
+    the import check's child, started ahead (its interpreter's start is off the build's path)."""
     import chalicepack.deps.install
     import chalicepack.importcheck.staging  # noqa: F401
+    from chalicepack.importcheck.check import start_waiting_child
 
     preload()  # the SBOM's cyclonedx
+    if not inputs.options.import_app:
+        return None
+    return start_waiting_child(inputs.config.environment_variables, workdir)
+
+
+def _dismiss(waiting: Future[WaitingChild | None]) -> None:
+    """End the child started ahead when no check used it (a failure before the check)."""
+    from chalicepack.importcheck.check import dismiss_waiting_child
+
+    if waiting.exception() is None:
+        dismiss_waiting_child(waiting.result())
+
+
+def _waiting_child(waiting: Future[WaitingChild | None] | None) -> WaitingChild | None:
+    if waiting is None or waiting.exception() is not None:
+        return None  # (an import that failed there fails again, and is reported, here)
+    return waiting.result()
 
 
 def _in_background(function: Callable[[], T]) -> Future[T]:
@@ -285,7 +320,10 @@ def _shipped(
 
 
 def _write_artifacts(
-    inputs: BuildInputs, shipped: Shipped, workdir: Path
+    inputs: BuildInputs,
+    shipped: Shipped,
+    workdir: Path,
+    waiting: Future[WaitingChild | None] | None,
 ) -> tuple[dict[str, Artifact], ImportCheck | None]:
     """Write every zip under a temporary name while the app is imported from what they hold,
     then rename them all once the import passed: a failure leaves the previous artifacts as
@@ -310,7 +348,7 @@ def _write_artifacts(
             if inputs.options.import_app:
                 from chalicepack.importcheck.staging import import_shipped
 
-                checked = import_shipped(shipped, inputs, workdir)
+                checked = import_shipped(shipped, inputs, workdir, _waiting_child(waiting))
             else:
                 log.info("--no-import: the app was not imported, no functions are listed")
             staged, layer = writing.result()

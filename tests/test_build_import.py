@@ -245,3 +245,19 @@ def _processes_with(variable: str) -> list[int]:
         if variable.encode() in environ:
             found.append(int(entry.name))
     return found
+
+
+def test_an_app_failing_at_import_is_blamed_even_when_a_dependency_has_a_command_line_script(
+    tmp_path: Path, chalicepack, index
+) -> None:
+    # requests brings charset-normalizer and idna, whose wheels install `normalizer` and `idna`
+    # scripts: those never ship, so their absence is not damage to the installed tree.
+    index.add_wheel("toolkit", "1.0", data_files={"scripts/toolkit": "#!python\nprint('hi')\n"})
+    app = APP_HEADER + "import toolkit\nraise RuntimeError('the database URL is not set')\n"
+    project = make_project(tmp_path / "app", {"app.py": app, "requirements.txt": "toolkit\n"})
+
+    run = chalicepack("build", project)
+
+    assert run.returncode == 2, run.stderr
+    assert "the database URL is not set" in run.stderr
+    assert "damaged" not in run.stderr

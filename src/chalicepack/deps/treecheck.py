@@ -10,7 +10,7 @@ blamed, and a damaged tree is dropped so that the next build installs it again.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from installer.records import RecordEntry, parse_record_file
 
@@ -22,7 +22,9 @@ _TREE_RECORD = "installed.json"  # what makes a tree reusable (see ``install``)
 
 
 def damaged_files(site_packages: Path) -> list[str]:
-    """Files of ``site_packages`` missing or unlike the sha256 their RECORD gives."""
+    """Files of ``site_packages`` missing or unlike the sha256 their RECORD gives. RECORD's
+    lines for files outside it (scripts, data, headers: ``../not-shipped/...``) are not read:
+    those are never written, as they never ship."""
     damaged = []
     for record in sorted(site_packages.glob("*.dist-info/RECORD")):
         rows = record.read_text(encoding="utf-8").splitlines()
@@ -30,6 +32,8 @@ def damaged_files(site_packages: Path) -> list[str]:
             entry = RecordEntry.from_elements(*row)
             if entry.hash_ is None or entry.hash_.name != "sha256":
                 continue  # RECORD itself (no hash), or a hash this check does not read
+            if ".." in PurePosixPath(entry.path).parts:
+                continue
             path = site_packages / entry.path
             try:
                 intact = entry.hash_.validate(path.read_bytes())

@@ -545,6 +545,45 @@ def test_a_compiled_module_for_another_interpreter_is_a_warning_and_the_rest_is_
     assert result.functions == (LambdaFunction("worker", "app.worker", "lambda_function"),)
 
 
+@pytest.mark.parametrize(
+    ("files", "module"),
+    [
+        pytest.param(  # Pillow: PIL/Image.py does `from . import _imaging as core`
+            {
+                "pictures/__init__.py": "",
+                "pictures/Image.py": "from . import _imaging as core\n",
+                f"pictures/_imaging.{OTHER_TAG}.so": b"\x7fELF not really",
+                "app.py": app_source("", header="from pictures import Image\n"),
+            },
+            "pictures._imaging",
+            id="from-package-import-extension",
+        ),
+        pytest.param(  # pydantic_core: a folder of .pyi stubs beside _pydantic_core.*.so
+            {
+                "corelib/__init__.py": "from corelib._core import Model\n",
+                f"corelib/_core.{OTHER_TAG}.so": b"\x7fELF not really",
+                "corelib/_core/__init__.pyi": "class Model: ...\n",
+                "app.py": app_source("", header="import corelib\n"),
+            },
+            "corelib._core",
+            id="stub-folder-beside-extension",
+        ),
+    ],
+)
+def test_names_imported_from_a_compiled_module_for_another_interpreter_are_a_warning(
+    tmp_path: Path, project_root: Path, files: dict[str, str | bytes], module: str
+) -> None:
+    tree = function_tree(tmp_path, files)
+
+    result = check(tree, project_root, target=(OTHER_PYTHON, OTHER_MACHINE))
+
+    assert [w.split(" (")[0] for w in result.warnings] == [
+        f"could not check compiled module {module}"
+    ]
+    # Built for the host instead, the same files are an error: Lambda would fail alike.
+    assert "cannot import name" in str(failure(tree, project_root))
+
+
 def test_an_app_error_after_an_unloadable_compiled_module_still_fails(
     tmp_path: Path, project_root: Path
 ) -> None:

@@ -55,6 +55,7 @@ import json
 import logging
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -680,21 +681,42 @@ def _units_in_progress(failed: _Failed, setting: _Setting) -> list[str]:
 def _unloadable_compiled(raised: _Raised, setting: _Setting) -> tuple[str, _Place] | None:
     """(module, file) when ``raised`` comes from a shipped extension this interpreter can't load."""
     if raised.isa("ModuleNotFoundError") and raised.module:
-        *packages, leaf = raised.module.split(".")
-        for root in setting.roots:
-            for suffix in setting.target_suffixes:
-                if suffix in importlib.machinery.EXTENSION_SUFFIXES:
-                    continue  # it would have been loaded (or failed to load) under that name
-                candidate = root.joinpath(*packages, f"{leaf}{suffix}")
-                if candidate.is_file():
-                    return raised.module, setting.place(str(candidate))
-    elif raised.isa("ImportError") and raised.path and not raised.module_loaded:
+        return _unloadable_extension(raised.module, setting)
+    if raised.isa("ImportError") and raised.module and _CANNOT_IMPORT.match(raised.message):
+        # ``from PIL import _imaging``: the extension module PIL._imaging was not found here
+        # (Python says only that PIL has no such name); ``from pydantic_core._pydantic_core
+        # import X``: a folder beside the extension (of .pyi stubs) was imported in its place,
+        # as a namespace package, so that X is missing from it.
+        name = _CANNOT_IMPORT.match(raised.message)
+        assert name is not None
+        for module in (f"{raised.module}.{name.group(1)}", raised.module):
+            found = _unloadable_extension(module, setting)
+            if found is not None:
+                return found
+    if raised.isa("ImportError") and raised.path and not raised.module_loaded:
         if setting.loads_target_binaries:
             return None
         place = setting.place(raised.path)
         if place.kind != "outside" and raised.path.endswith(setting.target_suffixes):
             assert place.relative is not None
             return _module_name(place.relative), place
+    return None
+
+
+_CANNOT_IMPORT = re.compile(r"cannot import name '([^']+)' from ")
+
+
+def _unloadable_extension(module: str, setting: _Setting) -> tuple[str, _Place] | None:
+    """(module, file) when ``module`` ships only as an extension file built for the target
+    whose suffix this interpreter does not load (so it found no such module)."""
+    *packages, leaf = module.split(".")
+    for root in setting.roots:
+        for suffix in setting.target_suffixes:
+            if suffix in importlib.machinery.EXTENSION_SUFFIXES:
+                continue  # it would have been loaded (or failed to load) under that name
+            candidate = root.joinpath(*packages, f"{leaf}{suffix}")
+            if candidate.is_file():
+                return module, setting.place(str(candidate))
     return None
 
 

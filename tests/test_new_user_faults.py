@@ -319,6 +319,29 @@ def test_a_cache_dir_that_is_a_file_is_bad_input_naming_the_option(
     assert tree_bytes(here.project) == here.project_before
 
 
+def test_an_output_directory_that_is_a_file_is_bad_input_before_any_work(
+    tmp_path: Path, index: PackageIndex
+) -> None:
+    # `--out dist/deployment.zip`: the zip's path given where its folder is wanted.
+    index.add_wheel("alpha", "1.0")
+    here = scene(tmp_path, {"requirements.txt": "alpha==1.0\n"})
+    given = tmp_path / "deployment.zip"
+    given.write_bytes(b"an earlier zip")
+
+    command = [sys.executable, "-m", "chalicepack", "build", str(here.project)]
+    command += ["--out", str(given), "--cache-dir", str(here.cache)]
+    completed = subprocess.run(command, capture_output=True, text=True, env=here.env())
+
+    assert completed.returncode == 2, completed.stderr
+    assert error_line(completed.stderr) == (
+        f"the output directory {given}: {given} is a file, not a directory; name a directory "
+        "(it is created when missing)"
+    )
+    assert "resolv" not in completed.stderr  # refused before any work
+    assert given.read_bytes() == b"an earlier zip"
+    assert sorted(here.tmpdir.iterdir()) == []
+
+
 # --- 7. a cached installed tree damaged without changing its size ----------------------------
 
 IMPORTS_ALPHA = "import alpha\nfrom chalice import Chalice\n\napp = Chalice(app_name='testapp')\n"

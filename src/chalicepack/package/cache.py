@@ -54,17 +54,22 @@ def usable_cache_dir(cache_dir: Path, given: bool) -> Path:
     """``cache_dir``, refused before any work when it, or a folder above it, is a file: the
     first write into it would fail halfway through the build with a bare "Not a directory".
     ``given``: the user named it with ``--cache-dir`` (else it is the default's fault)."""
-    for path in (cache_dir, *cache_dir.parents):
+    return usable_directory(cache_dir, "--cache-dir" if given else "the default cache directory")
+
+
+def usable_directory(directory: Path, where: str) -> Path:
+    """``directory``, refused (bad input naming ``where``: the option that names it) when it,
+    or a folder above it, is a file."""
+    for path in (directory, *directory.parents):
         if path.exists():
             if path.is_dir():
-                return cache_dir
-            where = "--cache-dir" if given else "the default cache directory"
+                return directory
             raise BadInput(
-                f"{where} {cache_dir}: {path} is a file, not a directory; name a directory "
+                f"{where} {directory}: {path} is a file, not a directory; name a directory "
                 "(it is created when missing)",
                 file=path,
             )
-    return cache_dir
+    return directory
 
 
 # pip settings that change where pip keeps files, how it talks and how long it waits, never

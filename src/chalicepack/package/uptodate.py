@@ -38,6 +38,7 @@ from chalicepack.package.cache import (
     resolution_key,
     reusable_resolution,
     usable_cache_dir,
+    usable_directory,
 )
 from chalicepack.package.chaliceruntime import installed_version
 from chalicepack.package.digest import DigestRecord
@@ -104,7 +105,9 @@ class BuildInputs:
             config=config,
             target=target,
             automatic_layer=automatic_layer,
-            out_dir=(options.out_dir or project_dir / "dist").resolve(),
+            out_dir=usable_directory(
+                (options.out_dir or project_dir / "dist").resolve(), "the output directory"
+            ),
             cache_dir=cache_dir,
             settings=settings,
         )

@@ -261,3 +261,22 @@ def test_an_app_failing_at_import_is_blamed_even_when_a_dependency_has_a_command
     assert run.returncode == 2, run.stderr
     assert "the database URL is not set" in run.stderr
     assert "damaged" not in run.stderr
+
+
+def test_an_app_importing_a_dependency_that_could_not_be_installed_is_told_why(
+    tmp_path: Path, chalicepack, index
+) -> None:
+    # Only a macOS build: the dependency is reported missing, and the app then fails to import
+    # it. The hint names the requirement it already has, not "add it to requirements.txt".
+    index.add_wheel("macosonly", "1.0", tag="cp311-cp311-macosx_11_0_arm64")
+    app = APP_HEADER + "import macosonly\n"
+    project = make_project(tmp_path / "app", {"app.py": app, "requirements.txt": "macosonly\n"})
+
+    run = chalicepack("build", project, "--runtime", "python3.11")
+
+    assert run.returncode == 2, run.stderr
+    assert "Could not install dependencies:\nmacosonly==1.0" in run.stderr
+    assert "macosonly==1.0 was not installed: it has no build for Lambda's cp311 x86_64" in (
+        run.stderr
+    )
+    assert "add the distribution that provides it" not in run.stderr

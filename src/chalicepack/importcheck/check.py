@@ -135,6 +135,7 @@ def check_app_import(
     dependencies: Path | None = None,
     bytecode_cache: Path | None = None,
     waiting: WaitingChild | None = None,
+    not_installed: Sequence[str] = (),
 ) -> ImportCheck:
     """Import ``app`` from ``function_tree`` as Lambda would; raise ``AppImportError`` on failure.
 
@@ -159,6 +160,7 @@ def check_app_import(
         target_machine=target_machine,
         runtime=runtime_provided.resolve() if runtime_provided else None,
         bytecode_cache=bytecode_cache.resolve() if bytecode_cache else None,
+        not_installed=tuple(not_installed),
     )
     if not (setting.tree / "app.py").is_file():
         dismiss_waiting_child(waiting)
@@ -239,6 +241,7 @@ class _Setting:
     runtime: Path | None = None
     dependencies: Path | None = None
     bytecode_cache: Path | None = None
+    not_installed: tuple[str, ...] = ()  # name==version the build could not install
 
     @property
     def roots(self) -> tuple[Path, ...]:
@@ -846,6 +849,8 @@ def _missing_hint(missing: str, setting: _Setting) -> str:
             )
     if any((base / top).exists() or (base / f"{top}.py").exists() for base in setting.roots):
         return f"{top} is in the package, but has no module {missing}."
+    if setting.not_installed:
+        return _not_installed_hint(top, setting)
     hint = (
         f"{top} is not in the package: add the distribution that provides it to "
         "requirements.txt, or put it in vendor/."
@@ -856,6 +861,27 @@ def _missing_hint(missing: str, setting: _Setting) -> str:
             "and AWS recommends shipping the SDK version you test with."
         )
     return hint
+
+
+def _not_installed_hint(top: str, setting: _Setting) -> str:
+    """The hint for a module missing because the build could not install a distribution."""
+    wanted = _normalized(top)
+    pins = [pin for pin in setting.not_installed if _normalized(pin.split("==")[0]) == wanted]
+    if pins:
+        return (
+            f"{pins[0]} was not installed: it has no build for Lambda's {setting.target_text} "
+            '(see "Could not install dependencies" above for the fix).'
+        )
+    return (
+        f"{top} is not in the package. The build could not install "
+        f'{", ".join(setting.not_installed)} (see "Could not install dependencies" above): if '
+        f"one of them provides {top}, that is why; else add the distribution that provides it "
+        "to requirements.txt, or put it in vendor/."
+    )
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _timeout_error(

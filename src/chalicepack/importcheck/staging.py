@@ -41,6 +41,7 @@ class Shipped:
     libraries: Sequence[ZipEntry]
     automatic_layer: bool
     site_packages: Path
+    not_installed: tuple[str, ...] = ()  # name==version of the distributions left missing
 
     @property
     def function(self) -> list[ZipEntry]:
@@ -71,6 +72,7 @@ def import_shipped(
             dependencies=dependencies,
             bytecode_cache=bytecode,
             waiting=waiting,
+            not_installed=shipped.not_installed,
         )
     except AppImportError as error:
         _log_app_output(error.output)

@@ -315,7 +315,8 @@ def _shipped(
         ),
         vendor_overrides=tuple(overridden),
     )
-    shipped = Shipped(app, trimmed.kept, inputs.automatic_layer, tree.site_packages)
+    missing = tuple(f"{m.name}=={m.version}" for m in report.missing_dependencies)
+    shipped = Shipped(app, trimmed.kept, inputs.automatic_layer, tree.site_packages, missing)
     return shipped, report
 
 

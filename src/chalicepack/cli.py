@@ -45,9 +45,17 @@ class _Parser(argparse.ArgumentParser):
         raise BadInput(f"{self.prog}: {message} (see --help)")
 
 
+# The user's words for the tool (``--help``), not this module's docstring.
+_DESCRIPTION = (
+    "Package an AWS Chalice app for AWS Lambda: its dependencies installed for the Lambda "
+    "runtime and architecture (not this machine's), the app imported as Lambda would, "
+    "deployment.zip (and layer-deployment.zip) written."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line's parser: every command and option."""
-    parser = _Parser(prog="chalicepack", description=__doc__.split("\n", 1)[0])
+    parser = _Parser(prog="chalicepack", description=_DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"chalicepack {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_project_options(commands.add_parser("build", help="package a Chalice project"))

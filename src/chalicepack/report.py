@@ -312,10 +312,6 @@ def summary_lines(report: BuildReport) -> list[str]:
     ]
     deps = len(report.dependencies)
     missing = len(report.missing_dependencies)
-    lines.append(
-        f"{report.runtime} {report.architecture}: "
-        + "; ".join(parts)
-        + f"; {deps} dependencies"
-        + (f", {missing} missing" if missing else "")
-    )
+    parts.append(f"{deps} dependencies" + (f", {missing} missing" if missing else ""))
+    lines.append(f"{report.runtime} {report.architecture}: " + "; ".join(parts))
     return lines

@@ -130,7 +130,10 @@ def test_check_writes_its_own_report_and_leaves_the_builds_standing(
     again = chalicepack("build", project, "--json")
 
     assert checked.returncode == 0, checked.stderr
-    assert checked.stdout.splitlines()[0] == str(dist / "check-report.json")
+    assert checked.stdout.splitlines() == [
+        str(dist / "check-report.json"),
+        "python3.11 x86_64: 1 dependencies",
+    ]
     check_report = json.loads((dist / "check-report.json").read_text())
     assert [d["name"] for d in check_report["dependencies"]] == ["puredep"]
     assert (dist / "build-report.json").read_bytes() == build_report

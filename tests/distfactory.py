@@ -267,7 +267,7 @@ def build_shared_library(out_dir: Path, name: str, source: str, zig_target: str)
 # extension module, ``<package>/_speedups``.
 _BACKEND_PROJECTS: dict[str, dict[str, str]] = {
     "scikit-build-core": {
-        "requires": "scikit-build-core",
+        "requires": '["scikit-build-core"]',
         "build-backend": "scikit_build_core.build",
         "CMakeLists.txt": textwrap.dedent(
             """
@@ -280,7 +280,7 @@ _BACKEND_PROJECTS: dict[str, dict[str, str]] = {
         ),
     },
     "meson-python": {
-        "requires": "meson-python",
+        "requires": '["meson-python"]',
         "build-backend": "mesonpy",
         "meson.build": textwrap.dedent(
             """
@@ -292,7 +292,8 @@ _BACKEND_PROJECTS: dict[str, dict[str, str]] = {
         ),
     },
     "maturin": {
-        "requires": "maturin>=1,<2",
+        # cffi bindings: maturin builds their Python side with cffi.
+        "requires": '["maturin>=1,<2", "cffi"]',
         "build-backend": "maturin",
         "Cargo.toml": textwrap.dedent(
             """
@@ -325,7 +326,7 @@ def build_backend_sdist(out_dir: Path, name: str, version: str, backend: str) ->
     members: dict[str, str | bytes] = {
         f"{package}/__init__.py": f'__version__ = "{version}"\n',
         "pyproject.toml": (
-            f'[build-system]\nrequires = ["{project["requires"]}"]\n'
+            f"[build-system]\nrequires = {project['requires']}\n"
             f'build-backend = "{project["build-backend"]}"\n\n'
             f'[project]\nname = "{name}"\nversion = "{version}"\n\n'
             + project.get("tool", "").format(**values)

@@ -111,6 +111,37 @@ def test_a_maturin_sdist_without_rust_for_the_target_is_missing_saying_so(
     assert "it is a Rust extension (built by maturin)" in run.stderr
 
 
+@pytest.mark.network
+def test_a_maturin_sdist_is_linked_by_zig_for_the_runtimes_glibc_where_rust_is_installed(
+    tmp_path: Path, backend_index: PackageIndex, chalicepack
+) -> None:
+    target = Target.parse("python3.11", "x86_64")
+    premise = rust_missing(target)
+    if premise is not None:
+        pytest.skip(f"no Rust toolchain for x86_64 here: {premise}")
+    backend_index.add_file(build_backend_sdist(tmp_path / "dists", "rustspeedy", "1.0", "maturin"))
+    project = make_project(tmp_path / "app", {"requirements.txt": "rustspeedy==1.0\n"})
+
+    run = chalicepack(
+        "build", project, "--json", "--runtime", "python3.11", "--arch", "x86_64", "--no-import"
+    )
+
+    assert run.returncode == 0, run.stderr
+    report = run.json()
+    assert report["missing_dependencies"] == [], run.stderr
+    (dependency,) = report["dependencies"]
+    assert dependency["tag"] == "cp311-cp311-manylinux_2_26_x86_64"
+    (record,) = report["source_builds"]
+    assert record["verdict"] == "fits"
+    # Not this machine's linker (its glibc's symbol versions): zig's, for glibc 2.26.
+    assert record["compiler"] == "zig cc -target x86_64-linux-gnu.2.26"
+    ((name, data),) = _modules(project).items()
+    assert name == "_speedups/lib_speedups.so"  # cffi's library, loaded by its ffi module
+    elf = ELFFile(io.BytesIO(data))
+    assert elf["e_machine"] == "EM_X86_64"
+    assert max(glibc_versions(elf), default=(0, 0)) <= (2, 26)
+
+
 def test_a_module_named_for_another_machine_is_refused_though_its_elf_is_the_targets(
     tmp_path: Path,
 ) -> None:

@@ -20,6 +20,9 @@ meson refuses zig's output as "not runnable" instead of building for this machin
 names modules as the Python it runs reports (this machine's suffix) unless given the target
 Python's PEP 739 build details (``python.build_config``): ``meson_python_config`` writes them,
 for the interpreter of the target's minor, with the target's platform and module suffix.
+maturin links with zig itself (its ``--zig``, cargo-zigbuild built in) when told the target's
+Rust triple and manylinux policy (``MATURIN_PEP517_ARGS``); it needs a Rust toolchain with
+the target's standard library, which ``rust_missing`` checks before any build.
 
 ``host_toolchain`` is the other environment: this machine's own compiler, as ``chalice
 package`` builds, tried first when the target's machine is this one's (see ``sourcebuild``
@@ -102,6 +105,13 @@ def toolchain(target: Target, cache_dir: Path) -> Toolchain:
         "ZIG_GLOBAL_CACHE_DIR": os.environ.get("ZIG_GLOBAL_CACHE_DIR") or str(cache_dir / "zig"),
         "ZIG_LOCAL_CACHE_DIR": os.environ.get("ZIG_LOCAL_CACHE_DIR") or str(cache_dir / "zig"),
         "CMAKE_TOOLCHAIN_FILE": str(files.cmake),
+        # maturin links with zig itself (cargo-zigbuild, built in) for the target's triple
+        # and glibc, given the same zig; its own arguments, when the user gives some, win.
+        "MATURIN_PEP517_ARGS": os.environ.get("MATURIN_PEP517_ARGS")
+        or "--zig --target {} --compatibility manylinux_{}_{}".format(
+            rust_triple(target), *target.glibc
+        ),
+        "CARGO_ZIGBUILD_ZIG_PATH": str(zig),
     }
     return Toolchain(f"zig cc {flags}", env, meson_cross_file=files.meson)
 

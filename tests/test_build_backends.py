@@ -40,10 +40,24 @@ def _modules(project: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.network
-@pytest.mark.parametrize("arch", ["x86_64", "arm64"])
+@pytest.mark.parametrize(
+    ("arch", "cflags"),
+    [
+        ("x86_64", ""),
+        # Flags that choose a CPU: this machine's gcc is not tried, zig builds for x86_64.
+        ("x86_64", "-mcpu=baseline"),
+        ("arm64", ""),
+    ],
+)
 def test_scikit_build_core_and_meson_python_sdists_are_built_for_the_target(
-    tmp_path: Path, backend_index: PackageIndex, chalicepack, arch: str
+    tmp_path: Path,
+    backend_index: PackageIndex,
+    chalicepack,
+    monkeypatch: pytest.MonkeyPatch,
+    arch: str,
+    cflags: str,
 ) -> None:
+    monkeypatch.setenv("CFLAGS", cflags)
     backend_index.add_file(
         build_backend_sdist(tmp_path / "dists", "cmakespeedy", "1.0", "scikit-build-core")
     )
@@ -76,9 +90,9 @@ def test_scikit_build_core_and_meson_python_sdists_are_built_for_the_target(
         assert max(glibc_versions(elf), default=(0, 0)) <= (2, 26), name
     # meson names modules as the target's Python would (its PEP 739 build details).
     assert f"mesonspeedy/_speedups.cpython-311-{machine}-linux-gnu.so" in modules
-    if arch == "arm64":
+    if arch == "arm64" or cflags:
         for record in records.values():
-            assert record["compiler"] == "zig cc -target aarch64-linux-gnu.2.26"
+            assert record["compiler"] == f"zig cc -target {machine}-linux-gnu.2.26"
 
 
 @pytest.mark.network

@@ -7,6 +7,7 @@ what they require) come from the real PyPI, the index users have them from."""
 from __future__ import annotations
 
 import io
+import os
 import re
 import zipfile
 from collections.abc import Iterator
@@ -123,6 +124,33 @@ def test_a_maturin_sdist_without_rust_for_the_target_is_missing_saying_so(
     assert record["compiler"] == "none (no Rust toolchain for the target)"
     assert not _modules(project)
     assert "it is a Rust extension (built by maturin)" in run.stderr
+
+
+@pytest.mark.network
+def test_a_maturin_sdist_on_a_machine_without_cargo_is_missing_not_an_unknown_release(
+    tmp_path: Path, backend_index: PackageIndex, chalicepack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No cargo anywhere on PATH; and maturin not allowed to download a Rust toolchain of its
+    # own (it does by default, to read an sdist's metadata on a machine without one).
+    path = [d for d in os.environ["PATH"].split(os.pathsep) if not (Path(d) / "cargo").exists()]
+    monkeypatch.setenv("PATH", os.pathsep.join(path))
+    monkeypatch.setenv("MATURIN_NO_INSTALL_RUST", "1")
+    backend_index.add_file(build_backend_sdist(tmp_path / "dists", "rustspeedy", "1.0", "maturin"))
+    project = make_project(tmp_path / "app", {"requirements.txt": "rustspeedy==1.0\n"})
+
+    run = chalicepack(
+        "build", project, "--json", "--runtime", "python3.11", "--arch", "arm64", "--no-import"
+    )
+
+    # pip resolves it again after uv's build is not kept, and cannot even read its metadata
+    # here: missing, saying so (it was "no release of rustspeedy==1.0 exists", exit 2).
+    assert run.returncode == 0, run.stderr
+    (missing,) = run.json()["missing_dependencies"]
+    assert missing["name"] == "rustspeedy"
+    assert missing["reason"] == (
+        "its source distribution could not be prepared on this host (metadata build failed)"
+    )
+    assert not _modules(project)
 
 
 @pytest.mark.network

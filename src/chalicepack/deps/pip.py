@@ -103,6 +103,12 @@ class PipResult:
     def failed_build(self) -> str | None:
         """The project whose source distribution pip could not prepare, if that is the error."""
         found = re.findall(r"Failed to build '([^']+)'", self.stderr)
+        # A backend's prepare_metadata_for_build_wheel failing (maturin with no cargo) is
+        # pip's "metadata-generation-failed", naming the project under its message.
+        found += re.findall(
+            r"Encountered error while generating package metadata\.\s*╰─> ([A-Za-z0-9._-]+)",
+            self.stderr,
+        )
         return found[-1] if found else None
 
     def sdist_version(self, name: str) -> str | None:

@@ -150,6 +150,9 @@ def test_a_maturin_sdist_on_a_machine_without_cargo_is_missing_not_an_unknown_re
     assert missing["reason"] == (
         "its source distribution could not be prepared on this host (metadata build failed)"
     )
+    # The backend's own words, from pip's log: what is missing and where to get it.
+    assert "Cargo, the Rust package manager, is not installed" in missing["build_log"]
+    assert "https://rustup.rs/" in missing["build_log"]
     assert not _modules(project)
 
 

@@ -83,6 +83,9 @@ class PipResult:
     fetch_failures: tuple[str, ...] = ()
     # "url: reason" for each repository git could not reach (from pip's verbose log), redacted.
     unreachable_repositories: tuple[str, ...] = ()
+    # What a backend printed before its metadata build failed (pip's verbose log holds it;
+    # with --log its console says "No available output"), redacted.
+    metadata_output: str = ""
 
     @property
     def ok(self) -> bool:
@@ -226,7 +229,23 @@ def run_pip(
         stderr,
         _fetch_failures(log_text),
         _unreachable_repositories(log_text),
+        _metadata_output(log_text),
     )
+
+
+# A line of pip's verbose log: its timestamp, then the message.
+_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT[\d:,]+ ?", re.MULTILINE)
+
+
+def _metadata_output(log_text: str) -> str:
+    """The output of the last metadata build that failed, as pip's log holds it."""
+    end = log_text.rfind("ERROR: Preparing metadata")
+    start = log_text.rfind("Running command Preparing metadata", 0, end)
+    if end < 0 or start < 0:
+        return ""
+    body = log_text[log_text.find("\n", start) + 1 : end]
+    lines = [line.strip() for line in _LOG_LINE.sub("", body).splitlines()]
+    return redact("\n".join(line for line in lines if line)[-4000:])
 
 
 def network_limits(env: Mapping[str, str]) -> tuple[str, str]:

@@ -316,10 +316,13 @@ _BACKEND_PROJECTS: dict[str, dict[str, str]] = {
 }
 
 
-def build_backend_sdist(out_dir: Path, name: str, version: str, backend: str) -> Path:
+def build_backend_sdist(
+    out_dir: Path, name: str, version: str, backend: str, *, ext: str | None = None
+) -> Path:
     """Write ``<name>-<version>.tar.gz``, an sdist whose ``backend`` (``scikit-build-core``,
-    ``meson-python`` or ``maturin``) builds ``<package>/_speedups`` from C (Rust for
-    maturin), its build requirements coming from the index."""
+    ``meson-python`` or ``maturin``) builds ``<package>/_speedups`` from C (``ext``, else a
+    module with no functions; Rust for maturin), its build requirements coming from the
+    index."""
     package = import_name(name)
     project = _BACKEND_PROJECTS[backend]
     values = {"name": name, "version": version, "package": package}
@@ -333,7 +336,7 @@ def build_backend_sdist(out_dir: Path, name: str, version: str, backend: str) ->
         ),
         # As these backends write it: static metadata a resolver reads without building.
         "PKG-INFO": _metadata(name, version, (), None).replace("Version: 2.1", "Version: 2.4"),
-        "ext.c": _EXT_SOURCE,
+        "ext.c": ext or _EXT_SOURCE,
     }
     for path, content in project.items():
         if path not in ("requires", "build-backend", "tool"):

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
+from arm64root import Arm64Root
 from chalicepack.deps.crossbuild import rust_missing
 from chalicepack.deps.policy import glibc_versions, module_problem
 from chalicepack.inputs.target import Target
@@ -33,6 +34,22 @@ def backend_index(index: PackageIndex, monkeypatch: pytest.MonkeyPatch) -> Itera
     require_pypi()
     monkeypatch.setenv("PIP_EXTRA_INDEX_URL", PYPI)
     yield index
+
+
+# A module answering from C code compiled for the CPU it runs on.
+_EXT_ARCH = r"""
+#include <Python.h>
+static PyObject *arch(PyObject *self, PyObject *unused) {
+#if defined(__aarch64__)
+    return PyUnicode_FromString("aarch64");
+#else
+    return PyUnicode_FromString("other");
+#endif
+}
+static PyMethodDef methods[] = {{"arch", arch, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_speedups", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__speedups(void) { return PyModule_Create(&module); }
+"""
 
 
 def _modules(project: Path) -> dict[str, bytes]:
@@ -203,3 +220,30 @@ def test_a_module_named_for_another_machine_is_refused_though_its_elf_is_the_tar
     problem = module_problem(wheel, Target.parse("python3.11", "arm64"))
 
     assert problem == f"{name} is named for x86_64: Python on aarch64 would not import it"
+
+
+@pytest.mark.arm64
+@pytest.mark.network
+def test_the_cmake_and_meson_modules_built_for_arm64_import_on_arm64_from_the_zip(
+    arm64_root: Arm64Root, tmp_path: Path, backend_index: PackageIndex, chalicepack
+) -> None:
+    for name, backend in (("cmakespeedy", "scikit-build-core"), ("mesonspeedy", "meson-python")):
+        sdist = build_backend_sdist(tmp_path / "dists", name, "1.0", backend, ext=_EXT_ARCH)
+        backend_index.add_file(sdist)
+    requirements = "cmakespeedy==1.0\nmesonspeedy==1.0\n"
+    project = make_project(tmp_path / "app", {"requirements.txt": requirements})
+
+    run = chalicepack("build", project, "--runtime", "python3.11", "--arch", "arm64")
+
+    assert run.returncode == 0, run.stderr
+    unzipped = tmp_path / "task"
+    with zipfile.ZipFile(project / "dist" / "deployment.zip") as archive:
+        archive.extractall(unzipped)
+    # Imported by name, as Lambda's python3.11 on arm64 imports them: CMake's plain ".so" and
+    # meson's ".cpython-311-aarch64-linux-gnu.so" alike.
+    ran = arm64_root.python(
+        "import cmakespeedy._speedups as c, mesonspeedy._speedups as m\nprint(c.arch(), m.arch())",
+        share=unzipped,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split() == ["aarch64", "aarch64"]

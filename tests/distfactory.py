@@ -245,16 +245,7 @@ def build_sdist(
     if c_extension or optional_c_extension:
         members["ext.c"] = ext_source or _EXT_SOURCE
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sdist_path = out_dir / f"{root}.tar.gz"
-    with tarfile.open(sdist_path, "w:gz") as sdist:
-        for path, content in members.items():
-            data = _as_bytes(content)
-            info = tarfile.TarInfo(f"{root}/{path}")
-            info.size = len(data)
-            info.mode = 0o644
-            sdist.addfile(info, io.BytesIO(data))
-    return sdist_path
+    return _write_sdist(out_dir, root, members)
 
 
 def build_shared_library(out_dir: Path, name: str, source: str, zig_target: str) -> Path:
@@ -269,3 +260,98 @@ def build_shared_library(out_dir: Path, name: str, source: str, zig_target: str)
     command += [f"-Wl,-soname,lib{name}.so", str(source_path), "-o", str(library)]
     subprocess.run(command, check=True, capture_output=True)
     return library
+
+
+# The project files of an sdist built by a real build backend (fetched from the index into
+# its build environment, as for any user): the backend's own configuration and one C
+# extension module, ``<package>/_speedups``.
+_BACKEND_PROJECTS: dict[str, dict[str, str]] = {
+    "scikit-build-core": {
+        "requires": '["scikit-build-core"]',
+        "build-backend": "scikit_build_core.build",
+        "CMakeLists.txt": textwrap.dedent(
+            """
+            cmake_minimum_required(VERSION 3.15...3.31)
+            project(${{SKBUILD_PROJECT_NAME}} LANGUAGES C)
+            find_package(Python COMPONENTS Interpreter Development.Module REQUIRED)
+            python_add_library(_speedups MODULE ext.c WITH_SOABI)
+            install(TARGETS _speedups DESTINATION {package})
+            """
+        ),
+    },
+    "meson-python": {
+        "requires": '["meson-python"]',
+        "build-backend": "mesonpy",
+        "meson.build": textwrap.dedent(
+            """
+            project('{name}', 'c', version: '{version}')
+            py = import('python').find_installation(pure: false)
+            py.extension_module('_speedups', 'ext.c', install: true, subdir: '{package}')
+            py.install_sources('{package}/__init__.py', subdir: '{package}')
+            """
+        ),
+    },
+    "maturin": {
+        # cffi bindings: maturin builds their Python side with cffi.
+        "requires": '["maturin>=1,<2", "cffi"]',
+        "build-backend": "maturin",
+        "Cargo.toml": textwrap.dedent(
+            """
+            [package]
+            name = "{package}"
+            version = "0.1.0"
+            edition = "2021"
+
+            [lib]
+            name = "_speedups"
+            crate-type = ["cdylib"]
+
+            [dependencies]
+            """
+        ),
+        # No pyo3 (its crate would come from crates.io): maturin then takes it for cffi
+        # bindings, a C function in a cdylib.
+        "src/lib.rs": '#[no_mangle]\npub extern "C" fn answer() -> i32 {{ 42 }}\n',
+    },
+}
+
+
+def build_backend_sdist(
+    out_dir: Path, name: str, version: str, backend: str, *, ext: str | None = None
+) -> Path:
+    """Write ``<name>-<version>.tar.gz``, an sdist whose ``backend`` (``scikit-build-core``,
+    ``meson-python`` or ``maturin``) builds ``<package>/_speedups`` from C (``ext``, else a
+    module with no functions; Rust for maturin), its build requirements coming from the
+    index."""
+    package = import_name(name)
+    project = _BACKEND_PROJECTS[backend]
+    values = {"name": name, "version": version, "package": package}
+    members: dict[str, str | bytes] = {
+        f"{package}/__init__.py": f'__version__ = "{version}"\n',
+        "pyproject.toml": (
+            f"[build-system]\nrequires = {project['requires']}\n"
+            f'build-backend = "{project["build-backend"]}"\n\n'
+            f'[project]\nname = "{name}"\nversion = "{version}"\n\n'
+            + project.get("tool", "").format(**values)
+        ),
+        # As these backends write it: static metadata a resolver reads without building.
+        "PKG-INFO": _metadata(name, version, (), None).replace("Version: 2.1", "Version: 2.4"),
+        "ext.c": ext or _EXT_SOURCE,
+    }
+    for path, content in project.items():
+        if path not in ("requires", "build-backend", "tool"):
+            members[path] = content.format(**values)
+    return _write_sdist(out_dir, f"{package}-{version}", members)
+
+
+def _write_sdist(out_dir: Path, root: str, members: Files) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sdist_path = out_dir / f"{root}.tar.gz"
+    with tarfile.open(sdist_path, "w:gz") as sdist:
+        for path, content in members.items():
+            data = _as_bytes(content)
+            info = tarfile.TarInfo(f"{root}/{path}")
+            info.size = len(data)
+            info.mode = 0o644
+            sdist.addfile(info, io.BytesIO(data))
+    return sdist_path

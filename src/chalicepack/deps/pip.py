@@ -83,6 +83,9 @@ class PipResult:
     fetch_failures: tuple[str, ...] = ()
     # "url: reason" for each repository git could not reach (from pip's verbose log), redacted.
     unreachable_repositories: tuple[str, ...] = ()
+    # What a backend printed before its metadata build failed (pip's verbose log holds it;
+    # with --log its console says "No available output"), redacted.
+    metadata_output: str = ""
 
     @property
     def ok(self) -> bool:
@@ -103,6 +106,12 @@ class PipResult:
     def failed_build(self) -> str | None:
         """The project whose source distribution pip could not prepare, if that is the error."""
         found = re.findall(r"Failed to build '([^']+)'", self.stderr)
+        # A backend's prepare_metadata_for_build_wheel failing (maturin with no cargo) is
+        # pip's "metadata-generation-failed", naming the project under its message.
+        found += re.findall(
+            r"Encountered error while generating package metadata\.\s*╰─> ([A-Za-z0-9._-]+)",
+            self.stderr,
+        )
         return found[-1] if found else None
 
     def sdist_version(self, name: str) -> str | None:
@@ -220,7 +229,23 @@ def run_pip(
         stderr,
         _fetch_failures(log_text),
         _unreachable_repositories(log_text),
+        _metadata_output(log_text),
     )
+
+
+# A line of pip's verbose log: its timestamp, then the message.
+_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT[\d:,]+ ?", re.MULTILINE)
+
+
+def _metadata_output(log_text: str) -> str:
+    """The output of the last metadata build that failed, as pip's log holds it."""
+    end = log_text.rfind("ERROR: Preparing metadata")
+    start = log_text.rfind("Running command Preparing metadata", 0, end)
+    if end < 0 or start < 0:
+        return ""
+    body = log_text[log_text.find("\n", start) + 1 : end]
+    lines = [line.strip() for line in _LOG_LINE.sub("", body).splitlines()]
+    return redact("\n".join(line for line in lines if line)[-4000:])
 
 
 def network_limits(env: Mapping[str, str]) -> tuple[str, str]:

@@ -205,7 +205,9 @@ def _unbuildable(result: PipResult, context: _Context) -> MissingDistribution | 
     if version is None:
         return None
     reason = "its source distribution could not be prepared on this host (metadata build failed)"
-    return MissingDistribution(name, version, reason, build_log=result.tail(20))
+    return MissingDistribution(
+        name, version, reason, build_log=result.metadata_output or result.tail(20)
+    )
 
 
 def _pinned_version(context: _Context, name: str) -> str | None:

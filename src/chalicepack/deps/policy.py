@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 _COMPILED = re.compile(r"\.(so(\.\d+)*|pyd|dylib)$")
 _CPYTHON_SUFFIX = re.compile(r"\.cpython-(\d)(\d+)[a-z]*-")
+# The machine in a module's name (``.cpython-311-aarch64-linux-gnu.so``): the target's Python
+# imports only its own machine's (or an untagged ``.so``).
+_SUFFIX_MACHINE = re.compile(r"\.cpython-\d+[a-z]*-([a-z0-9_]+)-linux-gnu\.so$")
 _GLIBC = re.compile(r"^GLIBC_(\d+)\.(\d+)")
 _ELF_MACHINE = {"EM_X86_64": "x86_64", "EM_AARCH64": "aarch64"}
 
@@ -60,6 +63,12 @@ def module_problem(wheel: Path, target: Target) -> str | None:
             suffix = _CPYTHON_SUFFIX.search(name)
             if suffix and f"cp{suffix[1]}{suffix[2]}" != target.abi:
                 return f"{name} is built for cp{suffix[1]}{suffix[2]}, the target is {target.abi}"
+            named = _SUFFIX_MACHINE.search(name)
+            if named and named[1] != target.machine:
+                return (
+                    f"{name} is named for {named[1]}: Python on {target.machine} would not "
+                    "import it"
+                )
             with archive.open(name) as member:
                 problem = _elf_problem(name, member.read(), target)
             if problem is not None:

@@ -41,7 +41,15 @@ from pathlib import Path
 from typing import Any
 
 from chalicepack.deps.buildrecord import SourceBuild
-from chalicepack.deps.crossbuild import Toolchain, host_toolchain, toolchain, without_compiler
+from chalicepack.deps.crossbuild import (
+    Toolchain,
+    host_toolchain,
+    meson_python_config,
+    rust_missing,
+    rust_triple,
+    toolchain,
+    without_compiler,
+)
 from chalicepack.deps.interpreters import (
     Interpreter,
     NotProvided,
@@ -50,7 +58,7 @@ from chalicepack.deps.interpreters import (
 )
 from chalicepack.deps.pip import PipResult, redact, run_pip
 from chalicepack.deps.policy import audit, compiled_members, module_problem, policy_name
-from chalicepack.deps.uvbuild import SdistFile, build_with_uv, uv_declines
+from chalicepack.deps.uvbuild import SdistFile, build_backend, build_with_uv, uv_declines
 from chalicepack.errors import BuildFailure
 from chalicepack.inputs.target import Target
 
@@ -95,6 +103,22 @@ class _Build:
     interpreter: Interpreter | None
     source: Path | None = None  # the sdist file uv builds; None: pip builds the requirement
     hashes: tuple[str, ...] = ()  # sha256 digests the source must have (a lock's)
+    backend: str | None = None  # the sdist's PEP 517 backend, when uv builds it
+
+    def config_settings(self, tools: Toolchain) -> tuple[str, ...]:
+        """The backend's config settings that aim it at the target (meson-python's cross
+        file: meson reads no variable for it)."""
+        if self.backend != "mesonpy" or tools.meson_cross_file is None:
+            return ()
+        settings = [f"setup-args=--cross-file={tools.meson_cross_file}"]
+        if self.interpreter is not None:
+            # Meson names modules for the Python it runs unless told the target Python's.
+            details = meson_python_config(
+                self.target, self.interpreter.path, self.cache_dir / "cross"
+            )
+            if details is not None:
+                settings.append(f"setup-args=-Dpython.build_config={details}")
+        return tuple(settings)
 
     def record(self, compiler: str, verdict: str, **details: Any) -> SourceBuild:
         described = None if self.interpreter is None else self.interpreter.describe()
@@ -129,10 +153,16 @@ def build_for_target(
     provided = interpreter_for(target.version_text, cache_dir.parent / "python")
     interpreter = None if isinstance(provided, NotProvided) else provided
     source = _uv_source(sdist, pip_options, cache_dir, f"{name} {version}")
+    backend = None if source is None else build_backend(source)
     build = _Build(
         requirement, name, version, target, tuple(pip_options), cache_dir, interpreter, source,
-        hashes,
+        hashes, backend,
     )  # fmt: skip
+    if backend == "maturin":
+        # A Rust extension: cargo's build, not a C compiler's, and no build without one.
+        missing = rust_missing(target)
+        if missing is not None:
+            return _without_rust(build, missing)
     if interpreter is None:
         why = provided.why if isinstance(provided, NotProvided) else ""
         return _build_without_interpreter(build, workdir, why)
@@ -155,7 +185,9 @@ def build_for_target(
     if checked.record.verdict != "refused":
         return checked
     # Maybe the C extension is optional: try once more with no compiler at all.
-    retry = _wheel(build, workdir / "pure", {**tools.env, **without_compiler()}, fresh=True)
+    # (No cross file either: it would hand meson zig again.)
+    no_compiler = replace(tools, env={**tools.env, **without_compiler()}, meson_cross_file=None)
+    retry = _wheel(build, workdir / "pure", no_compiler, fresh=True)
     if isinstance(retry, Path) and not compiled_members(retry):
         log.info("%s: kept the build without its C extension", name)
         record = build.record("none (its C extension left out)", "pure", reason=checked.reason)
@@ -166,7 +198,7 @@ def build_for_target(
 def _compiled(build: _Build, tools: Toolchain, workdir: Path) -> BuiltWheel | Unusable:
     """A build with ``tools``: pure, or compiled and fitted to the target's policy, or why
     it is not kept."""
-    built = _wheel(build, workdir / "wheel", tools.env)
+    built = _wheel(build, workdir / "wheel", tools)
     if isinstance(built, Unusable):
         return built if built.unlisted_sha256 else _failed(build, tools, built)
     if not compiled_members(built):
@@ -230,6 +262,20 @@ def _failed(build: _Build, tools: Toolchain, failed: Unusable) -> Unusable:
     return replace(failed, reason=reason, record=record)
 
 
+def _without_rust(build: _Build, missing: str) -> Unusable:
+    """A Rust extension (maturin) with no Rust toolchain here for the target: missing,
+    saying so, before a build that could only fail or build for this machine."""
+    target = build.target
+    reason = f"it is a Rust extension (built by maturin), and {missing}"
+    fix = (
+        f"install Rust's {rust_triple(target)} target (`rustup target add "
+        f"{rust_triple(target)}`), use a release of {build.name} with a wheel for "
+        f"{target.runtime} on {target.arch}"
+    )
+    record = build.record("none (no Rust toolchain for the target)", "failed", reason=reason)
+    return Unusable(reason, fix=fix, record=record)
+
+
 def _build_without_interpreter(build: _Build, workdir: Path, why: str) -> BuiltWheel | Unusable:
     """No CPython of the target's minor: only a pure wheel, built by this one, can be kept.
     ``why``: why none was downloaded either."""
@@ -239,7 +285,7 @@ def _build_without_interpreter(build: _Build, workdir: Path, why: str) -> BuiltW
         "pure build can be kept",
         redact(build.requirement), *sys.version_info[:2], version, why,
     )  # fmt: skip
-    built = _wheel(build, workdir / "pure", without_compiler())
+    built = _wheel(build, workdir / "pure", Toolchain("none", without_compiler()))
     if isinstance(built, Unusable) and built.unlisted_sha256:
         return built
     compiler = "none (no CPython of the target's minor)"
@@ -253,20 +299,21 @@ def _build_without_interpreter(build: _Build, workdir: Path, why: str) -> BuiltW
 
 
 def _wheel(
-    build: _Build, wheel_dir: Path, env: dict[str, str], *, fresh: bool = False
+    build: _Build, wheel_dir: Path, tools: Toolchain, *, fresh: bool = False
 ) -> Path | Unusable:
-    """The wheel built from the requirement's source with ``env``: by uv when it has the
+    """The wheel built from the requirement's source with ``tools``: by uv when it has the
     sdist (its build environment from uv's cache), else by pip."""
     if build.source is None:
-        return _pip_wheel(build, wheel_dir, env, fresh=fresh)
+        return _pip_wheel(build, wheel_dir, tools.env, fresh=fresh)
     shutil.rmtree(wheel_dir, ignore_errors=True)
     wheel_dir.mkdir(parents=True)
     python = Path(sys.executable) if build.interpreter is None else build.interpreter.path
     built = build_with_uv(
-        build.source, python, wheel_dir, env,
+        build.source, python, wheel_dir, tools.env,
         # uv's cache beside the build cache, shared with the resolver: its metadata builds
         # of sdists put the same build requirements there.
         index_options=build.pip_options, cache_dir=build.cache_dir.parent / "uv",
+        config_settings=build.config_settings(tools),
     )  # fmt: skip
     if built.wheel is not None:
         return built.wheel

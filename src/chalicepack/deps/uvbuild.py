@@ -29,9 +29,17 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import sys
+import tarfile
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 from chalicepack.deps import children
 from chalicepack.deps.pip import redact
@@ -99,6 +107,31 @@ def build_environment(index_options: Sequence[str], env: dict[str, str]) -> dict
     return {**uv_env, **env}
 
 
+def build_backend(sdist: Path) -> str | None:
+    """The PEP 517 backend ``sdist``'s top ``pyproject.toml`` names (``"mesonpy"``,
+    ``"maturin"``...), None when it names none or cannot be read (setuptools' legacy path)."""
+    try:
+        text = _top_pyproject(sdist)
+        backend = tomllib.loads(text)["build-system"]["build-backend"] if text else None
+    except (OSError, tarfile.TarError, zipfile.BadZipFile, ValueError, KeyError, TypeError):
+        return None
+    return backend if isinstance(backend, str) else None
+
+
+def _top_pyproject(sdist: Path) -> str | None:
+    if sdist.name.endswith(".zip"):
+        with zipfile.ZipFile(sdist) as archive:
+            names = [n for n in archive.namelist() if n.count("/") == 1]
+            name = next((n for n in names if n.endswith("/pyproject.toml")), None)
+            return None if name is None else archive.read(name).decode()
+    with tarfile.open(sdist) as archive:
+        for member in archive:
+            if member.name.count("/") == 1 and member.name.endswith("/pyproject.toml"):
+                stream = archive.extractfile(member)
+                return None if stream is None else stream.read().decode()
+    return None
+
+
 def build_with_uv(
     sdist: Path,
     python: Path,
@@ -107,13 +140,16 @@ def build_with_uv(
     *,
     index_options: Sequence[str],
     cache_dir: Path,
+    config_settings: Sequence[str] = (),
 ) -> UvBuilt:
-    """``sdist`` built by ``uv build --wheel`` with ``python``, into ``wheel_dir``."""
+    """``sdist`` built by ``uv build --wheel`` with ``python``, into ``wheel_dir``;
+    ``config_settings`` (``KEY=VALUE``) for its backend."""
     from chalicepack.deps.uv_resolver import uv_binary
 
     uv = uv_binary()
     assert uv is not None  # (uv_declines said so)
     command = [uv, "build", "--wheel", "--out-dir", str(wheel_dir), "--python", str(python)]
+    command += [f"--config-setting={setting}" for setting in config_settings]
     command += ["--cache-dir", str(cache_dir), str(sdist)]
     log.debug("running %s", redact(" ".join(command)))
     process = children.start(

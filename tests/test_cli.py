@@ -113,6 +113,8 @@ def test_check_resolves_and_reports_missing_dependencies_without_writing_zips(
     assert not list((project / "dist").glob("*.zip"))
     assert strict.returncode == 1
     assert "Could not install dependencies:\nmacosonly==1.0" in strict.stderr
+    assert "With --strict the build stops here" in strict.stderr
+    assert "will continue" not in strict.stderr
 
 
 def test_check_writes_its_own_report_and_leaves_the_builds_standing(

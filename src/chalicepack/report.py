@@ -245,8 +245,18 @@ if missing dependencies are not present. For more information:
 http://aws.github.io/chalice/topics/packaging.html"""
 
 
-def missing_dependencies_warning(missing: Sequence[MissingDistribution]) -> str:
-    return _missing_warning(f"{item.name}=={item.version}" for item in missing)
+def missing_dependencies_warning(
+    missing: Sequence[MissingDistribution], *, strict: bool = False
+) -> str:
+    """Chalice's warning; under ``--strict`` the build stops, and its last words say so."""
+    warning = _missing_warning(f"{item.name}=={item.version}" for item in missing)
+    if strict:
+        warning = warning.replace(_CONTINUES, _STOPS)
+    return warning
+
+
+_CONTINUES = "Your deployment will continue but may not work correctly\n"
+_STOPS = "With --strict the build stops here, as it would not work correctly\n"
 
 
 def reported_missing_warning(report: BuildReport) -> str | None:

@@ -142,7 +142,7 @@ def _build_with(
     # A lock's resolution: its files' hashes held to the lock's, its fixes naming the lock's tool.
     held = hold_to_lock(requirements.path, resolved.resolution, target=inputs.target)
     resolved = replace(resolved, resolution=held)
-    warnings = _missing_warnings(resolved.resolution)
+    warnings = _missing_warnings(resolved.resolution, strict=options.strict)
     report = resolved_report(inputs, resolved.resolution, requirements.lines)
     if options.check_only:
         check_report_path = inputs.out_dir / CHECK_REPORT_NAME
@@ -218,11 +218,11 @@ def _in_background(function: Callable[[], T]) -> Future[T]:
     return future
 
 
-def _missing_warnings(resolution: Resolution) -> list[str]:
+def _missing_warnings(resolution: Resolution, *, strict: bool) -> list[str]:
     """Chalice's warning for missing dependencies (logged, with a line on each), if any."""
     if not resolution.missing:
         return []
-    warning = missing_dependencies_warning(resolution.missing)
+    warning = missing_dependencies_warning(resolution.missing, strict=strict)
     log.warning("%s", warning)
     for line in missing_dependency_details(resolution.missing):
         log.warning("%s", line)

@@ -332,6 +332,7 @@ def test_an_unchanged_rebuild_from_a_lock_needs_no_index_and_no_pipeline(
     (project / "app.py").write_text((project / "app.py").read_text() + "\n# changed\n")
     rebuilt = chalicepack("build", project, "--cache-dir", cache, "--no-import")
     assert rebuilt.returncode == 0, rebuilt.stderr  # the index is down: the lock's pins suffice
+    assert "uv.lock unchanged: reusing its cached resolution" in rebuilt.stderr
 
 
 def test_a_changed_lock_is_read_again(

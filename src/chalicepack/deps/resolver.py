@@ -210,9 +210,9 @@ def resolve_requirements(request: Request, resolver: str) -> Resolved:
     if request.requirements.path is None:
         return Resolved(Resolution((), ()))
     if request.requirements.cached is not None:
-        log.info(
-            "requirements.txt unchanged: reusing its cached resolution (--refresh to resolve again)"
-        )
+        lines = request.requirements.lines  # a lock's lines name the lock itself
+        name = lines[0].path.name if lines else request.requirements.path.name
+        log.info("%s unchanged: reusing its cached resolution (--refresh to resolve again)", name)
         return Resolved(request.requirements.cached)
     for engine in RESOLVERS[resolver]:
         resolved = engine(request)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -120,6 +121,39 @@ def test_transitive_dependencies_ship_and_say_who_needs_them(
     assert dependencies["helper"]["required_by"] == ["toplevel"]
     assert dependencies["helper"]["requirement"] is None
     assert dependencies["toplevel"]["requirement"]["line"] == 1
+
+
+def test_who_needs_a_dependency_follows_the_targets_markers_and_the_extras_asked(
+    tmp_path: Path, index: PackageIndex, chalicepack
+) -> None:
+    # As pandas's metadata does: a self-reference for an "all" extra, a Windows-only
+    # requirement, and one behind an extra the app asks for.
+    index.add_wheel(
+        "frames", "1.0", requires=[
+            "helper", "frames[fast]; extra == 'all'", "winutils; sys_platform == 'win32'",
+            "speedup; extra == 'fast'",
+        ],
+    )  # fmt: skip
+    for name in ("helper", "winutils", "speedup"):
+        index.add_wheel(name, "1.0")
+    project = make_project(tmp_path / "app", {"requirements.txt": "frames[fast]\nwinutils\n"})
+
+    run = chalicepack("build", project, "--json")
+
+    assert run.returncode == 0, run.stderr
+    required_by = {d["name"]: d["required_by"] for d in run.json()["dependencies"]}
+    assert required_by == {
+        "frames": [],  # not by itself
+        "helper": ["frames"],
+        "speedup": ["frames"],  # the extra the app asked for
+        "winutils": [],  # on Lambda (Linux) nothing requires it; the app does
+    }
+    # The SBOM's graph: the app needs what requirements.txt names, frames what it needs here.
+    sbom = json.loads((project / "dist" / "sbom.cdx.json").read_text())
+    graph = {item["ref"]: item.get("dependsOn", []) for item in sbom["dependencies"]}
+    assert graph["app:testapp"] == ["pkg:pypi/frames@1.0", "pkg:pypi/winutils@1.0"]
+    assert graph["pkg:pypi/frames@1.0"] == ["pkg:pypi/helper@1.0", "pkg:pypi/speedup@1.0"]
+    assert "Dependency Graph is incomplete" not in run.stderr
 
 
 def test_a_manylinux_wheel_ships_and_a_wheel_for_the_other_architecture_does_not(

@@ -518,6 +518,64 @@ def required_names(requires_dist: Iterable[str]) -> Iterable[NormalizedName]:
             yield canonicalize_name(parsed.name)
 
 
+def requirements_on_target(
+    distributions: Sequence[Distribution],
+    requested: Iterable[str],
+    environment: Mapping[str, str],
+    missing: Iterable[str] = (),
+) -> dict[str, frozenset[str]]:
+    """For each distribution, the resolved ones it requires on the target: its Requires-Dist
+    whose markers hold there, ``extra == ...`` ones only for the extras someone asked of it
+    (``requested``: requirements.txt's lines), never itself (``pandas[all]`` in pandas's own
+    metadata). A distribution whose Requires-Dist is unknown keeps what the resolver said.
+    ``missing``: the names resolved but not installed, which may be required too."""
+    resolved = {d.name for d in distributions} | set(missing)
+    extras: dict[str, set[str]] = {name: {""} for name in resolved}
+    for line in requested:
+        asked = _parse(line)
+        if asked is not None and canonicalize_name(asked.name) in extras:
+            extras[canonicalize_name(asked.name)] |= set(asked.extras)
+    while True:  # an extra asked by a dependency may ask for more extras: until none is new
+        found = _edges(distributions, extras, environment)
+        grown = False
+        for requirement in (r for edges in found.values() for r in edges):
+            new = set(requirement.extras) - extras[canonicalize_name(requirement.name)]
+            extras[canonicalize_name(requirement.name)] |= new
+            grown = grown or bool(new)
+        if not grown:
+            break
+    return {
+        d.name: frozenset(canonicalize_name(r.name) for r in found[d.name])
+        if d.requires_dist
+        else frozenset(d.requires)
+        for d in distributions
+    }
+
+
+def _edges(
+    distributions: Sequence[Distribution],
+    extras: Mapping[str, set[str]],
+    environment: Mapping[str, str],
+) -> dict[str, list[Requirement]]:
+    found: dict[str, list[Requirement]] = {}
+    for distribution in distributions:
+        found[distribution.name] = []
+        for text in distribution.requires_dist:
+            requirement = _parse(text)
+            if requirement is None:
+                continue
+            name = canonicalize_name(requirement.name)
+            if name == distribution.name or name not in extras:
+                continue
+            marker = requirement.marker
+            if marker is None or any(
+                marker.evaluate({**environment, "extra": extra})
+                for extra in extras[distribution.name]
+            ):
+                found[distribution.name].append(requirement)
+    return found
+
+
 def _parse(text: str) -> Requirement | None:
     try:
         return Requirement(text.split(" --", 1)[0])

@@ -24,7 +24,7 @@ from packaging.utils import canonicalize_name
 from chalicepack import __version__
 from chalicepack.deps.deadline import Deadline
 from chalicepack.deps.pip import redact
-from chalicepack.deps.pip_resolver import Distribution, Resolution
+from chalicepack.deps.pip_resolver import Distribution, Resolution, requirements_on_target
 from chalicepack.deps.resolver import (
     Request,
     Requirements,
@@ -538,8 +538,15 @@ def resolved_report(
     every = resolution.distributions
     project, config, target = inputs.project, inputs.config, inputs.target
 
+    requires = requirements_on_target(
+        every,
+        [line.text for line in lines if line.name],
+        target.marker_environment(),
+        missing=[gap.name for gap in resolution.missing],
+    )
+
     def origin(name: str) -> tuple[RequirementSource | None, tuple[str, ...]]:
-        return _origin(name, every, lines, project.root)
+        return _origin(name, requires, lines, project.root)
 
     dependencies = []
     for item in sorted(every, key=lambda item: item.name):
@@ -593,13 +600,13 @@ def resolved_report(
 
 def _origin(
     name: str,
-    distributions: Iterable[Distribution],
+    requires: Mapping[str, frozenset[str]],
     lines: tuple[RequirementLine, ...],
     root: Path,
 ) -> tuple[RequirementSource | None, tuple[str, ...]]:
     """Where a dependency comes from: its requirements.txt line, and which projects need it."""
     line = lines_by_name(lines).get(canonicalize_name(name))
-    required_by = tuple(sorted(d.name for d in distributions if name in d.requires))
+    required_by = tuple(sorted(parent for parent, names in requires.items() if name in names))
     if line is None:
         return None, required_by
     file = line.path.relative_to(root) if line.path.is_relative_to(root) else line.path

@@ -697,10 +697,9 @@ def test_newer_syntax_in_a_dependency_is_a_warning_but_never_in_the_app(
 BOTO3_DISTRIBUTION = ("boto3", "botocore", "jmespath", "dateutil", "s3transfer", "urllib3", "six")
 
 
-def test_a_boto3_credentials_error_at_import_shows_the_guard(
-    tmp_path: Path, project_root: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The host's real boto3 is shipped in a layer; the machine's AWS setup is hidden."""
+def _boto3_layer_without_aws_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The host's real boto3 shipped in a layer; the machine's AWS setup (region, credentials,
+    configuration files) hidden."""
     layer = tmp_path / "layer"
     layer.mkdir()
     for name in BOTO3_DISTRIBUTION:
@@ -714,6 +713,25 @@ def test_a_boto3_credentials_error_at_import_shows_the_guard(
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    return layer
+
+
+def test_clients_made_at_import_need_no_region_from_the_build_machine(
+    tmp_path: Path, project_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Lambda sets AWS_REGION and AWS_DEFAULT_REGION: Chalice apps make their clients at import.
+    layer = _boto3_layer_without_aws_setup(tmp_path, monkeypatch)
+    tree = function_tree(
+        tmp_path, {"app.py": app_source("import boto3\n\nTABLE = boto3.resource('dynamodb')\n")}
+    )
+
+    assert check(tree, project_root, layer=layer).warnings == ()
+
+
+def test_a_boto3_credentials_error_at_import_shows_the_guard(
+    tmp_path: Path, project_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layer = _boto3_layer_without_aws_setup(tmp_path, monkeypatch)
     tree = function_tree(
         tmp_path,
         {

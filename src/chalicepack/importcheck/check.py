@@ -488,7 +488,15 @@ def dismiss_waiting_child(child: WaitingChild | None) -> None:
 
 
 def _child_env(environment: Mapping[str, str]) -> dict[str, str]:
-    return {**os.environ, "AWS_CHALICE_CLI_MODE": "true", **environment}
+    env = {**os.environ, "AWS_CHALICE_CLI_MODE": "true", **environment}
+    if not (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")):
+        # Lambda always sets both (the function's region): an app that makes its boto3 clients
+        # at import (`boto3.resource("dynamodb")`) works there, and must here.
+        env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = _STAND_IN_REGION
+    return env
+
+
+_STAND_IN_REGION = "us-east-1"
 
 
 def _start_child(

@@ -142,10 +142,10 @@ def test_a_missing_dependency_gets_a_fix_naming_a_release_that_has_a_wheel(
 
     entry = missing(report)["cryptic"]
     assert entry["version"] == "1.9"
-    assert "pin cryptic>=41.0" in entry["fix"]
+    assert "pin cryptic==41.0" in entry["fix"]
     assert report["stderr"].index("Could not install dependencies:\ncryptic==1.9") < report[
         "stderr"
-    ].index("pin cryptic>=41.0")
+    ].index("pin cryptic==41.0")
 
 
 def test_a_pure_sdist_is_built_and_shipped(
@@ -205,5 +205,5 @@ def test_an_old_sdist_that_no_longer_builds_is_missing_and_the_rest_still_ships(
     entry = missing(report)["cryptic"]
     assert entry["version"] == "1.9"
     assert "could not be prepared" in entry["reason"]
-    assert "pin cryptic>=41.0" in entry["fix"]
+    assert "pin cryptic==41.0" in entry["fix"]
     assert "Could not install dependencies:\ncryptic==1.9" in report["stderr"]

@@ -28,7 +28,7 @@ DOES_NOT_BUILD = "#error needs a library Lambda lacks\n"
 
 def pin_fix(name: str, version: str) -> str:
     return (
-        f"pin {name}>={version}, the newest release with a wheel for python3.11 x86_64, "
+        f"pin {name}=={version}, the newest release with a wheel for python3.11 x86_64, "
         "or vendor it"
     )
 

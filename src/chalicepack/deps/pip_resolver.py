@@ -370,7 +370,7 @@ def _fix(context: _Context, name: str) -> str:
         return _VENDOR_IT
     target = context.target
     return (
-        f"pin {name}>={newest.version}, the newest release with a wheel for "
+        f"pin {name}=={newest.version}, the newest release with a wheel for "
         f"{target.runtime} {target.arch}, or vendor it"
     )
 

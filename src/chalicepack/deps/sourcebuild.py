@@ -143,8 +143,44 @@ def build_for_target(
     """Build ``requirement`` (``name==version`` or a path, URL or VCS reference) from
     source for ``target``; ``cache_dir`` holds what makes a second build fast. ``sdist``: the
     file of ``name==version`` on its index, for uv to build (else pip builds). ``hashes``:
-    the sha256 digests the source must have (a lock's; pip's hash-checking mode)."""
+    the sha256 digests the source must have (a lock's; pip's hash-checking mode).
+
+    The same build asked again in ``workdir`` (pip resolving after uv's answer was not kept:
+    psycopg2 refused by the policy) is answered from the first: every build of it (this
+    machine's compiler, zig, without a compiler) takes tens of seconds, and gives the same."""
     hashes = tuple(sorted(hashes))
+    key = (
+        requirement,
+        target,
+        workdir,
+        tuple(pip_options),
+        cache_dir,
+        name,
+        version,
+        sdist,
+        hashes,
+    )
+    if key not in _OUTCOMES:
+        _OUTCOMES[key] = _built_for_target(
+            requirement, target, workdir, pip_options, cache_dir, name, version, sdist, hashes
+        )
+    return _OUTCOMES[key]
+
+
+_OUTCOMES: dict[tuple[object, ...], BuiltWheel | Unusable] = {}
+
+
+def _built_for_target(
+    requirement: str,
+    target: Target,
+    workdir: Path,
+    pip_options: list[str],
+    cache_dir: Path,
+    name: str,
+    version: str,
+    sdist: SdistFile | None,
+    hashes: tuple[str, ...],
+) -> BuiltWheel | Unusable:
     if hashes and sdist is not None and sdist.sha256 not in hashes:
         return Unusable(
             "its source distribution is not the one locked", unlisted_sha256=sdist.sha256

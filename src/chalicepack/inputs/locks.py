@@ -799,7 +799,7 @@ def _update(kind: Kind, name: str, lock: Path) -> str:
 
 # pip_resolver's fix for a missing build under requirements.txt, which a lock reads differently.
 _PIN_FIX = re.compile(
-    r"^pin (?P<name>\S+)>=(?P<version>\S+), the newest release with a wheel for"
+    r"^pin (?P<name>\S+)==(?P<version>\S+), the newest release with a wheel for"
     r" (?P<target>.+), or vendor it$"
 )
 

@@ -11,11 +11,13 @@ import argparse
 import base64
 import hashlib
 import json
+import platform
 import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -399,6 +401,82 @@ def test_app_importing_its_dependencies_needs_nothing_installed_here(
         assert functions["handler"]["handler"] == "app.handler"
 
 
+HOST_MACHINE = {"arm64": "aarch64", "amd64": "x86_64"}.get(
+    platform.machine().lower(), platform.machine()
+)
+
+
+def test_a_dependency_compiled_for_the_target_only_gets_the_build_checks_stand_ins(
+    index: PackageIndex, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An app importing a compiled dependency this interpreter cannot load (built for another
+    CPython): the build's import check warns and goes on without it; the template, which needs
+    only the app's Chalice object, is generated with the same stand-ins."""
+    minor = OTHER_RUNTIME.removeprefix("python3.")
+    index.add_wheel(
+        "fastlib",
+        "1.0",
+        tag=f"cp3{minor}-cp3{minor}-manylinux_2_17_{HOST_MACHINE}",
+        files={
+            "fastlib/__init__.py": "from ._speedups import Model\n",
+            f"fastlib/_speedups.cpython-3{minor}-{HOST_MACHINE}-linux-gnu.so": b"\x7fELF not",
+        },
+    )
+    app = "import fastlib\n" + ROUTE_APP + "\n\nclass Item(fastlib.Model):\n    pass\n"
+    project = make_project(
+        tmp_path / "project", {"app.py": app, "requirements.txt": "fastlib==1.0\n"}
+    )
+
+    result = chalicepack_package(
+        project, tmp_path / "out", tmp_path / "cache", runtime=OTHER_RUNTIME
+    )
+
+    assert [r.message.split(" (")[0] for r in caplog.records if "could not" in r.message] == [
+        "could not check compiled module fastlib._speedups"
+    ]
+    resources = load(result.template)["Resources"]
+    assert resources["APIHandler"]["Properties"]["Runtime"] == OTHER_RUNTIME
+
+
+def test_the_apps_modules_are_the_packaged_ones_not_the_packagers(
+    index: PackageIndex, tmp_path: Path
+) -> None:
+    """chalice's packager has imported its own urllib3 (through botocore), six and yaml before
+    the app is imported: the app still gets the urllib3 it ships and its vendor/ overrides, as
+    on Lambda, and the packager, writing YAML after that, still its own yaml."""
+    index.add_wheel(
+        "urllib3",
+        "1.26.20",
+        files={
+            "urllib3/__init__.py": "__version__ = '1.26.20'\n",
+            "urllib3/contrib/__init__.py": "",
+            "urllib3/contrib/appengine.py": "PACKAGED = True\n",
+        },
+    )
+    app = (
+        "import six\nimport urllib3\nimport yaml\nfrom urllib3.contrib import appengine\n"
+        "assert appengine.PACKAGED and urllib3.__version__ == '1.26.20', urllib3.__file__\n"
+        "assert six.VENDORED and yaml.VENDORED\n" + ROUTE_APP
+    )
+    project = make_project(
+        tmp_path / "project",
+        {
+            "app.py": app,
+            "requirements.txt": "urllib3==1.26.20\n",
+            "vendor/six.py": "VENDORED = True\n",
+            "vendor/yaml/__init__.py": "VENDORED = True\n",
+        },
+    )
+
+    result = chalicepack_package(
+        project, tmp_path / "out", tmp_path / "cache", template_format="yaml"
+    )
+
+    assert result.template.name == "sam.yaml"
+    template = yaml.safe_load(result.template.read_text())
+    assert template["Resources"]["APIHandler"]["Properties"]["Handler"] == "app.app"
+
+
 def test_stale_layer_zip_is_removed_when_the_package_has_no_layer(
     example_app: Path, index: PackageIndex, tmp_path: Path
 ) -> None:
@@ -438,12 +516,13 @@ def test_app_import_failure_names_the_file_and_line(index: PackageIndex, tmp_pat
 def test_without_the_build_import_check_generation_still_names_the_file_and_line(
     index: PackageIndex, tmp_path: Path
 ) -> None:
-    """The template needs the app imported, so chalice's import reports the failure itself."""
+    """The template needs the app imported, so chalice's import reports the failure itself;
+    the output directories made for the package are removed again."""
     app = ROUTE_APP + "\nraise RuntimeError('no config here')\n"
     project = make_project(tmp_path / "project", {"app.py": app})
     options = PackageOptions.parse(
         BuildOptions(project, cache_dir=tmp_path / "cache", import_app=False),
-        tmp_path / "out",
+        tmp_path / "new" / "out",
     )
 
     with pytest.raises(AppImportError) as raised:
@@ -454,6 +533,14 @@ def test_without_the_build_import_check_generation_still_names_the_file_and_line
     assert raised.value.line == 10
     assert "app.py:10: RuntimeError: no config here" in str(raised.value)
     assert "AWS_CHALICE_CLI_MODE" in str(raised.value)
+    assert not (tmp_path / "new").exists()
+
+    existing = tmp_path / "existing"
+    (existing / "keep.txt").parent.mkdir()
+    (existing / "keep.txt").write_text("mine")
+    with pytest.raises(AppImportError):
+        package(replace(options, out_dir=existing))
+    assert [path.name for path in existing.iterdir()] == ["keep.txt"]
 
 
 def test_what_chalice_refuses_to_package_is_bad_input(index: PackageIndex, tmp_path: Path) -> None:

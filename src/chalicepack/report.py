@@ -230,6 +230,9 @@ class BuildResult:
     report: BuildReport
     report_path: Path
     warnings: list[str] = field(default_factory=list)
+    # The modules the import check left out (stubbed): this interpreter cannot load them
+    # (compiled for another target). ``package`` imports the app with the same stand-ins.
+    stand_ins: tuple[str, ...] = ()
 
 
 # Chalice's own wording (chalice.constants.MISSING_DEPENDENCIES_TEMPLATE), so users and their

@@ -11,10 +11,12 @@ chalicepack built instead of running pip, so Chalice's post-processors copy *tho
 output directory and the templates follow Chalice's resource model exactly.
 
 It runs in its own process because importing the app changes ``sys.modules``, ``sys.path``,
-``os.environ`` and the working directory. The app's dependencies come from the packages
-chalicepack built (the function tree and the layer's site-packages, appended to ``sys.path``
-after this interpreter's own site-packages, so chalice and its dependencies stay this
-installation's).
+``os.environ`` and the working directory. Two sets of modules share it (see
+``apps_own_modules``): the packager's (chalice and its dependencies, from this installation)
+and the app's, which resolve as on Lambda: the function tree, then the layer's site-packages,
+ahead of everything else, even where the packager has already imported a module of the same
+name (urllib3, six, botocore, a vendor/ override). Modules this interpreter cannot load (built
+for another target) get the stand-ins the build's import check gave them.
 
 The result (the template's file name, or what went wrong) is written as JSON to the path the
 spec names, never to stdout, which belongs to the app's own output.
@@ -26,11 +28,13 @@ Chalice internals used (hence the narrow chalice range in pyproject.toml): the p
 
 from __future__ import annotations
 
+import contextlib
+import importlib.machinery
 import json
 import os
 import sys
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +53,8 @@ from chalice.deploy.deployer import (
 from chalice.deploy.packager import EmptyPackageError, LambdaDeploymentPackager
 from chalice.deploy.validate import ExperimentalFeatureError, validate_lambda_architecture
 from chalice.package import AppPackager, ResourceBuilder
+
+from chalicepack.importcheck import _child as import_check_child
 
 # Chalice refuses an app or config it cannot package with these builtins (its validators, the
 # config loader, the template merger) or with exceptions of its own modules; anything else is
@@ -71,13 +77,15 @@ class Spec:
     runtime: str
     function_zip: str
     layer_zip: str | None
-    import_path: tuple[str, ...]  # the packaged dependencies, appended to sys.path
+    import_path: tuple[str, ...]  # the function tree, then the layer's site-packages
+    stand_ins: tuple[str, ...]  # modules the build's import check left out (stubbed)
     outdir: str
     result: str
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Spec:
-        return cls(**{**data, "import_path": tuple(data["import_path"])})
+        sequences = {key: tuple(data[key]) for key in ("import_path", "stand_ins")}
+        return cls(**{**data, **sequences})
 
 
 class Incompatible(Exception):
@@ -162,7 +170,8 @@ def generate(spec: Spec) -> str:
     )
     validate_lambda_architecture(config)
     try:
-        config.chalice_app  # noqa: B018 - Chalice imports app.py lazily, here
+        with apps_own_modules(spec.import_path, spec.stand_ins):
+            config.chalice_app  # noqa: B018 - Chalice imports app.py lazily, here
     except ExperimentalFeatureError:
         raise  # the app imported; Chalice refuses a feature it did not opt in to
     except Exception as error:
@@ -179,13 +188,68 @@ def generate(spec: Spec) -> str:
     return written[0]
 
 
+@contextlib.contextmanager
+def apps_own_modules(import_path: Sequence[str], stand_ins: Sequence[str]) -> Iterator[None]:
+    """While the app is imported, its modules resolve as on Lambda: ``import_path`` (the
+    function tree, the layer) comes first on ``sys.path``, and the packager's modules of any
+    name that ships there are out of ``sys.modules`` (so ``import urllib3`` loads the packaged
+    urllib3 even though botocore imported this installation's); ``stand_ins`` are stubbed as
+    in the build's import check. Afterwards the packager gets its own modules back, and the
+    app's objects keep theirs.
+
+    What still differs from Lambda (and from the build's import check):
+    - ``chalice`` is always the packager's (the app's Chalice must be the class chalice's
+      resource model checks against; the shipped runtime files are its subset);
+    - standard library modules the packager imported stay (Lambda's bootstrap has imported
+      many too), so a shipped module named like one is not used;
+    - a module that neither ships nor is in the standard library resolves from this
+      installation (Lambda's runtime provides boto3 & co, the build's check these
+      installation's copies of them; anything else the build's import check reports missing).
+    """
+    shipped = _shipped_names(import_path)
+    packagers = _taken_out(shipped)
+    saved = (list(sys.path), list(sys.meta_path), list(sys.path_hooks))
+    sys.path[:0] = import_path
+    if stand_ins:
+        # The build's stand-ins, by the same finder: it reads its module's STUBS.
+        import_check_child.STUBS = tuple(stand_ins)
+        sys.meta_path.insert(0, import_check_child.StubFinder)
+    try:
+        yield
+    finally:
+        # six and kin register finders of their own; the app's must not serve the packager.
+        sys.path[:], sys.meta_path[:], sys.path_hooks[:] = saved
+        _taken_out(shipped)  # the app's: what it imported keeps references to them
+        sys.modules.update(packagers)
+
+
+def _shipped_names(import_path: Sequence[str]) -> frozenset[str]:
+    """The top-level module names ``import_path`` provides, but chalice and the standard
+    library's (see ``apps_own_modules``)."""
+    suffixes = tuple(importlib.machinery.all_suffixes())
+    names = set()
+    for root in import_path:
+        for entry in os.scandir(root):
+            if entry.is_dir() and entry.name.isidentifier():
+                names.add(entry.name)
+            elif entry.name.endswith(suffixes):  # also foreign builds: x.cpython-312-...so
+                names.add(entry.name.partition(".")[0])
+    return frozenset(names - {"chalice", "__pycache__"} - sys.stdlib_module_names)
+
+
+def _taken_out(names: frozenset[str]) -> dict[str, Any]:
+    """Remove the modules of the top-level ``names`` from ``sys.modules``; return them."""
+    found = [name for name in sys.modules if name.partition(".")[0] in names]
+    return {name: sys.modules.pop(name) for name in found}
+
+
 class _AppImportFailed(Exception):
     def __init__(self, error: BaseException) -> None:
         super().__init__(str(error))
         self.error = error
 
 
-def _where(error: BaseException, project_dir: str) -> tuple[str | None, int | None]:
+def _where(error: BaseException, spec: Spec) -> tuple[str | None, int | None]:
     """The innermost place in the app's own files (app.py, chalicelib/, vendor/) that the
     error, or the error that caused it, went through; the root cause first."""
     chain: list[BaseException] = []
@@ -195,26 +259,37 @@ def _where(error: BaseException, project_dir: str) -> tuple[str | None, int | No
         item = item.__cause__ or item.__context__
     for raised in reversed(chain):
         if isinstance(raised, SyntaxError) and raised.filename:
-            if _own(raised.filename, project_dir):
-                return raised.filename, raised.lineno
+            own = _project_file(raised.filename, spec)
+            if own is not None:
+                return own, raised.lineno
             continue
         places = [
-            (frame.f_code.co_filename, lineno)
+            (own, lineno)
             for frame, lineno in traceback.walk_tb(raised.__traceback__)
-            if _own(frame.f_code.co_filename, project_dir)
+            if (own := _project_file(frame.f_code.co_filename, spec)) is not None
         ]
         if places:
             return places[-1]
     return None, None
 
 
-def _own(filename: str, project_dir: str) -> bool:
+def _project_file(filename: str, spec: Spec) -> str | None:
+    """The project's app.py, chalicelib/ or vendor/ file that ``filename`` is, or was packaged
+    from (the app is imported from the unpacked function tree and layer)."""
     path = Path(filename).resolve()
-    root = Path(project_dir).resolve()
+    root = Path(spec.project_dir).resolve()
+    for index, packaged in enumerate(Path(entry).resolve() for entry in spec.import_path):
+        if path.is_relative_to(packaged):
+            relative = path.relative_to(packaged)
+            if index == 0 and (relative == Path("app.py") or relative.parts[0] == "chalicelib"):
+                return str(root / relative)
+            vendored = root / "vendor" / relative
+            return str(vendored) if vendored.is_file() else None
     if not path.is_relative_to(root):
-        return False
+        return None
     relative = path.relative_to(root)
-    return relative == Path("app.py") or relative.parts[0] in ("chalicelib", "vendor")
+    own = relative == Path("app.py") or relative.parts[0] in ("chalicelib", "vendor")
+    return str(path) if own else None
 
 
 def _describe(error: BaseException) -> str:
@@ -226,11 +301,10 @@ def run(spec: Spec) -> dict[str, Any]:
     """Generate, and say what happened as a JSON-able mapping."""
     os.chdir(spec.project_dir)
     os.environ["AWS_CHALICE_CLI_MODE"] = "true"
-    sys.path.extend(path for path in spec.import_path if path not in sys.path)
     try:
         return {"template": generate(spec)}
     except _AppImportFailed as failed:
-        file, line = _where(failed.error, spec.project_dir)
+        file, line = _where(failed.error, spec)
         return _error("app_import", _describe(failed.error), file, line)
     except botocore.exceptions.NoRegionError:
         return _error("no_region", "no AWS region is configured")
@@ -239,11 +313,11 @@ def run(spec: Spec) -> dict[str, Any]:
     except Incompatible as error:
         return _error("incompatible", f"chalice {chalice_version}: {error}")
     except _CHALICE_REFUSALS as error:
-        file, line = _where(error, spec.project_dir)
+        file, line = _where(error, spec)
         return _error("chalice", _describe(error), file, line)
     except Exception as error:
         if type(error).__module__.startswith("chalice"):  # ExperimentalFeatureError and kin
-            file, line = _where(error, spec.project_dir)
+            file, line = _where(error, spec)
             return _error("chalice", _describe(error), file, line)
         return _error("crash", "".join(traceback.format_exception(error)).strip())
 

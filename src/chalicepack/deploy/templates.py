@@ -78,15 +78,20 @@ def package(options: PackageOptions) -> PackageResult:
         built = _build(options, scratch / "build", out_dir)
         report = built.report
         import_path = _unpack(report, scratch)
+        created = _first_missing(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".chalicepack-package-"))
         try:
             log.info("generating the %s template with chalice's packager", options.pkg_format)
-            name = _generate(options, project_dir, report, import_path, staging, scratch)
+            name = _generate(options, project_dir, built, import_path, staging, scratch)
             _check_copies(report, staging)
             # The SBOM describes these zips: it goes beside them with the template.
             shutil.copyfile(built.report_path.parent / SBOM_NAME, staging / SBOM_NAME)
             template = _move_into(out_dir, staging, name, report)
+        except BaseException:
+            if created is not None:  # made for this output: nothing of it is left
+                shutil.rmtree(created, ignore_errors=True)
+            raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     report = replace(
@@ -118,6 +123,16 @@ def _build(options: PackageOptions, build_dir: Path, out_dir: Path) -> BuildResu
         raise
 
 
+def _first_missing(path: Path) -> Path | None:
+    """The outermost of ``path`` and its parents that does not exist yet (None: it exists)."""
+    missing = None
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return missing
+        missing = candidate
+    return missing
+
+
 def _unpack(report: BuildReport, scratch: Path) -> list[str]:
     """The packaged code, unzipped for the app's import: the function tree without the Chalice
     runtime (the child's full chalice must win), then the layer's site-packages."""
@@ -138,12 +153,13 @@ def _unpack(report: BuildReport, scratch: Path) -> list[str]:
 def _generate(
     options: PackageOptions,
     project_dir: Path,
-    report: BuildReport,
+    built: BuildResult,
     import_path: list[str],
     staging: Path,
     scratch: Path,
 ) -> str:
     """Run chalice's packager in a child process; return the template's file name."""
+    report = built.report
     artifacts = report.artifacts
     result_path = scratch / "templategen-result.json"
     spec = {
@@ -159,6 +175,9 @@ def _generate(
         "function_zip": artifacts["deployment"].path,
         "layer_zip": artifacts["layer"].path if "layer" in artifacts else None,
         "import_path": import_path,
+        # What the build's import check could not load here (built for another target): the
+        # template needs only the app's Chalice object, so the same stand-ins serve it.
+        "stand_ins": list(built.stand_ins),
         "outdir": str(staging),
         "result": str(result_path),
     }

@@ -1,7 +1,8 @@
 """The app-import check's child process: import app.py as Lambda would and report what it found.
 
 ``importcheck.check`` runs this file by path (``python -I -S -B -u -X utf8 _child.py SPEC``), never
-imports it. Standard library only, and self-contained: with ``-I -S`` neither chalicepack nor the
+imports it (``deploy._child`` does, for ``StubFinder``: ``package`` imports the app with the same
+stand-ins). Standard library only, and self-contained: with ``-I -S`` neither chalicepack nor the
 build host's site-packages is importable here (``-I`` keeps this file's folder off ``sys.path``).
 It reports facts (the app's functions, or the exception chain with file paths) as JSON in files
 the spec names; every decision is made in the parent. Nothing beyond what the code below uses is

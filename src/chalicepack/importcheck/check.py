@@ -120,6 +120,9 @@ class ImportCheck:
     functions: tuple[LambdaFunction, ...]
     warnings: tuple[str, ...]
     output: str  # what the app printed while it was imported (stdout and stderr)
+    # The modules left out (stubbed) because this interpreter cannot load them: ``package``
+    # imports the app again with the same stand-ins.
+    stand_ins: tuple[str, ...] = ()
 
 
 def check_app_import(
@@ -191,6 +194,7 @@ def _import_leaving_out_unchecked(
                 functions=report.functions,
                 warnings=(*warnings, *report.warnings()),
                 output=run.output,
+                stand_ins=stubs,
             )
         if not isinstance(report, _Failed):
             raise _not_an_app_error(report, setting, run.output)

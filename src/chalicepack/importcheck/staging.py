@@ -48,9 +48,15 @@ class Shipped:
         return [*self.app] if self.automatic_layer else [*self.app, *self.libraries]
 
 
+@dataclass(frozen=True)
+class ShippedImport:
+    check: ImportCheck  # what the report says of the import
+    stand_ins: tuple[str, ...]  # modules left out as this interpreter cannot load them
+
+
 def import_shipped(
     shipped: Shipped, inputs: BuildInputs, workdir: Path, waiting: WaitingChild | None = None
-) -> ImportCheck:
+) -> ShippedImport:
     """Import the app from exactly what ships, as Lambda lays it out; list its functions
     (``waiting``: the check's child, started ahead)."""
     task, layer, dependencies = _staged(shipped, workdir / "import")
@@ -90,7 +96,7 @@ def import_shipped(
     for warning in function_name_warnings(config, [(f.name, f.kind) for f in checked.functions]):
         log.warning("%s", warning)
     functions = tuple(Function(f.name, f.handler, f.kind) for f in checked.functions)
-    return ImportCheck(checked.app_name, functions)
+    return ShippedImport(ImportCheck(checked.app_name, functions), checked.stand_ins)
 
 
 def _staged(shipped: Shipped, staging: Path) -> tuple[Path, Path | None, Path | None]:

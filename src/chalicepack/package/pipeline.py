@@ -70,7 +70,6 @@ from chalicepack.report import (
     Artifact,
     BuildReport,
     Dependency,
-    ImportCheck,
     LeftOut,
     LeftOutDistribution,
     MissingDependency,
@@ -84,7 +83,7 @@ from chalicepack.report import BuildResult as BuildResult
 if TYPE_CHECKING:
     from chalicepack.deps.install import InstalledTree
     from chalicepack.importcheck.check import WaitingChild
-    from chalicepack.importcheck.staging import Shipped
+    from chalicepack.importcheck.staging import Shipped, ShippedImport
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -167,11 +166,13 @@ def _build_with(
     # written and the app imported: the dependencies it lists are final here.
     sbom = _in_background(functools.partial(shipped_distributions, report, installed.wheels))
     with output_lock(inputs.out_dir):  # the zips, the layer kept or removed, and the report agree
-        artifacts, checked = _write_artifacts(inputs, shipped, workdir, waiting)
+        artifacts, imported = _write_artifacts(inputs, shipped, workdir, waiting)
+        checked = None if imported is None else imported.check
         report = replace(report, artifacts=artifacts, import_check=checked)
         write_sbom(inputs.out_dir, report, installed.wheels, sbom.result())
         write_report(report_path, report)
-    return BuildResult(report, report_path, warnings)
+    stand_ins = () if imported is None else imported.stand_ins
+    return BuildResult(report, report_path, warnings, stand_ins)
 
 
 def _preload(inputs: BuildInputs, workdir: Path) -> WaitingChild | None:
@@ -325,7 +326,7 @@ def _write_artifacts(
     shipped: Shipped,
     workdir: Path,
     waiting: Future[WaitingChild | None] | None,
-) -> tuple[dict[str, Artifact], ImportCheck | None]:
+) -> tuple[dict[str, Artifact], ShippedImport | None]:
     """Write every zip under a temporary name while the app is imported from what they hold,
     then rename them all once the import passed: a failure leaves the previous artifacts as
     they were, never a mix of old and new, nor the zip of a package whose import failed."""

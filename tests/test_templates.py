@@ -437,6 +437,19 @@ def test_a_dependency_compiled_for_the_target_only_gets_the_build_checks_stand_i
     resources = load(result.template)["Resources"]
     assert resources["APIHandler"]["Properties"]["Runtime"] == OTHER_RUNTIME
 
+    # Without the build's import check nothing says what to leave out: the error says so.
+    options = PackageOptions.parse(
+        BuildOptions(
+            project, runtime=OTHER_RUNTIME, cache_dir=tmp_path / "cache", import_app=False
+        ),
+        tmp_path / "unchecked",
+    )
+    with pytest.raises(AppImportError) as raised:
+        package(options)
+    assert "No module named 'fastlib._speedups'" in str(raised.value)
+    assert "compiled for another --runtime or --arch, drop --no-import" in str(raised.value)
+    assert not (tmp_path / "unchecked").exists()
+
 
 def test_the_apps_modules_are_the_packaged_ones_not_the_packagers(
     index: PackageIndex, tmp_path: Path

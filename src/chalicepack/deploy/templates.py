@@ -212,7 +212,7 @@ def _generate(
         )
     result = json.loads(result_path.read_text(encoding="utf-8"))
     if "error" in result:
-        raise _error(result["error"], project_dir, output)
+        raise _error(result["error"], project_dir, output, report.import_check is not None)
     return str(result["template"])
 
 
@@ -223,9 +223,10 @@ def _text(value: str | bytes | None) -> str:
 
 
 def _error(
-    error: dict[str, Any], project_dir: Path, output: str
+    error: dict[str, Any], project_dir: Path, output: str, import_checked: bool
 ) -> AppImportError | BadInput | BuildFailure:
-    """The child's report of a failure, as the error the user gets."""
+    """The child's report of a failure, as the error the user gets (``import_checked``: the
+    build imported the app, and left out what this interpreter cannot load)."""
     kind, message = error["kind"], error["message"]
     file = Path(error["file"]) if error.get("file") else None
     line = error.get("line")
@@ -234,11 +235,18 @@ def _error(
     else:
         shown = ""
     if kind == "app_import":
+        fix = f"fix the error, or guard code that must not run while packaging with `{_GUARD}`"
+        if not import_checked and message.startswith(("ModuleNotFoundError", "ImportError")):
+            # Only the build's import check finds the modules this interpreter cannot load.
+            fix = (
+                "if a module it names is compiled for another --runtime or --arch, drop "
+                "--no-import: the build's import check then finds such modules and they are "
+                "left out (stubbed) for the template too; else " + fix
+            )
         return AppImportError(
             f"importing app.py as chalice package does failed: {shown}{message}\n"
             "It is imported with AWS_CHALICE_CLI_MODE=true and the stage's environment "
-            "variables, its packaged dependencies importable; fix the error, or guard code "
-            f"that must not run while packaging with `{_GUARD}`",
+            f"variables, from its packaged files and dependencies; {fix}",
             file=file or project_dir / "app.py",
             line=line,
             output=output,

@@ -203,8 +203,9 @@ def apps_own_modules(import_path: Sequence[str], stand_ins: Sequence[str]) -> It
     - standard library modules the packager imported stay (Lambda's bootstrap has imported
       many too), so a shipped module named like one is not used;
     - a module that neither ships nor is in the standard library resolves from this
-      installation (Lambda's runtime provides boto3 & co, the build's check these
-      installation's copies of them; anything else the build's import check reports missing).
+      installation: right for what Lambda's runtime provides (boto3 & co; the build's import
+      check uses this installation's copies too), lenient for anything else, which the
+      build's import check reports missing (unless --no-import skipped it).
     """
     shipped = _shipped_names(import_path)
     packagers = _taken_out(shipped)

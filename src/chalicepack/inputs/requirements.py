@@ -6,12 +6,15 @@ project names back to ``file:line`` so warnings and annotations point at the rig
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from packaging.utils import canonicalize_name
 
@@ -25,6 +28,9 @@ _INCLUDE_OPTIONS = ("-r", "--requirement")
 _LOCATION = re.compile(r"^(\.|/|~|[a-zA-Z][a-zA-Z0-9+.-]*://|[a-zA-Z]:\\)|\.(whl|zip|tar\.gz)$")
 # pip takes a line naming an archive file as a path to it unless it is ``name @ url``.
 _ARCHIVE = re.compile(r"\.(whl|zip|tar\.gz|tar\.bz2|tgz)$", re.IGNORECASE)
+# ``name @ url`` (with extras): a direct reference, its URL after the "@".
+_NAMED_URL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\s*(\[[^\]]*\])?\s*@")
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 # An option line: the option, then its value after whitespace or "=".
 _OPTION = re.compile(r"(-[^\s=]*)(?:[\s=]\s*(.*))?$")
 
@@ -120,6 +126,55 @@ def logical_lines(path: Path) -> Iterator[tuple[Path, int, str]]:
     for current in referenced_files(path):
         for lineno, line in _logical_lines(current.read_text(encoding="utf-8")):
             yield current, lineno, line
+
+
+def local_sources(path: Path) -> list[Path]:
+    """The directories and files that requirement lines of ``path`` (and of the files it
+    names with ``-r`` or ``-c``) name as local sources (``./pkg``, ``-e ./pkg``,
+    ``./dist/pkg-1.0-py3-none-any.whl``, ``pkg @ file:///...``), where pip finds them."""
+    sources: list[Path] = []
+    for _, _, line in logical_lines(path):
+        location = _local_location(_expand_variables(line))
+        if location is None:
+            continue
+        # pip reads a relative path from its working directory (this process's), not from
+        # the requirements file's folder as it does for -r, -c and --find-links.
+        found = Path(os.path.abspath(location))
+        if found.exists() and found not in sources:
+            sources.append(found)
+    return sources
+
+
+def _local_location(line: str) -> str | None:
+    """The path a requirement line names its source by, as pip takes it, else None."""
+    if line.startswith("-"):
+        match = _OPTION.match(line)
+        if match is None or not match.group(1).startswith(("-e", "--editable")):
+            return None
+        option, value = match.groups(default="")
+        line = value if option in ("-e", "--editable") else option.removeprefix("-e")
+    text = re.split(r"\s--", line.strip(), maxsplit=1)[0].strip()  # per-requirement options
+    named = _NAMED_URL.match(text)
+    if named is not None:
+        text = text[named.end() :].strip()
+    if text[:5].lower() == "file:":
+        return url2pathname(urlsplit(text.split(";", 1)[0].strip()).path)
+    if _URL.match(text) or named is not None:
+        return None  # remote, or VCS
+    text = re.sub(r"\[[^\]]*\]$", "", text.split("; ", 1)[0].strip())  # markers, extras
+    if _looks_like_path(text) or _ARCHIVE.search(text):
+        return text
+    return None
+
+
+def _looks_like_path(text: str) -> bool:
+    """pip's test for a line naming a local path rather than a project."""
+    return os.sep in text or "/" in text or text.startswith(".")
+
+
+def _expand_variables(line: str) -> str:
+    """``${NAME}`` replaced by the environment's value, as pip does in requirements files."""
+    return re.sub(r"\$\{([A-Z0-9_]+)\}", lambda m: os.environ.get(m.group(1), m.group(0)), line)
 
 
 def _constraints_file(line: str) -> str | None:

@@ -291,3 +291,20 @@ def test_local_sources_of_included_files_count_too(
     monkeypatch.chdir(tmp_path)
 
     assert local_sources(requirements) == [tmp_path / "pkg"]
+
+
+def test_a_byte_order_mark_is_read_as_pip_reads_it_not_as_part_of_the_first_name(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "requirements.txt"
+    path.write_bytes(b"\xef\xbb\xbfsix\n-r more.txt\n")
+    (tmp_path / "more.txt").write_bytes("alpha\n".encode("utf-16"))
+
+    assert names_and_lines(read_requirement_lines(path)) == [("six", 1), ("alpha", 1)]
+
+
+def test_an_undecodable_requirements_file_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "requirements.txt"
+    path.write_bytes(b"caf\xe9==1.0\n")
+
+    assert "make it a readable UTF-8 file" in requirements_error(path)

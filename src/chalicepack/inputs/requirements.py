@@ -6,6 +6,7 @@ project names back to ``file:line`` so warnings and annotations point at the rig
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import shlex
@@ -75,7 +76,7 @@ def _read(
             line=included_by.lineno,
         )
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_requirements_text(path)
     except FileNotFoundError:
         if included_by is None:
             raise RequirementsError(f"requirements file {path} does not exist") from None
@@ -85,7 +86,7 @@ def _read(
             file=included_by.path,
             line=included_by.lineno,
         ) from None
-    except (OSError, UnicodeDecodeError) as error:
+    except (OSError, UnicodeDecodeError, LookupError) as error:
         raise RequirementsError(
             f"{path}: cannot read requirements: {error}; make it a readable UTF-8 file",
             file=path,
@@ -103,6 +104,34 @@ def _read(
         yield RequirementLine(path, lineno, line, _project_name(path, lineno, line))
 
 
+# As pip decodes a requirements file: a byte order mark says the encoding (Windows editors
+# write one), else a PEP 263 comment on one of the first two lines, else UTF-8. The order
+# matters: UTF-16-LE's mark begins UTF-32-LE's.
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+)
+_CODING = re.compile(rb"coding[:=]\s*([-\w.]+)")
+
+
+def read_requirements_text(path: Path) -> str:
+    """``path``'s text as pip reads it; raise ``UnicodeDecodeError`` or ``LookupError`` (an
+    unknown encoding named) when it cannot be read so. pip falls back to the locale's
+    encoding where UTF-8 fails: not here, so that a build reads the file alike everywhere."""
+    data = path.read_bytes()
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return data[len(bom) :].decode(encoding)
+    for line in data.split(b"\n")[:2]:
+        declared = _CODING.search(line) if line.startswith(b"#") else None
+        if declared is not None:
+            return data.decode(declared.group(1).decode("ascii"))
+    return data.decode("utf-8")
+
+
 def referenced_files(path: Path) -> list[Path]:
     """``path`` and every file it names with ``-r`` or ``-c``, recursively: what a build read."""
     seen: list[Path] = []
@@ -112,7 +141,7 @@ def referenced_files(path: Path) -> list[Path]:
         if current in seen or not current.is_file():
             continue
         seen.append(current)
-        for _, line in _logical_lines(current.read_text(encoding="utf-8")):
+        for _, line in _logical_lines(read_requirements_text(current)):
             if line.startswith("-"):
                 named = _included_file(line) or _constraints_file(line)
                 if named is not None:
@@ -124,7 +153,7 @@ def logical_lines(path: Path) -> Iterator[tuple[Path, int, str]]:
     """Each logical line (comments cut, continuations joined) of ``path`` and of every file it
     names with ``-r`` or ``-c``, with its file and first line number."""
     for current in referenced_files(path):
-        for lineno, line in _logical_lines(current.read_text(encoding="utf-8")):
+        for lineno, line in _logical_lines(read_requirements_text(current)):
             yield current, lineno, line
 
 
@@ -299,7 +328,7 @@ def index_options(path: Path) -> list[str]:
 def _index_options(path: Path, stack: tuple[Path, ...]) -> Iterator[str]:
     if path in stack or not path.is_file():
         return
-    for _, line in _logical_lines(path.read_text(encoding="utf-8")):
+    for _, line in _logical_lines(read_requirements_text(path)):
         if not line.startswith("-"):
             continue
         include = _included_file(line)

@@ -135,7 +135,9 @@ def chalicepack(tmp_path: Path) -> Any:
     """Run the chalicepack CLI as a process, with a cache private to the test."""
     cache = tmp_path / "cache"
 
-    def run(*args: str | Path, env: Mapping[str, str] | None = None) -> Run:
+    def run(
+        *args: str | Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
+    ) -> Run:
         command = [sys.executable, "-m", "chalicepack", *map(str, args)]
         if args and args[0] == "build" and "--cache-dir" not in args:
             command += ["--cache-dir", str(cache)]
@@ -144,6 +146,7 @@ def chalicepack(tmp_path: Path) -> Any:
             capture_output=True,
             text=True,
             env={**os.environ, **(env or {})},
+            cwd=cwd,
             timeout=600,
         )
         return Run(completed.returncode, completed.stdout, completed.stderr)

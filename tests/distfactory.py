@@ -185,6 +185,11 @@ _BACKEND = textwrap.dedent(
                 wheel.writestr(path, data)
         return name
 
+    # PEP 660, for -e: the editable wheel is a plain copy (enough for what is packaged).
+    get_requires_for_build_editable = get_requires_for_build_wheel
+    prepare_metadata_for_build_editable = prepare_metadata_for_build_wheel
+    build_editable = build_wheel
+
     def build_sdist(sdist_directory, config_settings=None):
         raise NotImplementedError("test sdists are built by the test suite")
     """

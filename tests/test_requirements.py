@@ -11,6 +11,7 @@ from chalicepack.inputs.requirements import (
     RequirementLine,
     index_options,
     lines_by_name,
+    local_sources,
     read_requirement_lines,
 )
 
@@ -240,3 +241,70 @@ def test_no_index_options_when_the_file_names_only_projects(tmp_path: Path) -> N
     main = write(tmp_path / "requirements.txt", "flask\nrequests==2.31.0\n")
 
     assert index_options(main) == []
+
+
+# --- local sources: what a path requirement holds is an input of the build --------------------
+
+
+def test_local_sources_are_the_paths_pip_reads_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for folder in ("pkg", "editable", "other", "extras", "marked", "byvar", "six", "named"):
+        (tmp_path / folder).mkdir()
+    for name in ("dist/a-1.0-py3-none-any.whl", "b-1.0.tar.gz", "url-1.0-py3-none-any.whl"):
+        write(tmp_path / name, "")
+    requirements = write(
+        tmp_path / "reqs" / "requirements.txt",
+        "./pkg\n"
+        "-e ./editable\n"
+        "--editable=./other --config-settings x=y\n"
+        "./extras[fast]\n"
+        './marked ; python_version >= "3"\n'
+        "${PKG_ROOT}/byvar\n"
+        "dist/a-1.0-py3-none-any.whl --hash=sha256:00\n"
+        "b-1.0.tar.gz\n"
+        f"named @ {(tmp_path / 'named').as_uri()}\n"
+        f"{(tmp_path / 'url-1.0-py3-none-any.whl').as_uri()}\n"
+        "six\n"  # a project, though a folder of that name is in the working directory
+        f"git+{(tmp_path / 'pkg').as_uri()}#egg=pkg\n"  # VCS: not a local source
+        "https://example.org/c-1.0-py3-none-any.whl\n"
+        "./gone\n",  # pip's error to give: nothing to fingerprint
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PKG_ROOT", str(tmp_path))
+
+    assert local_sources(requirements) == [
+        tmp_path / name
+        for name in (
+            "pkg", "editable", "other", "extras", "marked", "byvar",
+            "dist/a-1.0-py3-none-any.whl", "b-1.0.tar.gz", "named", "url-1.0-py3-none-any.whl",
+        )
+    ]  # fmt: skip
+
+
+def test_local_sources_of_included_files_count_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pkg").mkdir()
+    requirements = write(tmp_path / "requirements.txt", "-r more.txt\n")
+    write(tmp_path / "more.txt", "./pkg\n")
+    monkeypatch.chdir(tmp_path)
+
+    assert local_sources(requirements) == [tmp_path / "pkg"]
+
+
+def test_a_byte_order_mark_is_read_as_pip_reads_it_not_as_part_of_the_first_name(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "requirements.txt"
+    path.write_bytes(b"\xef\xbb\xbfsix\n-r more.txt\n")
+    (tmp_path / "more.txt").write_bytes("alpha\n".encode("utf-16"))
+
+    assert names_and_lines(read_requirement_lines(path)) == [("six", 1), ("alpha", 1)]
+
+
+def test_an_undecodable_requirements_file_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "requirements.txt"
+    path.write_bytes(b"caf\xe9==1.0\n")
+
+    assert "make it a readable UTF-8 file" in requirements_error(path)

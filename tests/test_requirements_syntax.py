@@ -9,6 +9,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conftest import make_project
 from distfactory import build_sdist, build_wheel
 from pkgindex import PackageIndex
@@ -155,3 +157,25 @@ def test_pip_index_url_from_the_environment_is_honoured(
     project = make_project(tmp_path / "app", {"requirements.txt": "alpha\n"})
 
     assert installed(build(chalicepack, project)) == {"alpha": "1.0"}
+
+
+ENCODINGS = {
+    "UTF-8 with a byte order mark": ("utf-8-sig", ""),
+    "UTF-16 (Windows 'Unicode')": ("utf-16", ""),
+    "latin-1 declared by a coding comment": ("latin-1", "# -*- coding: latin-1 -*-\n# café\n"),
+}
+
+
+@pytest.mark.parametrize(("encoding", "header"), ENCODINGS.values(), ids=ENCODINGS.keys())
+def test_a_requirements_file_is_decoded_as_pip_decodes_it(
+    tmp_path: Path, index: PackageIndex, chalicepack, encoding: str, header: str
+) -> None:
+    """Editors on Windows save requirements.txt with a byte order mark; pip reads it."""
+    index.add_wheel("alpha", "1.0", requires=["beta"])
+    index.add_wheel("beta", "1.0")
+    project = make_project(tmp_path / "app")
+    text = f"{header}alpha==1.0\n-c constraints.txt\n"
+    (project / "requirements.txt").write_bytes(text.encode(encoding))
+    (project / "constraints.txt").write_bytes("beta==1.0\n".encode(encoding))
+
+    assert installed(build(chalicepack, project)) == {"alpha": "1.0", "beta": "1.0"}

@@ -71,6 +71,16 @@ def rewrite_app_unchanged(project: Path) -> None:
     app.write_bytes(app.read_bytes())
 
 
+def make_executable(name: str) -> Callable[[Path], None]:
+    """``chmod +x``: the zip records the executable bit (a vendored tool must stay runnable)."""
+
+    def apply(project: Path) -> None:
+        path = project / name
+        path.chmod(path.stat().st_mode | 0o111)
+
+    return apply
+
+
 def unchanged(project: Path) -> None:
     pass
 
@@ -90,6 +100,14 @@ MUST_REBUILD = {
     "a chalicelib file removed": Change(edit("chalicelib/util.py", None), zip_differs=True),
     "a vendor file edited": Change(edit("vendor/helper.py", "Y = 2\n"), zip_differs=True),
     "a vendor file added": Change(edit("vendor/extra.py", "E = 1\n"), zip_differs=True),
+    "app.py made executable": Change(make_executable("app.py"), zip_differs=True),
+    "a chalicelib file made executable": Change(
+        make_executable("chalicelib/util.py"), zip_differs=True
+    ),
+    "a vendor file made executable": Change(make_executable("vendor/bin/tool"), zip_differs=True),
+    "a big vendor file made executable": Change(
+        make_executable("vendor/model.bin"), zip_differs=True
+    ),
     "a big vendor file rewritten at the same size": Change(
         rewrite_big_vendor_file, zip_differs=True
     ),
@@ -139,6 +157,7 @@ def built(tmp_path: Path, index: PackageIndex, chalicepack) -> tuple[Path, dict[
             "chalicelib/__init__.py": "",
             "chalicelib/util.py": "X = 1\n",
             "vendor/helper.py": "Y = 1\n",
+            "vendor/bin/tool": "#!/bin/sh\n",
             "vendor/model.bin": b"\0" * BIG,
         },
         config={"stages": {"dev": {}, "prod": {}}},

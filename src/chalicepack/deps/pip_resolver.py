@@ -508,6 +508,11 @@ def _direct_requirement(name: str, download: Mapping[str, Any]) -> str | None:
         return f"{name} @ {vcs['vcs']}+{url}@{vcs['commit_id']}"
     if url.endswith(".whl"):
         return None  # a wheel URL is judged by its tags like any other wheel
+    sha256 = download.get("archive_info", {}).get("hashes", {}).get("sha256")
+    if url.startswith("file:") and sha256 and "#" not in url:
+        # pip caches the wheel it builds from an archive by its URL, and by its hash when the
+        # URL gives one: without it, a local sdist rebuilt under its name gets the old wheel.
+        return f"{name} @ {url}#sha256={sha256}"
     return f"{name} @ {url}"
 
 

@@ -6,12 +6,16 @@ project names back to ``file:line`` so warnings and annotations point at the rig
 
 from __future__ import annotations
 
+import codecs
+import os
 import re
 import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from packaging.utils import canonicalize_name
 
@@ -25,6 +29,9 @@ _INCLUDE_OPTIONS = ("-r", "--requirement")
 _LOCATION = re.compile(r"^(\.|/|~|[a-zA-Z][a-zA-Z0-9+.-]*://|[a-zA-Z]:\\)|\.(whl|zip|tar\.gz)$")
 # pip takes a line naming an archive file as a path to it unless it is ``name @ url``.
 _ARCHIVE = re.compile(r"\.(whl|zip|tar\.gz|tar\.bz2|tgz)$", re.IGNORECASE)
+# ``name @ url`` (with extras): a direct reference, its URL after the "@".
+_NAMED_URL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\s*(\[[^\]]*\])?\s*@")
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 # An option line: the option, then its value after whitespace or "=".
 _OPTION = re.compile(r"(-[^\s=]*)(?:[\s=]\s*(.*))?$")
 
@@ -69,7 +76,7 @@ def _read(
             line=included_by.lineno,
         )
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_requirements_text(path)
     except FileNotFoundError:
         if included_by is None:
             raise RequirementsError(f"requirements file {path} does not exist") from None
@@ -79,7 +86,7 @@ def _read(
             file=included_by.path,
             line=included_by.lineno,
         ) from None
-    except (OSError, UnicodeDecodeError) as error:
+    except (OSError, UnicodeDecodeError, LookupError) as error:
         raise RequirementsError(
             f"{path}: cannot read requirements: {error}; make it a readable UTF-8 file",
             file=path,
@@ -97,6 +104,34 @@ def _read(
         yield RequirementLine(path, lineno, line, _project_name(path, lineno, line))
 
 
+# As pip decodes a requirements file: a byte order mark says the encoding (Windows editors
+# write one), else a PEP 263 comment on one of the first two lines, else UTF-8. The order
+# matters: UTF-16-LE's mark begins UTF-32-LE's.
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+)
+_CODING = re.compile(rb"coding[:=]\s*([-\w.]+)")
+
+
+def read_requirements_text(path: Path) -> str:
+    """``path``'s text as pip reads it; raise ``UnicodeDecodeError`` or ``LookupError`` (an
+    unknown encoding named) when it cannot be read so. pip falls back to the locale's
+    encoding where UTF-8 fails: not here, so that a build reads the file alike everywhere."""
+    data = path.read_bytes()
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return data[len(bom) :].decode(encoding)
+    for line in data.split(b"\n")[:2]:
+        declared = _CODING.search(line) if line.startswith(b"#") else None
+        if declared is not None:
+            return data.decode(declared.group(1).decode("ascii"))
+    return data.decode("utf-8")
+
+
 def referenced_files(path: Path) -> list[Path]:
     """``path`` and every file it names with ``-r`` or ``-c``, recursively: what a build read."""
     seen: list[Path] = []
@@ -106,7 +141,7 @@ def referenced_files(path: Path) -> list[Path]:
         if current in seen or not current.is_file():
             continue
         seen.append(current)
-        for _, line in _logical_lines(current.read_text(encoding="utf-8")):
+        for _, line in _logical_lines(read_requirements_text(current)):
             if line.startswith("-"):
                 named = _included_file(line) or _constraints_file(line)
                 if named is not None:
@@ -118,8 +153,57 @@ def logical_lines(path: Path) -> Iterator[tuple[Path, int, str]]:
     """Each logical line (comments cut, continuations joined) of ``path`` and of every file it
     names with ``-r`` or ``-c``, with its file and first line number."""
     for current in referenced_files(path):
-        for lineno, line in _logical_lines(current.read_text(encoding="utf-8")):
+        for lineno, line in _logical_lines(read_requirements_text(current)):
             yield current, lineno, line
+
+
+def local_sources(path: Path) -> list[Path]:
+    """The directories and files that requirement lines of ``path`` (and of the files it
+    names with ``-r`` or ``-c``) name as local sources (``./pkg``, ``-e ./pkg``,
+    ``./dist/pkg-1.0-py3-none-any.whl``, ``pkg @ file:///...``), where pip finds them."""
+    sources: list[Path] = []
+    for _, _, line in logical_lines(path):
+        location = _local_location(_expand_variables(line))
+        if location is None:
+            continue
+        # pip reads a relative path from its working directory (this process's), not from
+        # the requirements file's folder as it does for -r, -c and --find-links.
+        found = Path(os.path.abspath(location))
+        if found.exists() and found not in sources:
+            sources.append(found)
+    return sources
+
+
+def _local_location(line: str) -> str | None:
+    """The path a requirement line names its source by, as pip takes it, else None."""
+    if line.startswith("-"):
+        match = _OPTION.match(line)
+        if match is None or not match.group(1).startswith(("-e", "--editable")):
+            return None
+        option, value = match.groups(default="")
+        line = value if option in ("-e", "--editable") else option.removeprefix("-e")
+    text = re.split(r"\s--", line.strip(), maxsplit=1)[0].strip()  # per-requirement options
+    named = _NAMED_URL.match(text)
+    if named is not None:
+        text = text[named.end() :].strip()
+    if text[:5].lower() == "file:":
+        return url2pathname(urlsplit(text.split(";", 1)[0].strip()).path)
+    if _URL.match(text) or named is not None:
+        return None  # remote, or VCS
+    text = re.sub(r"\[[^\]]*\]$", "", text.split("; ", 1)[0].strip())  # markers, extras
+    if _looks_like_path(text) or _ARCHIVE.search(text):
+        return text
+    return None
+
+
+def _looks_like_path(text: str) -> bool:
+    """pip's test for a line naming a local path rather than a project."""
+    return os.sep in text or "/" in text or text.startswith(".")
+
+
+def _expand_variables(line: str) -> str:
+    """``${NAME}`` replaced by the environment's value, as pip does in requirements files."""
+    return re.sub(r"\$\{([A-Z0-9_]+)\}", lambda m: os.environ.get(m.group(1), m.group(0)), line)
 
 
 def _constraints_file(line: str) -> str | None:
@@ -244,7 +328,7 @@ def index_options(path: Path) -> list[str]:
 def _index_options(path: Path, stack: tuple[Path, ...]) -> Iterator[str]:
     if path in stack or not path.is_file():
         return
-    for _, line in _logical_lines(path.read_text(encoding="utf-8")):
+    for _, line in _logical_lines(read_requirements_text(path)):
         if not line.startswith("-"):
             continue
         include = _included_file(line)

@@ -11,9 +11,11 @@ the pip cache of wheels built with our toolchain, see ``deps.sourcebuild``),
 ``package.uptodate``).
 
 A resolution is reused when nothing that could change it changed (the key covers every
-requirements and constraints file, by content and by path from the project, the target, the
-``PIP_*`` environment and chalicepack's version) and every wheel it names is still in the
-store. One of fully pinned requirements
+requirements and constraints file, by content and by path from the project, what each local
+path requirement holds (a project directory's files but what builds write there, a wheel or
+sdist file, a local ``--find-links`` folder's files; fingerprinted as the up-to-date check
+fingerprints app files), the target, the ``PIP_*`` environment and chalicepack's version)
+and every wheel it names is still in the store. One of fully pinned requirements
 (every line ``name==version``, and every resolved distribution named by such a line) is
 reused for good: a rebuild needs no index at all. One of looser requirements is reused for
 ``max_age`` seconds (an hour by default), as ``chalice package``
@@ -29,12 +31,22 @@ import json
 import os
 import time
 from dataclasses import asdict
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from chalicepack import __version__
 from chalicepack.errors import BadInput
-from chalicepack.inputs.requirements import RequirementLine, is_exact_pin, referenced_files
+from chalicepack.inputs.requirements import (
+    RequirementLine,
+    index_options,
+    is_exact_pin,
+    local_sources,
+    referenced_files,
+)
+from chalicepack.package.digest import add_file_fingerprint
 from chalicepack.report import write_json_atomically
 
 if TYPE_CHECKING:
@@ -108,7 +120,66 @@ def resolution_key(requirements: Path, target: Target, resolver: str = "auto") -
     for path in referenced_files(requirements):
         named = Path(os.path.relpath(path, base)).as_posix()
         digest.update(named.encode() + b"\0" + path.read_bytes() + b"\0")
+    # What a local path requirement holds is an input too: pip builds ./pkg or installs
+    # ./pkg-1.0-py3-none-any.whl anew each time, and a cached resolution (with the wheel it
+    # names) would ship the code it held when resolved.
+    for source in local_sources(requirements):
+        named = Path(os.path.relpath(source, base)).as_posix()
+        digest.update(b"\1" + named.encode() + b"\0")
+        for name, file in _source_files(source):
+            add_file_fingerprint(digest, name, file)
+    # Likewise the wheels and sdists of a local --find-links folder (rebuilt under one name).
+    for folder in _find_links_folders(requirements):
+        named = Path(os.path.relpath(folder, base)).as_posix()
+        digest.update(b"\2" + named.encode() + b"\0")
+        for file in sorted(path for path in folder.iterdir() if path.is_file()):
+            add_file_fingerprint(digest, file.name, file)
     return digest.hexdigest()
+
+
+def _find_links_folders(requirements: Path) -> list[Path]:
+    """The local folders pip reads distributions from with ``--find-links``: those named in
+    ``requirements`` (made absolute by ``index_options``) and in ``PIP_FIND_LINKS``."""
+    options = index_options(requirements)
+    named = [value for option, value in pairwise(options) if option == "--find-links"]
+    named += os.environ.get("PIP_FIND_LINKS", "").split()
+    folders = []
+    for value in named:
+        if value[:5].lower() == "file:":
+            value = url2pathname(urlsplit(value).path)
+        folder = Path(os.path.abspath(value))
+        if folder.is_dir() and folder not in folders:
+            folders.append(folder)
+    return folders
+
+
+# What builds and tools write into a project directory, never part of what it is: pip builds
+# a local project in place (setuptools writes build/ and *.egg-info there).
+_NOT_SOURCE = frozenset(
+    {".git", ".hg", ".svn", "__pycache__", ".tox", ".nox", ".venv", ".mypy_cache",
+     ".pytest_cache", ".ruff_cache"}
+)  # fmt: skip
+_NOT_SOURCE_AT_TOP = frozenset({"build", "dist"})
+
+
+def _source_files(source: Path) -> list[tuple[str, Path]]:
+    """The files of a local requirement's source, by their POSIX path inside it (a file
+    alone, by its name), in order."""
+    if not source.is_dir():
+        return [(source.name, source)]
+    files = []
+    for folder, folders, names in os.walk(source):
+        at_top = folder == str(source)
+        folders[:] = [
+            name for name in folders
+            if name not in _NOT_SOURCE and not name.endswith(".egg-info")
+            and not (at_top and name in _NOT_SOURCE_AT_TOP)
+        ]  # fmt: skip
+        for name in names:
+            path = Path(folder, name)
+            if not name.endswith((".pyc", ".pyo")) and path.is_file():
+                files.append((path.relative_to(source).as_posix(), path))
+    return sorted(files)
 
 
 def _record_path(cache_dir: Path, key: str) -> Path:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat as stat_module
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +34,23 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+# Files up to this size are fingerprinted by content, bigger ones by size and mtime: they are
+# seldom edited (models, data, libraries) and costly to hash on every build.
+HASHED_UP_TO = 1 << 20
+
+
+def add_file_fingerprint(digest: hashlib._Hash, name: str, path: Path) -> None:
+    """Add to ``digest`` what a package holds of ``path`` (as ``name``): its content (for a
+    big file, its size and mtime) and its executable bit, which the zip records."""
+    status = path.stat()
+    executable = bool(status.st_mode & stat_module.S_IXUSR)  # what ``archive`` keeps
+    digest.update(f"\0{name}\0{status.st_size}\0{executable:d}\0".encode())
+    if status.st_size <= HASHED_UP_TO:
+        digest.update(path.read_bytes())
+    else:
+        digest.update(str(status.st_mtime_ns).encode())
 
 
 def _stat(status: os.stat_result) -> list[int]:

@@ -4,7 +4,8 @@ directory is the same and its zips are intact, that build's report is the answer
 The fingerprint covers chalicepack's and chalice's versions, the options that shape the
 package, config.json, every file that ships from the project (content for files up to 1 MiB;
 size and modification time for bigger vendor files, which are seldom edited and costly to
-hash), the resolution reused from the cache and ``SOURCE_DATE_EPOCH``.
+hash; and its executable bit, which the zip records), the resolution reused from the cache
+(whose key covers what local path requirements hold, see ``cache``) and ``SOURCE_DATE_EPOCH``.
 
 A zip is intact when its sha256 is the one in the report. Hashing a 30 MB zip costs more than
 the rest of the check, so verified digests are kept in the cache (``outputs/``) and a zip whose
@@ -41,7 +42,7 @@ from chalicepack.package.cache import (
     usable_directory,
 )
 from chalicepack.package.chaliceruntime import installed_version
-from chalicepack.package.digest import DigestRecord
+from chalicepack.package.digest import DigestRecord, add_file_fingerprint
 from chalicepack.report import (
     REPORT_NAME,
     Artifact,
@@ -51,8 +52,6 @@ from chalicepack.report import (
 )
 
 log = logging.getLogger(__name__)
-
-_HASHED_UP_TO = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -168,12 +167,7 @@ def build_fingerprint(
     digest.update(json.dumps(header, sort_keys=True).encode())
     digest.update(config_path.read_bytes())
     for file in [*project.app_files, *project.vendor_files]:
-        status = file.path.stat()
-        digest.update(f"\0{file.arcname}\0{status.st_size}\0".encode())
-        if status.st_size <= _HASHED_UP_TO:
-            digest.update(file.path.read_bytes())
-        else:
-            digest.update(str(status.st_mtime_ns).encode())
+        add_file_fingerprint(digest, file.arcname, file.path)
     return digest.hexdigest()
 
 

@@ -24,7 +24,13 @@ from installer.sources import WheelFile
 from installer.utils import SCHEME_NAMES
 
 from aftermath import error_line
-from chalicepack.deps.install import install_tree, install_wheels, installed_files
+from chalicepack.deps.install import (
+    InstalledTree,
+    install_tree,
+    install_wheels,
+    installed_files,
+    materialize,
+)
 from chalicepack.deps.pip_resolver import Distribution
 from chalicepack.errors import BadInput
 from chalicepack.inputs.target import Target
@@ -255,7 +261,7 @@ def test_a_record_with_a_stronger_hash_is_checked_with_it(tmp_path: Path, algori
         record={"kit/core.py": f"{record_hash(b'x', algorithm)},20000"},
     )
 
-    tree = install_tree(*installing([good]), tmp_path / "trees", TARGET)
+    tree = written(install_tree(*installing([good]), tmp_path / "trees", TARGET))
     with pytest.raises(BadInput) as refused:
         install_tree(*installing([bad]), tmp_path / "other-trees", TARGET)
 
@@ -372,6 +378,12 @@ def test_two_requirements_shipping_one_file_fail_the_build_naming_both(
 # --- the cached tree --------------------------------------------------------------------------
 
 
+def written(tree: InstalledTree) -> InstalledTree:
+    """``tree`` with its virtual files (its .py files left in their wheels) written."""
+    materialize(tree.site_packages, tree.virtual)
+    return tree
+
+
 def cached_tree(tmp_path: Path) -> Callable[[], Any]:
     kit = wheel_file(tmp_path / "w", "kit", EVERYTHING, executable=("kit/_speedups.so",))
     return lambda: install_tree(*installing([kit]), tmp_path / "trees", TARGET)
@@ -411,14 +423,14 @@ def test_a_cached_tree_that_changed_is_installed_again(
     tmp_path: Path, damage: Callable[[Path], object], umask: int
 ) -> None:
     tree = cached_tree(tmp_path)
-    first = tree()
+    first = written(tree())
     before = tree_of(first.site_packages)
     damage(first.site_packages)
 
     again = tree()
 
     assert not again.reused
-    assert tree_of(again.site_packages) == before
+    assert tree_of(written(again).site_packages) == before
 
 
 def test_installed_files_list_the_tree_as_a_sorted_walk_of_it_would(tmp_path: Path) -> None:
@@ -431,7 +443,10 @@ def test_installed_files_list_the_tree_as_a_sorted_walk_of_it_would(tmp_path: Pa
         "a_b.py": "",
     }
     kit = wheel_file(tmp_path / "w", "a", files, executable=("a/b/run.so",))
-    site_packages = install_tree(*installing([kit]), tmp_path / "trees", TARGET).site_packages
+    tree = install_tree(*installing([kit]), tmp_path / "trees", TARGET)
+    site_packages = tree.site_packages
+    from_record = installed_files(site_packages)  # with its virtual files, not on disk
+    written(tree)
     walked = [
         (
             path.relative_to(site_packages).as_posix(),
@@ -442,7 +457,7 @@ def test_installed_files_list_the_tree_as_a_sorted_walk_of_it_would(tmp_path: Pa
         if path.is_file()
     ]
 
-    from_record = installed_files(site_packages)
+    assert installed_files(site_packages) == from_record  # once they are written
     (site_packages.parent / "installed.json").unlink()
     from_walk = installed_files(site_packages)
 

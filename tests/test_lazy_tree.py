@@ -125,6 +125,32 @@ def test_a_dependency_listing_its_own_folder_at_import_passes_once_its_files_are
     assert "served from their wheels failed" not in again.stderr
 
 
+def test_pkgutil_lists_the_modules_served_from_a_wheel(
+    tmp_path: Path, index: PackageIndex, chalicepack
+) -> None:
+    listing = (
+        "import pkgutil\n"
+        "NAMES = [(m.name, m.ispkg) for m in pkgutil.iter_modules(__path__)]\n"
+        "assert NAMES == [('a', False), ('b', False), ('sub', True)], NAMES\n"
+    )
+    wheel = {
+        "plugs/__init__.py": listing,
+        "plugs/a.py": "",
+        "plugs/b.py": "",
+        "plugs/sub/__init__.py": "",
+        "plugs/data/notes.txt": "not a package\n",
+    }
+    index.add_wheel("plugs", "1.0", files=wheel)
+    app = "import plugs\nprint('listed', plugs.NAMES)\n" + USES_LAZYDEP.split("\n", 3)[3]
+    project = make_project(tmp_path / "app", {"requirements.txt": "plugs==1.0\n", "app.py": app})
+
+    run = chalicepack("build", project, "-v")
+
+    assert run.returncode == 0, run.stderr
+    assert "served from their wheels failed" not in run.stderr  # found as files would be
+    assert "listed [('a', False), ('b', False), ('sub', True)]" in app_output(run.stderr)
+
+
 def test_a_vendor_file_over_a_dependency_stages_its_files_written(
     tmp_path: Path, index: PackageIndex, chalicepack
 ) -> None:

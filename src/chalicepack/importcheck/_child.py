@@ -29,7 +29,7 @@ import types
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
     from importlib.abc import PathEntryFinder
     from typing import Any
 
@@ -402,6 +402,39 @@ class WheelServingFinder:
         ):
             return found
         return served_spec(fullname, os.path.join(self.path, tail + ".py"), module, None)
+
+    def iter_modules(self, prefix: str = "") -> Iterator[tuple[str, bool]]:
+        """What ``pkgutil.iter_modules`` lists for the folder: its modules and packages as
+        for a FileFinder (pkgutil's rules), the served files included."""
+        served = SERVED.get(self.path, {})
+        try:
+            names = sorted({*os.listdir(self.path), *served})
+        except OSError:
+            names = sorted(served)
+        yielded = set()
+        for name in names:
+            module, path, package = module_name(name), os.path.join(self.path, name), False
+            if module == "__init__" or module in yielded:
+                continue
+            if not module and "." not in name and os.path.isdir(path):
+                try:
+                    inside = {*os.listdir(path), *SERVED.get(path, {})}
+                except OSError:
+                    continue
+                if not any(module_name(item) == "__init__" for item in inside):
+                    continue  # not a package (a namespace portion is not listed either)
+                module, package = name, True
+            if module and "." not in module:
+                yielded.add(module)
+                yield prefix + module, package
+
+
+def module_name(filename: str) -> str | None:
+    """``inspect.getmodulename``: the name less the longest module suffix it ends with."""
+    for suffix in sorted(importlib.machinery.all_suffixes(), key=len, reverse=True):
+        if filename.endswith(suffix):
+            return filename[: -len(suffix)]
+    return None
 
 
 def served_spec(

@@ -13,6 +13,7 @@ import stat
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -32,7 +33,7 @@ from chalicepack.deps.install import (
     materialize,
 )
 from chalicepack.deps.pip_resolver import Distribution
-from chalicepack.errors import BadInput
+from chalicepack.errors import BadInput, BuildFailure
 from chalicepack.inputs.target import Target
 from chalicepack.package.archive import ZipEntry
 from chalicepack.package.exclude import exclude
@@ -157,21 +158,30 @@ ENTRY_POINTS = "[console_scripts]\nkit = kit.core:main\n"
 # --- the tree --------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("lazy", [False, True], ids=["written", "lazy-then-written"])
 def test_the_tree_is_byte_for_byte_and_mode_for_mode_what_installer_writes(
-    tmp_path: Path, umask: int
+    tmp_path: Path, umask: int, lazy: bool
 ) -> None:
     kit = wheel_file(
         tmp_path / "wheels",
         "kit",
         EVERYTHING,
-        executable=("kit/_speedups.so",),
+        executable=("kit/_speedups.so", "kit/core.py"),
         entry_points=ENTRY_POINTS,
     )
     other = wheel_file(tmp_path / "wheels", "other", {"other.py": "import kit\n"})
     wheels, distributions = installing([kit, other])
     ours = tmp_path / "ours" / "site-packages"
 
-    installed = install_wheels(wheels, distributions, ours)
+    installed = install_wheels(wheels, distributions, ours, lazy=lazy)
+    virtual = {path: item for each in installed for path, item in each.virtual}
+    if lazy:  # its .py files were checked, not written: they are written from the wheels
+        expected = ["kit/__init__.py", "kit/core.py", "kit_extra/__init__.py", "other.py"]
+        assert sorted(virtual) == expected
+        assert not (ours / "kit" / "core.py").exists()
+        materialize(ours, virtual)
+    else:
+        assert virtual == {}
 
     # installer on its own, one wheel after the other, writing every scheme to disk.
     reference = tmp_path / "reference" / "site-packages"
@@ -190,6 +200,7 @@ def test_the_tree_is_byte_for_byte_and_mode_for_mode_what_installer_writes(
     assert "../not-shipped/scripts/kit-tool," in record  # listed as installer lists it ...
     assert not (ours.parent / "not-shipped").exists()  # ... but scripts and data never ship
     assert stat.S_IMODE((ours / "kit" / "_speedups.so").stat().st_mode) == 0o755
+    assert stat.S_IMODE((ours / "kit" / "core.py").stat().st_mode) == 0o755
     assert [item.distribution.name for item in installed] == ["kit", "other"]
     for item in installed:
         assert item.unpacked_size == sum((ours / name).stat().st_size for name in item.files)
@@ -431,6 +442,38 @@ def test_a_cached_tree_that_changed_is_installed_again(
 
     assert not again.reused
     assert tree_of(written(again).site_packages) == before
+
+
+def test_a_cached_tree_whose_wheel_is_gone_is_installed_again(tmp_path: Path) -> None:
+    tree = cached_tree(tmp_path)
+    first = tree()
+    assert first.virtual  # its .py files are read from the wheel
+    record = first.site_packages.parent / "installed.json"
+    document = json.loads(record.read_text())
+    for item in document["virtual"].values():
+        item["wheel"] = "../../gone/kit-1.0-py3-none-any.whl"  # as if the store lost it
+    record.write_text(json.dumps(document))
+
+    again = tree()
+
+    assert not again.reused
+    assert again.virtual == first.virtual
+
+
+def test_a_virtual_file_is_written_only_with_the_bytes_its_record_says(tmp_path: Path) -> None:
+    kit = wheel_file(tmp_path / "w", "kit", EVERYTHING)
+    tree = install_tree(*installing([kit]), tmp_path / "trees", TARGET)
+    changed = {**EVERYTHING, "kit/core.py": "VALUE = 2\n" * 2000}  # the same size
+    other = wheel_file(tmp_path / "other", "kit", changed)
+    moved = {path: replace(item, wheel=other) for path, item in tree.virtual.items()}
+
+    with pytest.raises(BuildFailure) as refused:
+        materialize(tree.site_packages, moved)
+
+    assert "kit/core.py differs from its RECORD" in str(refused.value)
+    assert "the installed tree was dropped from the cache: build again" in str(refused.value)
+    assert not (tree.site_packages.parent / "installed.json").exists()  # not reused
+    assert not (tree.site_packages / "kit" / "core.py").exists()
 
 
 def test_installed_files_list_the_tree_as_a_sorted_walk_of_it_would(tmp_path: Path) -> None:

@@ -1,5 +1,11 @@
 """Wheels into a site-packages tree: fetched once into a content-addressed store, then
-installed with ``installer`` (RECORD verified, ``.data`` mapped, paths validated)."""
+installed with ``installer`` (RECORD verified, ``.data`` mapped, paths validated).
+
+A tree in the cache leaves its ``.py`` files in the wheels (``VirtualFile``: checked against
+RECORD, not written; its record lists them), since creating thousands of small files is most
+of an install's time and the zips copy those members from the wheels anyway. The import check
+serves them from the wheels; ``materialize`` writes them when a real file is needed (see
+``importcheck.staging``)."""
 
 from __future__ import annotations
 
@@ -545,6 +551,7 @@ class InstalledTree:
 
 
 _TREE_RECORD = "installed.json"
+_TREE_FORMAT = "virtual-py-1"  # .py files left in their wheels (``VirtualFile``)
 _TREES_KEPT = 5
 
 
@@ -604,7 +611,10 @@ def _install_tree_locked(
 def _tree_key(
     wheels: dict[str, Path], distributions: Sequence[Distribution], target: Target
 ) -> str:
-    digest = hashlib.sha256(f"{__version__}\0{target.runtime}\0{target.arch}".encode())
+    # The tree's format too: a build of another format (one that would take a tree's files
+    # on disk for all of them) never picks up a tree whose .py files are in the wheels.
+    head = f"{__version__}\0{_TREE_FORMAT}\0{target.runtime}\0{target.arch}"
+    digest = hashlib.sha256(head.encode())
     for distribution in sorted(distributions, key=lambda d: d.name):
         wheel = wheels[distribution.name]
         digest.update(f"\0{distribution.name}\0{wheel.name}\0{stored_sha256(wheel)}".encode())

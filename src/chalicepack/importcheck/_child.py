@@ -12,6 +12,10 @@ Bytecode: ``-B`` writes none. When the spec names a ``pycache`` directory, bytec
 and written under it instead (``sys.pycache_prefix``: never beside a source, so nothing is
 written into what ships), except for modules of the function tree and the layer: those are
 staged anew for every check, so their bytecode would never be read again.
+
+Files served from wheels: the spec may name a listing of the installed dependencies' ``.py``
+files that are not on disk (see ``deps.install``); they are imported from their wheels with
+the ``__file__``, tracebacks and cached bytecode they would have as files (``SERVED``).
 """
 
 from __future__ import annotations

@@ -451,7 +451,7 @@ def test_a_cached_tree_whose_wheel_is_gone_is_installed_again(tmp_path: Path) ->
     record = first.site_packages.parent / "installed.json"
     document = json.loads(record.read_text())
     for item in document["virtual"].values():
-        item["wheel"] = "../../gone/kit-1.0-py3-none-any.whl"  # as if the store lost it
+        item[0] = "../../gone/kit-1.0-py3-none-any.whl"  # its wheel, as if the store lost it
     record.write_text(json.dumps(document))
 
     again = tree()

@@ -639,33 +639,33 @@ def _write_json(path: Path, value: object) -> None:
     os.replace(partial, path)
 
 
-def _virtual_json(item: VirtualFile, tree: Path) -> dict[str, object]:
+def _virtual_json(item: VirtualFile, tree: Path) -> list[object]:
     # The wheel by its path from the tree: the cache may be used from another path (a
-    # container mounts it elsewhere), and the store and the trees move together.
+    # container mounts it elsewhere), and the store and the trees move together. A list, not
+    # an object: a warm build reads thousands of them.
     wheel = os.path.relpath(item.wheel, tree)
-    return {
-        "wheel": wheel, "member": item.member, "size": item.size, "mtime": item.mtime,
-        "executable": item.executable, "hash": item.hash, "offset": item.offset,
-        "method": item.method, "compressed": item.compressed, "crc": item.crc,
-    }  # fmt: skip
+    return [
+        wheel, item.member, item.size, item.mtime, item.executable, item.hash, item.offset,
+        item.method, item.compressed, item.crc,
+    ]  # fmt: skip
 
 
 def _virtual_files(record: dict[str, object], tree: Path) -> dict[str, VirtualFile]:
     """A tree record's virtual files (none in a record without them); KeyError, TypeError
     or ValueError when it is malformed."""
-    listed = cast(dict[str, dict[str, Any]], record.get("virtual", {}))
+    listed = cast(dict[str, list[Any]], record.get("virtual", {}))
+    wheels: dict[str, Path] = {}
     virtual = {}
-    for path, item in listed.items():
-        wheel = os.path.normpath(os.path.join(tree, str(item["wheel"])))
-        size, mtime, offset, method, compressed, crc = (int(item[key]) for key in _NUMBERS)
+    for path, row in listed.items():
+        wheel, member, size, mtime, executable, hash_, *place = row
+        if not all(type(number) is int for number in (size, mtime, *place)) or len(place) != 4:
+            raise ValueError(f"{path} is malformed in the tree's record")
+        if wheel not in wheels:
+            wheels[wheel] = Path(os.path.normpath(os.path.join(tree, wheel)))
         virtual[path] = VirtualFile(
-            Path(wheel), str(item["member"]), size, mtime, bool(item["executable"]),
-            str(item["hash"]), offset, method, compressed, crc,
-        )  # fmt: skip
+            wheels[wheel], str(member), size, mtime, bool(executable), str(hash_), *place
+        )
     return virtual
-
-
-_NUMBERS = ("size", "mtime", "offset", "method", "compressed", "crc")
 
 
 def virtual_files(site_packages: Path) -> dict[str, VirtualFile]:
@@ -777,18 +777,18 @@ def installed_files(
     """The files of a tree ``install_tree`` returned, as (path in it, size, executable by its
     owner), in the order of ``sorted(site_packages.rglob("*"))`` once every file is written:
     from the record it checked or wrote beside the tree (no walk, no ``stat``), else from the
-    tree itself; with its virtual files, from the record and ``virtual`` (its
-    ``InstalledTree``'s: they stay the tree's files whether they are written yet or not)."""
-    virtual = dict(virtual or {})
+    tree itself; with its virtual files: ``virtual`` (its ``InstalledTree``'s, which stay the
+    tree's files whether they are written since or not), else those of the record."""
     try:
         record = json.loads((site_packages.parent / _TREE_RECORD).read_text(encoding="utf-8"))
         files: dict[str, int] = dict(record["files"])
         executable = set(record["executable"])
-        virtual.update(_virtual_files(record, site_packages.parent))
+        if virtual is None:
+            virtual = _virtual_files(record, site_packages.parent)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         files, listed = _scan(site_packages)
         executable = set(listed)
-    for path, item in virtual.items():
+    for path, item in (virtual or {}).items():
         files[path] = item.size
         if item.executable:
             executable.add(path)

@@ -62,7 +62,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -126,6 +126,13 @@ class WheelMember:
     method: int  # zipfile.ZIP_STORED or ZIP_DEFLATED
     compressed: int  # its compressed size
     crc: int
+
+    def listed(self) -> list[object]:
+        """As the child's listing holds it (see ``_child.SERVED``)."""
+        return [
+            str(self.wheel), self.member, self.size, self.mtime, self.offset, self.method,
+            self.compressed, self.crc,
+        ]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -624,8 +631,7 @@ def _served_file(setting: _Setting, scratch: Path) -> str | None:
         return None
     root = setting.dependencies
     served = {
-        os.path.join(root, *path.split("/")): [str(item.wheel), *astuple(item)[1:]]
-        for path, item in setting.served.items()
+        os.path.join(root, *path.split("/")): item.listed() for path, item in setting.served.items()
     }
     listing = scratch / "served.json"
     listing.write_text(json.dumps(served), encoding="utf-8")

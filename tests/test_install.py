@@ -460,6 +460,20 @@ def test_a_cached_tree_whose_wheel_is_gone_is_installed_again(tmp_path: Path) ->
     assert again.virtual == first.virtual
 
 
+def test_a_file_left_by_a_build_killed_while_writing_keeps_the_tree_from_being_reused(
+    tmp_path: Path,
+) -> None:
+    tree = cached_tree(tmp_path)
+    first = tree()
+    (first.site_packages / "kit" / ".core.py.4242").write_text("VALUE")  # half written
+    materialize(first.site_packages, first.virtual)  # another build, later
+
+    again = tree()
+
+    assert not again.reused
+    assert not (again.site_packages / "kit" / ".core.py.4242").exists()
+
+
 def test_a_virtual_file_is_written_only_with_the_bytes_its_record_says(tmp_path: Path) -> None:
     kit = wheel_file(tmp_path / "w", "kit", EVERYTHING)
     tree = install_tree(*installing([kit]), tmp_path / "trees", TARGET)

@@ -732,16 +732,26 @@ def materialize(site_packages: Path, virtual: Mapping[str, VirtualFile]) -> None
                 by_wheel.setdefault(item.wheel, []).append((path, item))
         for wheel, items in by_wheel.items():
             _write_virtual(site_packages, wheel, items)
-        record_path = site_packages.parent / _TREE_RECORD
-        try:
-            record = json.loads(record_path.read_text(encoding="utf-8"))
-            files, executable = _scan(site_packages)
-        except (OSError, ValueError):
-            return  # dropped meanwhile: the tree is not reused, nothing to say
-        listed = record.get("virtual", {})
-        record["virtual"] = {p: item for p, item in listed.items() if p not in virtual}
-        record["files"], record["executable"] = files, executable
-        _write_json(record_path, record)
+        _record_written(site_packages.parent / _TREE_RECORD, virtual)
+
+
+def _record_written(record_path: Path, virtual: Mapping[str, VirtualFile]) -> None:
+    """The tree's record with ``virtual`` (now written) among its files, by what is known of
+    them, not by a walk: a stray file (left by a build killed while writing) must keep the
+    tree from being reused, not become one of its files."""
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        listed, files = record["virtual"], record["files"]
+        executable = set(record["executable"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # dropped or damaged meanwhile: the tree is not reused, nothing to say
+    for path, item in virtual.items():
+        if listed.pop(path, None) is not None:
+            files[path] = item.size
+            if item.executable:
+                executable.add(path)
+    record["executable"] = sorted(executable)
+    _write_json(record_path, record)
 
 
 def _write_virtual(

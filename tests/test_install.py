@@ -13,6 +13,7 @@ import stat
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -24,9 +25,15 @@ from installer.sources import WheelFile
 from installer.utils import SCHEME_NAMES
 
 from aftermath import error_line
-from chalicepack.deps.install import install_tree, install_wheels, installed_files
+from chalicepack.deps.install import (
+    InstalledTree,
+    install_tree,
+    install_wheels,
+    installed_files,
+    materialize,
+)
 from chalicepack.deps.pip_resolver import Distribution
-from chalicepack.errors import BadInput
+from chalicepack.errors import BadInput, BuildFailure
 from chalicepack.inputs.target import Target
 from chalicepack.package.archive import ZipEntry
 from chalicepack.package.exclude import exclude
@@ -151,21 +158,30 @@ ENTRY_POINTS = "[console_scripts]\nkit = kit.core:main\n"
 # --- the tree --------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("lazy", [False, True], ids=["written", "lazy-then-written"])
 def test_the_tree_is_byte_for_byte_and_mode_for_mode_what_installer_writes(
-    tmp_path: Path, umask: int
+    tmp_path: Path, umask: int, lazy: bool
 ) -> None:
     kit = wheel_file(
         tmp_path / "wheels",
         "kit",
         EVERYTHING,
-        executable=("kit/_speedups.so",),
+        executable=("kit/_speedups.so", "kit/core.py"),
         entry_points=ENTRY_POINTS,
     )
     other = wheel_file(tmp_path / "wheels", "other", {"other.py": "import kit\n"})
     wheels, distributions = installing([kit, other])
     ours = tmp_path / "ours" / "site-packages"
 
-    installed = install_wheels(wheels, distributions, ours)
+    installed = install_wheels(wheels, distributions, ours, lazy=lazy)
+    virtual = {path: item for each in installed for path, item in each.virtual}
+    if lazy:  # its .py files were checked, not written: they are written from the wheels
+        expected = ["kit/__init__.py", "kit/core.py", "kit_extra/__init__.py", "other.py"]
+        assert sorted(virtual) == expected
+        assert not (ours / "kit" / "core.py").exists()
+        materialize(ours, virtual)
+    else:
+        assert virtual == {}
 
     # installer on its own, one wheel after the other, writing every scheme to disk.
     reference = tmp_path / "reference" / "site-packages"
@@ -184,6 +200,7 @@ def test_the_tree_is_byte_for_byte_and_mode_for_mode_what_installer_writes(
     assert "../not-shipped/scripts/kit-tool," in record  # listed as installer lists it ...
     assert not (ours.parent / "not-shipped").exists()  # ... but scripts and data never ship
     assert stat.S_IMODE((ours / "kit" / "_speedups.so").stat().st_mode) == 0o755
+    assert stat.S_IMODE((ours / "kit" / "core.py").stat().st_mode) == 0o755
     assert [item.distribution.name for item in installed] == ["kit", "other"]
     for item in installed:
         assert item.unpacked_size == sum((ours / name).stat().st_size for name in item.files)
@@ -255,7 +272,7 @@ def test_a_record_with_a_stronger_hash_is_checked_with_it(tmp_path: Path, algori
         record={"kit/core.py": f"{record_hash(b'x', algorithm)},20000"},
     )
 
-    tree = install_tree(*installing([good]), tmp_path / "trees", TARGET)
+    tree = written(install_tree(*installing([good]), tmp_path / "trees", TARGET))
     with pytest.raises(BadInput) as refused:
         install_tree(*installing([bad]), tmp_path / "other-trees", TARGET)
 
@@ -372,6 +389,12 @@ def test_two_requirements_shipping_one_file_fail_the_build_naming_both(
 # --- the cached tree --------------------------------------------------------------------------
 
 
+def written(tree: InstalledTree) -> InstalledTree:
+    """``tree`` with its virtual files (its .py files left in their wheels) written."""
+    materialize(tree.site_packages, tree.virtual)
+    return tree
+
+
 def cached_tree(tmp_path: Path) -> Callable[[], Any]:
     kit = wheel_file(tmp_path / "w", "kit", EVERYTHING, executable=("kit/_speedups.so",))
     return lambda: install_tree(*installing([kit]), tmp_path / "trees", TARGET)
@@ -411,14 +434,60 @@ def test_a_cached_tree_that_changed_is_installed_again(
     tmp_path: Path, damage: Callable[[Path], object], umask: int
 ) -> None:
     tree = cached_tree(tmp_path)
-    first = tree()
+    first = written(tree())
     before = tree_of(first.site_packages)
     damage(first.site_packages)
 
     again = tree()
 
     assert not again.reused
-    assert tree_of(again.site_packages) == before
+    assert tree_of(written(again).site_packages) == before
+
+
+def test_a_cached_tree_whose_wheel_is_gone_is_installed_again(tmp_path: Path) -> None:
+    tree = cached_tree(tmp_path)
+    first = tree()
+    assert first.virtual  # its .py files are read from the wheel
+    record = first.site_packages.parent / "installed.json"
+    document = json.loads(record.read_text())
+    for item in document["virtual"].values():
+        item[0] = "../../gone/kit-1.0-py3-none-any.whl"  # its wheel, as if the store lost it
+    record.write_text(json.dumps(document))
+
+    again = tree()
+
+    assert not again.reused
+    assert again.virtual == first.virtual
+
+
+def test_a_file_left_by_a_build_killed_while_writing_keeps_the_tree_from_being_reused(
+    tmp_path: Path,
+) -> None:
+    tree = cached_tree(tmp_path)
+    first = tree()
+    (first.site_packages / "kit" / ".core.py.4242").write_text("VALUE")  # half written
+    materialize(first.site_packages, first.virtual)  # another build, later
+
+    again = tree()
+
+    assert not again.reused
+    assert not (again.site_packages / "kit" / ".core.py.4242").exists()
+
+
+def test_a_virtual_file_is_written_only_with_the_bytes_its_record_says(tmp_path: Path) -> None:
+    kit = wheel_file(tmp_path / "w", "kit", EVERYTHING)
+    tree = install_tree(*installing([kit]), tmp_path / "trees", TARGET)
+    changed = {**EVERYTHING, "kit/core.py": "VALUE = 2\n" * 2000}  # the same size
+    other = wheel_file(tmp_path / "other", "kit", changed)
+    moved = {path: replace(item, wheel=other) for path, item in tree.virtual.items()}
+
+    with pytest.raises(BuildFailure) as refused:
+        materialize(tree.site_packages, moved)
+
+    assert "kit/core.py differs from its RECORD" in str(refused.value)
+    assert "the installed tree was dropped from the cache: build again" in str(refused.value)
+    assert not (tree.site_packages.parent / "installed.json").exists()  # not reused
+    assert not (tree.site_packages / "kit" / "core.py").exists()
 
 
 def test_installed_files_list_the_tree_as_a_sorted_walk_of_it_would(tmp_path: Path) -> None:
@@ -431,7 +500,10 @@ def test_installed_files_list_the_tree_as_a_sorted_walk_of_it_would(tmp_path: Pa
         "a_b.py": "",
     }
     kit = wheel_file(tmp_path / "w", "a", files, executable=("a/b/run.so",))
-    site_packages = install_tree(*installing([kit]), tmp_path / "trees", TARGET).site_packages
+    tree = install_tree(*installing([kit]), tmp_path / "trees", TARGET)
+    site_packages = tree.site_packages
+    from_record = installed_files(site_packages)  # with its virtual files, not on disk
+    written(tree)
     walked = [
         (
             path.relative_to(site_packages).as_posix(),
@@ -442,7 +514,7 @@ def test_installed_files_list_the_tree_as_a_sorted_walk_of_it_would(tmp_path: Pa
         if path.is_file()
     ]
 
-    from_record = installed_files(site_packages)
+    assert installed_files(site_packages) == from_record  # once they are written
     (site_packages.parent / "installed.json").unlink()
     from_walk = installed_files(site_packages)
 

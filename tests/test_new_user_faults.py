@@ -346,36 +346,56 @@ def test_an_output_directory_that_is_a_file_is_bad_input_before_any_work(
 
 IMPORTS_ALPHA = "import alpha\nfrom chalice import Chalice\n\napp = Chalice(app_name='testapp')\n"
 
+# The installed tree keeps a dependency's .py files in its wheel (they are written when a real
+# file is needed): damage can reach its other files, and its .py files once written. This
+# alpha lists its own folder at import, which fails while its .py files are in the wheel: the
+# first build writes them out and imports again.
+LISTS_ITSELF = (
+    "import os\nassert '__init__.py' in os.listdir(os.path.dirname(__file__))\nVALUE = 1\n"
+)
+READS_DATA = (
+    "import os\nVALUE = int(open(os.path.join(os.path.dirname(__file__), 'v.txt')).read())\n"
+)
+DAMAGE = {
+    "a-module-written-out": ({"alpha/__init__.py": LISTS_ITSELF}, "alpha/__init__.py"),
+    "a-data-file": ({"alpha/__init__.py": READS_DATA, "alpha/v.txt": "1\n"}, "alpha/v.txt"),
+}
 
+
+@pytest.mark.parametrize("case", sorted(DAMAGE))
 def test_same_size_damage_in_a_cached_tree_is_found_not_blamed_on_the_dependency(
-    tmp_path: Path, index: PackageIndex
+    tmp_path: Path, index: PackageIndex, case: str
 ) -> None:
-    index.add_wheel("alpha", "1.0", files={"alpha/__init__.py": "VALUE = 1\n"})
+    alpha, damaged_path = DAMAGE[case]
+    index.add_wheel("alpha", "1.0", files=dict(alpha))
     files: dict[str, str | bytes] = {"requirements.txt": "alpha==1.0\n", "app.py": IMPORTS_ALPHA}
     here = scene(tmp_path, files)
     first = here.build("--out", str(tmp_path / "first"))
     assert first.returncode == 0, first.stderr
-    (module,) = here.cache.glob("trees/*/site-packages/alpha/__init__.py")
+    (site_packages,) = here.cache.glob("trees/*/site-packages")
+    module = site_packages / damaged_path
+    intact = module.read_bytes()
     written = module.stat().st_mtime
-    module.write_bytes(b"VALUE = )\n")  # same size, not Python
+    module.write_bytes(intact.replace(b"1", b")"))  # same size, not Python nor a number
     # Later, as damage comes (within the same second, the bytecode kept for the file, which
     # Python matches by size and whole seconds of mtime, would still stand for it).
     os.utime(module, (written + 10, written + 10))
-    here.cache_before = cache_files(here.cache) - {module.parents[2].name + "/installed.json"}
+    here.cache_before = cache_files(here.cache) - {site_packages.parent.name + "/installed.json"}
 
     damaged = here.build()
 
     assert damaged.returncode == 1, damaged.stderr
     message = error_line(damaged.stderr)
     assert message.startswith("the installed dependencies in the cache are damaged (")
-    assert "alpha/__init__.py in" in message
+    assert f"{damaged_path} in" in message
     assert "the tree was dropped from the cache: build again" in message
-    here.settled(cache_may_gain=("wheels/digests.json",))  # the wheel's digest, verified again
-    assert not (module.parents[1] / "installed.json").exists()
+    # The wheel's digest, verified again; the .py files the retried import wrote.
+    here.settled(cache_may_gain=("wheels/digests.json", f"trees/{site_packages.parent.name}/"))
+    assert not (site_packages.parent / "installed.json").exists()
 
     again = here.build("--json")
     assert again.returncode == 0, again.stderr
-    assert module.read_bytes() == b"VALUE = 1\n"  # installed afresh from the verified wheel
+    assert module.read_bytes() == intact  # installed afresh from the verified wheel
 
 
 # --- 8. an index that accepts connections and never answers (conftest's silent_index) --------

@@ -1,8 +1,15 @@
 """Wheels into a site-packages tree: fetched once into a content-addressed store, then
-installed with ``installer`` (RECORD verified, ``.data`` mapped, paths validated)."""
+installed with ``installer`` (RECORD verified, ``.data`` mapped, paths validated).
+
+A tree in the cache leaves its ``.py`` files in the wheels (``VirtualFile``: checked against
+RECORD, not written; its record lists them), since creating thousands of small files is most
+of an install's time and the zips copy those members from the wheels anyway. The import check
+serves them from the wheels; ``materialize`` writes them when a real file is needed (see
+``importcheck.staging``)."""
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import hashlib
 import io
@@ -16,11 +23,11 @@ import tempfile
 import time
 import warnings
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import TYPE_CHECKING, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -39,6 +46,7 @@ from chalicepack.deps.pip import redact, run_pip
 from chalicepack.deps.pip_resolver import Distribution
 from chalicepack.errors import BadInput, BuildFailure
 from chalicepack.inputs.target import Target
+from chalicepack.package.archive import raw_copyable
 from chalicepack.package.digest import DigestRecord, file_sha256
 
 if TYPE_CHECKING:
@@ -53,11 +61,32 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class VirtualFile:
+    """A ``.py`` file of an installed tree left in its wheel: its bytes were checked against the
+    wheel's RECORD when the tree was installed, and the zips copy the member from the wheel, so
+    only the import check reads it (served from the wheel, see ``importcheck/_child.py``). It
+    is written when a real file is needed (``materialize``)."""
+
+    wheel: Path  # in the store
+    member: str
+    size: int
+    mtime: int  # the member's zip date (UTC): cached bytecode stays valid once it is written
+    executable: bool
+    hash: str  # RECORD's ``name=value``, checked again when it is written
+    # Where its bytes are in the wheel (read there without ``zipfile``; see ``raw_copyable``):
+    offset: int  # of its local header
+    method: int  # stored or deflated
+    compressed: int  # its compressed size
+    crc: int
+
+
+@dataclass(frozen=True)
 class InstalledDistribution:
     distribution: Distribution
     wheel: Path
-    files: tuple[str, ...]  # paths relative to site-packages
+    files: tuple[str, ...]  # paths relative to site-packages, virtual ones too
     unpacked_size: int
+    virtual: tuple[tuple[str, VirtualFile], ...] = ()  # not written (``install_wheels(lazy)``)
 
 
 def fetch_wheels(
@@ -177,9 +206,15 @@ def _keep(downloaded: Path, distribution: Distribution, store: Path, move: bool 
 
 
 def install_wheels(
-    wheels: dict[str, Path], distributions: Iterable[Distribution], site_packages: Path
+    wheels: dict[str, Path],
+    distributions: Iterable[Distribution],
+    site_packages: Path,
+    *,
+    lazy: bool = False,
 ) -> list[InstalledDistribution]:
     """Install each wheel into ``site_packages``; data, scripts and headers are not shipped.
+    ``lazy``: the ``.py`` files the zips copy from the wheels are checked but not written
+    (``VirtualFile``): creating thousands of small files is most of an install's time.
 
     Every wheel is checked before anything is written: its paths, its RECORD's listing, and
     that no two wheels ship one file. Then the wheels are installed side by side (inflating,
@@ -215,7 +250,7 @@ def install_wheels(
         with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
             # Biggest first: the wheels left to start last are the quickest to install.
             by_size = sorted(plans, key=lambda plan: plan.size, reverse=True)
-            futures = {p.wheel: pool.submit(_install_one, p, scheme, umask) for p in by_size}
+            futures = {p.wheel: pool.submit(_install_one, p, scheme, umask, lazy) for p in by_size}
             try:
                 for plan in plans:  # in order: the first failure raises
                     installed[plan.distribution.name] = futures[plan.wheel].result()
@@ -325,12 +360,16 @@ def _refuse_collisions(plan: _Plan, files: dict[str, Path], folders: dict[str, P
             folders.setdefault(folder, plan.wheel)
 
 
-def _install_one(plan: _Plan, scheme: dict[str, str], umask: int) -> InstalledDistribution:
+def _install_one(
+    plan: _Plan, scheme: dict[str, str], umask: int, lazy: bool
+) -> InstalledDistribution:
     wheel = plan.wheel
     destination = _CheckingDestination(scheme, plan.expected, umask)
     with _as_wheel_errors(wheel), zipfile.ZipFile(wheel) as archive:
         source = _TrackedWheel(archive)
         destination.source = source
+        if lazy:
+            destination.lazy = (wheel, _lazy_members(archive, plan.expected))
         try:
             install(source, destination, additional_metadata={})
         except Exception:
@@ -344,7 +383,24 @@ def _install_one(plan: _Plan, scheme: dict[str, str], umask: int) -> InstalledDi
             )
     files = sorted(destination.written)
     size = sum(destination.written.values())
-    return InstalledDistribution(plan.distribution, wheel, tuple(files), size)
+    virtual = tuple(sorted(destination.virtual.items()))
+    return InstalledDistribution(plan.distribution, wheel, tuple(files), size, virtual)
+
+
+def _lazy_members(
+    archive: zipfile.ZipFile, expected: dict[str, RecordEntry]
+) -> dict[str, zipfile.ZipInfo]:
+    """The members that may stay in the wheel (if they land in site-packages, outside a
+    ``.dist-info``: see ``_CheckingDestination.write_to_fs``): ``.py`` files the zips copy
+    as they are (``raw_copyable``), with a RECORD hash to check them by when written."""
+    return {
+        info.filename: info
+        for info in archive.infolist()
+        if info.filename.endswith(".py")
+        and raw_copyable(info)
+        and (entry := expected.get(info.filename)) is not None
+        and entry.hash_ is not None
+    }
 
 
 def _mismatched(
@@ -393,7 +449,10 @@ class _CheckingDestination(SchemeDictionaryDestination):
         self.umask = umask
         self.source: _TrackedWheel | None = None
         self.checked: dict[str, bool] = {}  # member -> whether it matched RECORD
-        self.written: dict[str, int] = {}  # site-packages path -> size
+        self.written: dict[str, int] = {}  # site-packages path -> size (virtual files too)
+        # The wheel and the members that may be left in it, when installing lazily.
+        self.lazy: tuple[Path, dict[str, zipfile.ZipInfo]] | None = None
+        self.virtual: dict[str, VirtualFile] = {}  # site-packages path -> where it is
 
     def write_file(
         self, scheme: Scheme, path: str | os.PathLike[str], stream: BinaryIO, is_executable: bool
@@ -418,9 +477,12 @@ class _CheckingDestination(SchemeDictionaryDestination):
     def write_to_fs(
         self, scheme: Scheme, path: str, stream: BinaryIO, is_executable: bool
     ) -> RecordEntry:
-        if scheme not in _SHIPPED_SCHEMES:
+        if scheme not in _SHIPPED_SCHEMES or self._left_in_wheel(path, is_executable):
+            # Hashed all the same: write_file checks the hash against RECORD.
             with open(os.devnull, "wb") as sink:
                 digest, size = copyfileobj_with_hashing(stream, sink, self.hash_algorithm)
+            if path in self.virtual:
+                self.written[path] = size
             return RecordEntry(path, Hash(self.hash_algorithm, digest), size)
         written = super().write_to_fs(scheme, path, stream, is_executable=False)
         if is_executable:
@@ -429,6 +491,25 @@ class _CheckingDestination(SchemeDictionaryDestination):
             os.chmod(os.path.join(self.scheme_dict[scheme], path), 0o777 & ~self.umask | 0o111)
         self.written[path] = written.size or 0
         return written
+
+    def _left_in_wheel(self, path: str, is_executable: bool) -> bool:
+        """Whether the member being written is a ``.py`` file left in its wheel (recorded in
+        ``virtual``); the caller writes a shipped file only when it is not."""
+        member = self.source.member if self.source is not None else None
+        if self.lazy is None or member is None or path.split("/")[0].endswith(".dist-info"):
+            return False
+        wheel, members = self.lazy
+        info = members.get(member)
+        entry = self.expected.get(member)
+        if info is None or entry is None or entry.hash_ is None or not path.endswith(".py"):
+            return False
+        mtime = calendar.timegm((*info.date_time, 0, 0, 0))
+        hash_ = f"{entry.hash_.name}={entry.hash_.value}"
+        self.virtual[path] = VirtualFile(
+            wheel, member, info.file_size, mtime, is_executable, hash_,
+            info.header_offset, info.compress_type, info.compress_size, info.CRC,
+        )  # fmt: skip
+        return True
 
     def write_script(
         self, name: str, module: str, attr: str, section: ScriptSection
@@ -464,9 +545,13 @@ class InstalledTree:
     site_packages: Path
     unpacked_sizes: dict[str, int]  # by distribution name
     reused: bool
+    # Its .py files left in their wheels (``VirtualFile``) when it was checked or installed.
+    # Written later or not, the tree's files are these and the others, with the same bytes.
+    virtual: Mapping[str, VirtualFile] = field(default_factory=dict)
 
 
 _TREE_RECORD = "installed.json"
+_TREE_FORMAT = "virtual-py-1"  # .py files left in their wheels (``VirtualFile``)
 _TREES_KEPT = 5
 
 
@@ -499,16 +584,18 @@ def _install_tree_locked(
     reused = _intact_tree(final)
     if reused is not None:
         os.utime(final / _TREE_RECORD)  # recently used trees survive pruning
-        return InstalledTree(final / "site-packages", reused, reused=True)
+        sizes, virtual = reused
+        return InstalledTree(final / "site-packages", sizes, True, virtual)
     if final.exists():  # damaged or half-pruned: never reuse it
         shutil.rmtree(final, ignore_errors=True)
     for stale in trees.glob(".tree-*"):  # left by a killed build (a live one holds the lock)
         shutil.rmtree(stale, ignore_errors=True)
     scratch = Path(tempfile.mkdtemp(dir=trees, prefix=".tree-"))
     try:
-        installed = install_wheels(wheels, distributions, scratch / "site-packages")
+        installed = install_wheels(wheels, distributions, scratch / "site-packages", lazy=True)
         sizes = {item.distribution.name: item.unpacked_size for item in installed}
-        _write_tree_record(scratch, sizes)
+        virtual = {path: item for each in installed for path, item in each.virtual}
+        _write_tree_record(scratch, sizes, virtual)
         try:
             os.rename(scratch, final)
         except OSError:  # a concurrent build installed the same tree first: use that one
@@ -517,37 +604,96 @@ def _install_tree_locked(
         shutil.rmtree(scratch, ignore_errors=True)
         raise
     _prune(trees, keep=final)
-    return InstalledTree(final / "site-packages", sizes, reused=False)
+    # (The wheels are where they were: a concurrent build's tree has the same ones.)
+    return InstalledTree(final / "site-packages", sizes, False, virtual)
 
 
 def _tree_key(
     wheels: dict[str, Path], distributions: Sequence[Distribution], target: Target
 ) -> str:
-    digest = hashlib.sha256(f"{__version__}\0{target.runtime}\0{target.arch}".encode())
+    # The tree's format too: a build of another format (one that would take a tree's files
+    # on disk for all of them) never picks up a tree whose .py files are in the wheels.
+    head = f"{__version__}\0{_TREE_FORMAT}\0{target.runtime}\0{target.arch}"
+    digest = hashlib.sha256(head.encode())
     for distribution in sorted(distributions, key=lambda d: d.name):
         wheel = wheels[distribution.name]
         digest.update(f"\0{distribution.name}\0{wheel.name}\0{stored_sha256(wheel)}".encode())
     return digest.hexdigest()
 
 
-def _write_tree_record(tree: Path, sizes: dict[str, int]) -> None:
+def _write_tree_record(tree: Path, sizes: dict[str, int], virtual: dict[str, VirtualFile]) -> None:
     files, executable = _scan(tree / "site-packages")
-    record = {"unpacked_sizes": sizes, "files": files, "executable": executable}
-    (tree / _TREE_RECORD).write_text(json.dumps(record), encoding="utf-8")
+    record = {
+        "unpacked_sizes": sizes,
+        "files": files,
+        "executable": executable,
+        "virtual": {path: _virtual_json(item, tree) for path, item in sorted(virtual.items())},
+    }
+    _write_json(tree / _TREE_RECORD, record)
 
 
-def _intact_tree(tree: Path) -> dict[str, int] | None:
+def _write_json(path: Path, value: object) -> None:
+    """Replace ``path`` at once: a concurrent build reads all of it or none."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(json.dumps(value), encoding="utf-8")
+    os.replace(partial, path)
+
+
+def _virtual_json(item: VirtualFile, tree: Path) -> list[object]:
+    # The wheel by its path from the tree: the cache may be used from another path (a
+    # container mounts it elsewhere), and the store and the trees move together. A list, not
+    # an object: a warm build reads thousands of them.
+    wheel = os.path.relpath(item.wheel, tree)
+    return [
+        wheel, item.member, item.size, item.mtime, item.executable, item.hash, item.offset,
+        item.method, item.compressed, item.crc,
+    ]  # fmt: skip
+
+
+def _virtual_files(record: dict[str, object], tree: Path) -> dict[str, VirtualFile]:
+    """A tree record's virtual files (none in a record without them); KeyError, TypeError
+    or ValueError when it is malformed."""
+    listed = cast(dict[str, list[Any]], record.get("virtual", {}))
+    wheels: dict[str, Path] = {}
+    virtual = {}
+    for path, row in listed.items():
+        wheel, member, size, mtime, executable, hash_, *place = row
+        if not all(type(number) is int for number in (size, mtime, *place)) or len(place) != 4:
+            raise ValueError(f"{path} is malformed in the tree's record")
+        if wheel not in wheels:
+            wheels[wheel] = Path(os.path.normpath(os.path.join(tree, wheel)))
+        virtual[path] = VirtualFile(
+            wheels[wheel], str(member), size, mtime, bool(executable), str(hash_), *place
+        )
+    return virtual
+
+
+def virtual_files(site_packages: Path) -> dict[str, VirtualFile]:
+    """The files of a tree ``install_tree`` returned that its record says are left in their
+    wheels (none when it cannot be read)."""
+    try:
+        record = json.loads((site_packages.parent / _TREE_RECORD).read_text(encoding="utf-8"))
+        return _virtual_files(record, site_packages.parent)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _intact_tree(tree: Path) -> tuple[dict[str, int], dict[str, VirtualFile]] | None:
     """The sizes recorded with a cached tree whose files are exactly those of its record, with
-    their sizes and executable bits, else None (a record written before those bits were kept
-    is not intact)."""
+    their sizes and executable bits, and its virtual files (whose wheels must be there; they
+    are not on disk), else None (a record written before those bits were kept is not
+    intact)."""
     try:
         record = json.loads((tree / _TREE_RECORD).read_text(encoding="utf-8"))
         files, executable = _scan(tree / "site-packages")
         if record["files"] != files or record["executable"] != executable:
             return None
+        virtual = _virtual_files(record, tree)
+        if not all(wheel.is_file() for wheel in {item.wheel for item in virtual.values()}):
+            return None
         sizes: dict[str, int] = record["unpacked_sizes"]
-        return sizes
-    except (OSError, ValueError, KeyError, TypeError):
+        return sizes, virtual
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -573,17 +719,89 @@ def _scan(site_packages: Path) -> tuple[dict[str, int], list[str]]:
     return files, executable
 
 
-def installed_files(site_packages: Path) -> list[tuple[str, int, bool]]:
-    """The files of a tree ``install_tree`` returned, as (path in it, size, executable by its
-    owner), in the order of ``sorted(site_packages.rglob("*"))``: from the record it checked
-    or wrote beside the tree (no walk, no ``stat``), else from the tree itself."""
+def materialize(site_packages: Path, virtual: Mapping[str, VirtualFile]) -> None:
+    """Write the virtual files of a tree (``InstalledTree.virtual``) from their wheels, each
+    checked against its RECORD hash, and drop them from the tree's record. Each file appears
+    at once (renamed into place), so a concurrent build reading the tree sees all of it or
+    none; one written already (by another build) is left as it is."""
+    with _locked(site_packages.parent.parent / ".lock"):
+        by_wheel: dict[Path, list[tuple[str, VirtualFile]]] = {}
+        for path, item in sorted(virtual.items()):
+            target = site_packages / path
+            if not (target.is_file() and target.stat().st_size == item.size):
+                by_wheel.setdefault(item.wheel, []).append((path, item))
+        for wheel, items in by_wheel.items():
+            _write_virtual(site_packages, wheel, items)
+        _record_written(site_packages.parent / _TREE_RECORD, virtual)
+
+
+def _record_written(record_path: Path, virtual: Mapping[str, VirtualFile]) -> None:
+    """The tree's record with ``virtual`` (now written) among its files, by what is known of
+    them, not by a walk: a stray file (left by a build killed while writing) must keep the
+    tree from being reused, not become one of its files."""
     try:
-        record = json.loads((site_packages.parent / _TREE_RECORD).read_text(encoding="utf-8"))
-        files: dict[str, int] = record["files"]
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        listed, files = record["virtual"], record["files"]
         executable = set(record["executable"])
     except (OSError, ValueError, KeyError, TypeError):
+        return  # dropped or damaged meanwhile: the tree is not reused, nothing to say
+    for path, item in virtual.items():
+        if listed.pop(path, None) is not None:
+            files[path] = item.size
+            if item.executable:
+                executable.add(path)
+    record["executable"] = sorted(executable)
+    _write_json(record_path, record)
+
+
+def _write_virtual(
+    site_packages: Path, wheel: Path, items: Sequence[tuple[str, VirtualFile]]
+) -> None:
+    """Write ``items`` from ``wheel``; a BuildFailure (and the tree no longer reused) when
+    the wheel is gone or its bytes are not those checked when the tree was installed."""
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            for path, item in items:
+                data = archive.read(item.member)
+                if not Hash.parse(item.hash).validate(data) or len(data) != item.size:
+                    raise ValueError(f"{item.member} differs from its RECORD")
+                target = site_packages / path
+                partial = target.with_name(f".{target.name}.{os.getpid()}")
+                partial.write_bytes(data)  # mode 0o666 less the umask, as installer's
+                if item.executable:  # installer's 0o777 less the umask, plus 0o111
+                    os.chmod(partial, stat.S_IMODE(partial.stat().st_mode) | 0o111)
+                os.utime(partial, (item.mtime, item.mtime))
+                os.replace(partial, target)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        (site_packages.parent / _TREE_RECORD).unlink(missing_ok=True)
+        raise BuildFailure(
+            f"cannot write the installed dependencies' files from {wheel} in the cache:"
+            f" {error}; the installed tree was dropped from the cache: build again (it is"
+            f" installed afresh from verified wheels), or remove {site_packages.parent.parent}"
+        ) from error
+
+
+def installed_files(
+    site_packages: Path, virtual: Mapping[str, VirtualFile] | None = None
+) -> list[tuple[str, int, bool]]:
+    """The files of a tree ``install_tree`` returned, as (path in it, size, executable by its
+    owner), in the order of ``sorted(site_packages.rglob("*"))`` once every file is written:
+    from the record it checked or wrote beside the tree (no walk, no ``stat``), else from the
+    tree itself; with its virtual files: ``virtual`` (its ``InstalledTree``'s, which stay the
+    tree's files whether they are written since or not), else those of the record."""
+    try:
+        record = json.loads((site_packages.parent / _TREE_RECORD).read_text(encoding="utf-8"))
+        files: dict[str, int] = dict(record["files"])
+        executable = set(record["executable"])
+        if virtual is None:
+            virtual = _virtual_files(record, site_packages.parent)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         files, listed = _scan(site_packages)
         executable = set(listed)
+    for path, item in (virtual or {}).items():
+        files[path] = item.size
+        if item.executable:
+            executable.add(path)
     # Paths sort by their parts ("a/b" before "a-b/c"), as pathlib sorts them.
     names = sorted(files, key=lambda name: name.split("/"))
     return [(name, files[name], name in executable) for name in names]

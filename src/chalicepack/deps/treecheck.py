@@ -9,6 +9,7 @@ blamed, and a damaged tree is dropped so that the next build installs it again.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path, PurePosixPath
 
@@ -24,15 +25,17 @@ _TREE_RECORD = "installed.json"  # what makes a tree reusable (see ``install``)
 def damaged_files(site_packages: Path) -> list[str]:
     """Files of ``site_packages`` missing or unlike the sha256 their RECORD gives. RECORD's
     lines for files outside it (scripts, data, headers: ``../not-shipped/...``) are not read:
-    those are never written, as they never ship."""
+    those are never written, as they never ship; nor are the files left in their wheels
+    (virtual: see ``install``), not on disk by design (the wheels were verified)."""
     damaged = []
+    virtual = _virtual_paths(site_packages.parent / _TREE_RECORD)
     for record in sorted(site_packages.glob("*.dist-info/RECORD")):
         rows = record.read_text(encoding="utf-8").splitlines()
         for row in parse_record_file(rows):
             entry = RecordEntry.from_elements(*row)
             if entry.hash_ is None or entry.hash_.name != "sha256":
                 continue  # RECORD itself (no hash), or a hash this check does not read
-            if ".." in PurePosixPath(entry.path).parts:
+            if ".." in PurePosixPath(entry.path).parts or entry.path in virtual:
                 continue
             path = site_packages / entry.path
             try:
@@ -42,6 +45,15 @@ def damaged_files(site_packages: Path) -> list[str]:
             if not intact:
                 damaged.append(entry.path)
     return damaged
+
+
+def _virtual_paths(record: Path) -> set[str]:
+    """The paths a tree's record lists as virtual (none when it cannot be read)."""
+    try:
+        listed = json.loads(record.read_text(encoding="utf-8")).get("virtual", {})
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return set(listed) if isinstance(listed, dict) else set()
 
 
 def refuse_damaged_tree(site_packages: Path, cache_dir: Path) -> None:

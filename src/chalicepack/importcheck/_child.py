@@ -13,6 +13,10 @@ Bytecode: ``-B`` writes none. When the spec names a ``pycache`` directory, bytec
 and written under it instead (``sys.pycache_prefix``: never beside a source, so nothing is
 written into what ships), except for modules of the function tree and the layer: those are
 staged anew for every check, so their bytecode would never be read again.
+
+Files served from wheels: the spec may name a listing of the installed dependencies' ``.py``
+files that are not on disk (see ``deps.install``); they are imported from their wheels with
+the ``__file__``, tracebacks and cached bytecode they would have as files (``SERVED``).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import types
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
     from importlib.abc import PathEntryFinder
     from typing import Any
 
@@ -167,6 +171,8 @@ def text(value: object) -> str:
 
 def frame_record(frame: types.FrameType, lineno: int | None) -> dict[str, object]:
     filename = frame.f_code.co_filename
+    # The module's globals let linecache ask its loader for a source served from a wheel.
+    module = frame.f_globals if frame.f_globals.get("__file__") == filename else None
     try:
         touches = bool(STUBS) and any(is_stub(v) for v in list(frame.f_globals.values()))
     except Exception:
@@ -175,7 +181,7 @@ def frame_record(frame: types.FrameType, lineno: int | None) -> dict[str, object
         "file": filename,
         "line": lineno,
         "function": frame.f_code.co_name,
-        "code": linecache.getline(filename, lineno or 0).strip(),
+        "code": linecache.getline(filename, lineno or 0, module).strip(),
         "touches_stub": touches,
     }
 
@@ -308,6 +314,163 @@ def cache_bytecode(prefix: str, staged: Sequence[str]) -> None:
     sys.path_hooks.insert(0, staged_hook)
 
 
+# The installed dependencies' .py files not on disk, served from their wheels: by folder, by
+# file name, [wheel, member, size, mtime, offset, method, compressed size, crc]. When the import
+# fails with them, the parent writes them and imports the app again (a dependency listing its
+# own folder sees no .py file here).
+SERVED: dict[str, dict[str, list[Any]]] = {}
+FOLDERS: set[str] = set()  # those holding served files, or packages whose __init__.py is
+
+
+class WheelSourceLoader(importlib.machinery.SourceFileLoader):
+    """The source loader of a module served from its wheel: the source file's bytes and
+    stats are the wheel member's; bytecode (under ``sys.pycache_prefix``) is read and
+    written as for any source."""
+
+    def __init__(self, fullname: str, path: str, served: list[Any]) -> None:
+        super().__init__(fullname, path)
+        self.served = served
+
+    def get_data(self, path: str) -> bytes:
+        if path != self.path:
+            return super().get_data(path)
+        return read_member(*self.served)
+
+    def path_stats(self, path: str) -> Mapping[str, Any]:
+        if path != self.path:
+            return super().path_stats(path)
+        return {"size": self.served[2], "mtime": self.served[3]}
+
+
+def read_member(
+    wheel: str, member: str, size: int, mtime: int, offset: int, method: int, compressed: int,
+    crc: int,
+) -> bytes:  # fmt: skip
+    """A member's bytes, read at its offset (no ``zipfile``: nothing the app would not load
+    itself is imported), checked against its CRC and size."""
+    import zlib
+
+    with open(wheel, "rb") as handle:
+        handle.seek(offset)
+        header = handle.read(30)
+        if header[:4] != b"PK\x03\x04":
+            raise OSError(f"{wheel}: no {member} at offset {offset}")
+        skip = int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30], "little")
+        handle.seek(offset + 30 + skip)
+        data = handle.read(compressed)
+    if method == 8:  # deflated; else stored
+        data = zlib.decompress(data, -15)
+    if len(data) != size or zlib.crc32(data) != crc:
+        raise OSError(f"{member} in {wheel} is damaged (its CRC or size differs)")
+    return data
+
+
+STANDARD_LOADERS = (
+    (importlib.machinery.ExtensionFileLoader, importlib.machinery.EXTENSION_SUFFIXES),
+    (importlib.machinery.SourceFileLoader, importlib.machinery.SOURCE_SUFFIXES),
+    (importlib.machinery.SourcelessFileLoader, importlib.machinery.BYTECODE_SUFFIXES),
+)
+
+
+class WheelServingFinder:
+    """The finder of a folder holding served files: FileFinder's, with the served files
+    found in the order FileFinder would find them were they on disk (a package folder, then
+    an extension module, then a source, then bytecode)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.files = importlib.machinery.FileFinder(path, *STANDARD_LOADERS)
+
+    def invalidate_caches(self) -> None:
+        self.files.invalidate_caches()
+
+    def find_spec(
+        self, fullname: str, target: types.ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        tail = fullname.rpartition(".")[2]
+        folder = os.path.join(self.path, tail)
+        init = SERVED.get(folder, {}).get("__init__.py")
+        if init is not None and not any(
+            os.path.isfile(os.path.join(folder, "__init__" + suffix))
+            for suffix in importlib.machinery.EXTENSION_SUFFIXES
+        ):
+            return served_spec(fullname, os.path.join(folder, "__init__.py"), init, [folder])
+        found = self.files.find_spec(fullname, target)
+        module = SERVED.get(self.path, {}).get(tail + ".py")
+        if module is None or not (
+            found is None
+            or found.loader is None  # a namespace portion: any module wins over it
+            or (
+                isinstance(found.loader, importlib.machinery.SourcelessFileLoader)
+                and found.submodule_search_locations is None
+            )
+        ):
+            return found
+        return served_spec(fullname, os.path.join(self.path, tail + ".py"), module, None)
+
+    def iter_modules(self, prefix: str = "") -> Iterator[tuple[str, bool]]:
+        """What ``pkgutil.iter_modules`` lists for the folder: its modules and packages as
+        for a FileFinder (pkgutil's rules), the served files included."""
+        served = SERVED.get(self.path, {})
+        try:
+            names = sorted({*os.listdir(self.path), *served})
+        except OSError:
+            names = sorted(served)
+        yielded = set()
+        for name in names:
+            module, path, package = module_name(name), os.path.join(self.path, name), False
+            if module == "__init__" or module in yielded:
+                continue
+            if not module and "." not in name and os.path.isdir(path):
+                try:
+                    inside = {*os.listdir(path), *SERVED.get(path, {})}
+                except OSError:
+                    continue
+                if not any(module_name(item) == "__init__" for item in inside):
+                    continue  # not a package (a namespace portion is not listed either)
+                module, package = name, True
+            if module and "." not in module:
+                yielded.add(module)
+                yield prefix + module, package
+
+
+def module_name(filename: str) -> str | None:
+    """``inspect.getmodulename``: the name less the longest module suffix it ends with."""
+    for suffix in sorted(importlib.machinery.all_suffixes(), key=len, reverse=True):
+        if filename.endswith(suffix):
+            return filename[: -len(suffix)]
+    return None
+
+
+def served_spec(
+    fullname: str, path: str, served: list[Any], search: list[str] | None
+) -> importlib.machinery.ModuleSpec | None:
+    import importlib.util
+
+    loader = WheelSourceLoader(fullname, path, served)
+    return importlib.util.spec_from_file_location(
+        fullname, path, loader=loader, submodule_search_locations=search
+    )
+
+
+def serve_from_wheels(listing: str) -> None:
+    """Import the files ``listing`` names from their wheels (see ``SERVED``)."""
+    with open(listing, encoding="utf-8") as handle:
+        for path, served in json.load(handle).items():
+            folder, name = os.path.split(path)
+            SERVED.setdefault(folder, {})[name] = served
+            FOLDERS.add(folder)
+            if name == "__init__.py":  # the package is found in the folder above
+                FOLDERS.add(os.path.dirname(folder))
+
+    def serving_hook(path: str) -> PathEntryFinder:
+        if path in FOLDERS and os.path.isdir(path):
+            return WheelServingFinder(path)  # type: ignore[return-value]
+        raise ImportError(f"{path} holds no file served from a wheel")  # the others take it
+
+    sys.path_hooks.insert(0, serving_hook)
+
+
 def write_json(path: str, value: object) -> None:
     with open(path + ".partial", "w", encoding="utf-8") as handle:
         json.dump(value, handle, default=text)
@@ -351,6 +514,8 @@ def main() -> None:
     STUBS = tuple(SPEC["stubs"])
     if SPEC["pycache"]:
         cache_bytecode(SPEC["pycache"], [SPEC[key] for key in ("tree", "layer") if SPEC[key]])
+    if SPEC.get("served"):
+        serve_from_wheels(SPEC["served"])
     # /var/task, the layer (its vendor files, then the installed dependencies when those are
     # not staged with them), /var/runtime, then the stdlib (-S: no site).
     sys.path[:0] = roots

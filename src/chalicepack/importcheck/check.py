@@ -62,7 +62,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -115,6 +115,27 @@ class LambdaFunction:
 
 
 @dataclass(frozen=True)
+class WheelMember:
+    """A ``.py`` file of the installed dependencies served from its wheel (not on disk)."""
+
+    wheel: Path
+    member: str
+    size: int
+    mtime: int  # what the file's modification time would be: bytecode is cached by it
+    offset: int  # of its local header in the wheel
+    method: int  # zipfile.ZIP_STORED or ZIP_DEFLATED
+    compressed: int  # its compressed size
+    crc: int
+
+    def listed(self) -> list[object]:
+        """As the child's listing holds it (see ``_child.SERVED``)."""
+        return [
+            str(self.wheel), self.member, self.size, self.mtime, self.offset, self.method,
+            self.compressed, self.crc,
+        ]  # fmt: skip
+
+
+@dataclass(frozen=True)
 class ImportCheck:
     app_name: str | None
     functions: tuple[LambdaFunction, ...]
@@ -139,6 +160,7 @@ def check_app_import(
     bytecode_cache: Path | None = None,
     waiting: WaitingChild | None = None,
     not_installed: Sequence[str] = (),
+    served_from_wheels: Mapping[str, WheelMember] | None = None,
 ) -> ImportCheck:
     """Import ``app`` from ``function_tree`` as Lambda would; raise ``AppImportError`` on failure.
 
@@ -153,6 +175,8 @@ def check_app_import(
     what they would in the merged directory. ``bytecode_cache``: see the module docstring;
     ``dependencies`` and ``runtime_provided`` must then hold the same files from one check to
     the next (Python checks each cached file against its source's size and modification time).
+    ``served_from_wheels``: files of ``dependencies`` (by their path in it) not on disk, which
+    the child imports from their wheels, with the same ``__file__`` and tracebacks.
     """
     setting = _Setting(
         tree=function_tree.resolve(),
@@ -164,6 +188,7 @@ def check_app_import(
         runtime=runtime_provided.resolve() if runtime_provided else None,
         bytecode_cache=bytecode_cache.resolve() if bytecode_cache else None,
         not_installed=tuple(not_installed),
+        served=dict(served_from_wheels or {}) if dependencies else {},
     )
     if not (setting.tree / "app.py").is_file():
         dismiss_waiting_child(waiting)
@@ -246,6 +271,18 @@ class _Setting:
     dependencies: Path | None = None
     bytecode_cache: Path | None = None
     not_installed: tuple[str, ...] = ()  # name==version the build could not install
+    served: Mapping[str, WheelMember] = field(default_factory=dict)  # below ``dependencies``
+
+    def has_file(self, path: Path) -> bool:
+        """Whether ``path`` is a file, on disk or served from a wheel."""
+        if path.is_file():
+            return True
+        deps = self.dependencies
+        return (
+            deps is not None
+            and path.is_relative_to(deps)
+            and (path.relative_to(deps).as_posix() in self.served)
+        )
 
     @property
     def roots(self) -> tuple[Path, ...]:
@@ -302,7 +339,7 @@ def _module_name(relative: PurePosixPath) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _unit(place: _Place, module: str | None = None) -> str:
+def _unit(place: _Place, setting: _Setting, module: str | None = None) -> str:
     """What to replace by a stand-in: the exact module in the app, else its top-level package
     (two levels for a namespace package such as ``google.protobuf``)."""
     assert place.relative is not None and place.root is not None
@@ -311,7 +348,7 @@ def _unit(place: _Place, module: str | None = None) -> str:
     parts = place.relative.parts
     top = parts[0].split(".")[0]
     directory = place.root / parts[0]
-    if len(parts) > 1 and directory.is_dir() and not (directory / "__init__.py").exists():
+    if len(parts) > 1 and directory.is_dir() and not setting.has_file(directory / "__init__.py"):
         return f"{top}.{parts[1].split('.')[0]}"
     return top
 
@@ -567,6 +604,7 @@ def _run_child(
         "dependencies": None if setting.dependencies is None else str(setting.dependencies),
         "runtime": None if setting.runtime is None else str(setting.runtime),
         "pycache": None if setting.bytecode_cache is None else str(setting.bytecode_cache),
+        "served": _served_file(setting, scratch),
         "stubs": list(stubs),
         "result": str(result),
         "stack": str(stack),
@@ -587,6 +625,21 @@ def _run_child(
     if not result.is_file():
         raise _crash_error(child.returncode, setting, text)
     return _Run(_parse_report(json.loads(result.read_text(encoding="utf-8"))), text)
+
+
+def _served_file(setting: _Setting, scratch: Path) -> str | None:
+    """The file telling the child which modules to serve from wheels (too many for its
+    command line): their absolute paths -> [wheel, member, size, mtime, offset, method,
+    compressed size, crc]."""
+    if not setting.served or setting.dependencies is None:
+        return None
+    root = setting.dependencies
+    served = {
+        os.path.join(root, *path.split("/")): item.listed() for path, item in setting.served.items()
+    }
+    listing = scratch / "served.json"
+    listing.write_text(json.dumps(served), encoding="utf-8")
+    return str(listing)
 
 
 def _stop(child: subprocess.Popen[bytes], stack: Path) -> tuple[_Frame, ...]:
@@ -649,7 +702,7 @@ def _unchecked(failed: _Failed, setting: _Setting, stubs: Sequence[str]) -> _Unc
         compiled = _unloadable_compiled(raised, setting)
         if compiled is not None:
             module, place = compiled
-            units = _new_units([_unit(place, module), *in_progress], stubs)
+            units = _new_units([_unit(place, setting, module), *in_progress], stubs)
             problem = (
                 f"could not check compiled module {module} ({place.shown}): it is built for "
                 f"{setting.target_text}, this interpreter is {setting.host_text}"
@@ -658,10 +711,10 @@ def _unchecked(failed: _Failed, setting: _Setting, stubs: Sequence[str]) -> _Unc
         syntax = _newer_syntax(raised, setting)
         if syntax is not None:
             place, line = syntax
-            units = _new_units([_unit(place), *in_progress], stubs)
+            units = _new_units([_unit(place, setting), *in_progress], stubs)
             problem = (
-                f"could not check {_unit(place)} ({place.shown}:{line}): it uses Python syntax "
-                f"this interpreter ({setting.host_text}) does not know; Lambda runs "
+                f"could not check {_unit(place, setting)} ({place.shown}:{line}): it uses Python"
+                f" syntax this interpreter ({setting.host_text}) does not know; Lambda runs "
                 f"{setting.target_text}"
             )
             return _left_out(problem, units)
@@ -690,7 +743,7 @@ def _new_units(candidates: Iterable[str], stubs: Sequence[str]) -> tuple[str, ..
 def _units_in_progress(failed: _Failed, setting: _Setting) -> list[str]:
     """The shipped packages whose import the failure interrupted."""
     places = (setting.place(frame.file) for raised in failed.chain for frame in raised.frames)
-    return [_unit(place) for place in places if place.kind in ("dependency", "vendor")]
+    return [_unit(place, setting) for place in places if place.kind in ("dependency", "vendor")]
 
 
 def _unloadable_compiled(raised: _Raised, setting: _Setting) -> tuple[str, _Place] | None:

@@ -17,12 +17,20 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
+from chalicepack.deps.install import VirtualFile, materialize
 from chalicepack.deps.treecheck import refuse_damaged_tree
 from chalicepack.errors import AppImportError
-from chalicepack.importcheck.check import WaitingChild, bytecode_mirror, check_app_import
+from chalicepack.importcheck.check import ImportCheck as CheckedImport
+from chalicepack.importcheck.check import (
+    WaitingChild,
+    WheelMember,
+    bytecode_mirror,
+    check_app_import,
+)
 from chalicepack.inputs.names import function_name_warnings
 from chalicepack.lambda_env import RUNTIME_PROVIDED
 from chalicepack.package.archive import ZipEntry
@@ -35,13 +43,15 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Shipped:
     """What the zips hold: the app's entries and the libraries' (dependencies and vendor
-    files), and the installed tree the dependency entries come from."""
+    files), and the installed tree the dependency entries come from, with its virtual files
+    (``InstalledTree.virtual``)."""
 
     app: Sequence[ZipEntry]
     libraries: Sequence[ZipEntry]
     automatic_layer: bool
     site_packages: Path
     not_installed: tuple[str, ...] = ()  # name==version of the distributions left missing
+    virtual: Mapping[str, VirtualFile] = field(default_factory=dict)
 
     @property
     def function(self) -> list[ZipEntry]:
@@ -58,32 +68,20 @@ def import_shipped(
     shipped: Shipped, inputs: BuildInputs, workdir: Path, waiting: WaitingChild | None = None
 ) -> ShippedImport:
     """Import the app from exactly what ships, as Lambda lays it out; list its functions
-    (``waiting``: the check's child, started ahead)."""
-    task, layer, dependencies = _staged(shipped, workdir / "import")
+    (``waiting``: the check's child, started ahead).
+
+    The installed tree's virtual files (its ``.py`` files left in their wheels, see
+    ``deps.install``) are served from the wheels. What differs: a dependency that looks for
+    its own ``.py`` files on disk at import (``os.listdir`` of its folder, ``os.path.exists``,
+    ``importlib.resources`` on a ``.py`` file) does not find them. So when that import fails,
+    the files are written and the app is imported again; only that second result counts, and
+    leaving files unwritten can never fail a build.
+    """
     cache_dir = inputs.cache_dir
-    runtime = _runtime_provided(cache_dir / "runtime-provided")
-    bytecode = cache_dir / "pycache"
-    _drop_unused_bytecode(bytecode, [cache_dir / "trees", cache_dir / "runtime-provided"])
+    parents = [cache_dir / "trees", cache_dir / "runtime-provided"]
+    _drop_unused_bytecode(cache_dir / "pycache", parents)
     log.info("importing app.py as Lambda would (AWS_CHALICE_CLI_MODE=true, stage environment)")
-    try:
-        checked = check_app_import(
-            task,
-            layer,
-            inputs.config.environment_variables,
-            target_python=inputs.target.python_version,
-            target_machine=inputs.target.machine,
-            project_root=inputs.project.root,
-            timeout=inputs.options.import_timeout,
-            runtime_provided=runtime,
-            dependencies=dependencies,
-            bytecode_cache=bytecode,
-            waiting=waiting,
-            not_installed=shipped.not_installed,
-        )
-    except AppImportError as error:
-        _log_app_output(error.output)
-        refuse_damaged_tree(shipped.site_packages, cache_dir)  # the cache's fault, not the app's
-        raise
+    checked = _checked_import(shipped, inputs, workdir, waiting)
     _log_app_output(checked.output)
     for warning in checked.warnings:
         log.warning("%s", warning)
@@ -99,11 +97,89 @@ def import_shipped(
     return ShippedImport(ImportCheck(checked.app_name, functions), checked.stand_ins)
 
 
+def _checked_import(
+    shipped: Shipped, inputs: BuildInputs, workdir: Path, waiting: WaitingChild | None
+) -> CheckedImport:
+    """The import check, the installed tree's virtual files served from their wheels; if it
+    fails, then again once they are written (see ``import_shipped``)."""
+    task, layer, dependencies = _staged(shipped, workdir / "import")
+    # (When every file is staged, the virtual ones were written first: none is served.)
+    served = wheel_members(shipped.virtual) if dependencies is not None else {}
+    try:
+        return _check(inputs, shipped, (task, layer, dependencies), served, waiting)
+    except AppImportError as error:
+        if not served:
+            _refuse(error, shipped, inputs.cache_dir)
+        log.debug("importing app.py with the dependencies' .py files served from their wheels"
+                  " failed (%s): writing them and importing it again", error)  # fmt: skip
+    materialize(shipped.site_packages, shipped.virtual)
+    task, layer, dependencies = _staged(shipped, workdir / "import-again")
+    try:
+        return _check(inputs, shipped, (task, layer, dependencies), {}, None)
+    except AppImportError as error:
+        _refuse(error, shipped, inputs.cache_dir)
+
+
+def wheel_members(virtual: Mapping[str, VirtualFile]) -> dict[str, WheelMember]:
+    """Where the import check reads the installed tree's virtual files, by path in it."""
+    return {
+        path: WheelMember(
+            item.wheel,
+            item.member,
+            item.size,
+            item.mtime,
+            item.offset,
+            item.method,
+            item.compressed,
+            item.crc,
+        )
+        for path, item in virtual.items()
+    }
+
+
+def _refuse(error: AppImportError, shipped: Shipped, cache_dir: Path) -> NoReturn:
+    """Raise the import check's ``error``, or a BuildFailure when the installed tree the app
+    was imported from is damaged: the cache's fault, not the app's."""
+    _log_app_output(error.output)
+    refuse_damaged_tree(shipped.site_packages, cache_dir)
+    raise error
+
+
+def _check(
+    inputs: BuildInputs,
+    shipped: Shipped,
+    staged: tuple[Path, Path | None, Path | None],
+    served: Mapping[str, WheelMember],
+    waiting: WaitingChild | None,
+) -> CheckedImport:
+    """``check_app_import`` of what ``_staged`` staged (function tree, layer, installed tree)."""
+    task, layer, dependencies = staged
+    cache_dir = inputs.cache_dir
+    return check_app_import(
+        task,
+        layer,
+        inputs.config.environment_variables,
+        target_python=inputs.target.python_version,
+        target_machine=inputs.target.machine,
+        project_root=inputs.project.root,
+        timeout=inputs.options.import_timeout,
+        runtime_provided=_runtime_provided(cache_dir / "runtime-provided"),
+        dependencies=dependencies,
+        bytecode_cache=cache_dir / "pycache",
+        waiting=waiting,
+        not_installed=shipped.not_installed,
+        served_from_wheels=served,
+    )
+
+
 def _staged(shipped: Shipped, staging: Path) -> tuple[Path, Path | None, Path | None]:
     """The function's directory, the layer's (if any) and the installed tree to put on
-    ``sys.path`` as it is (None when every file is staged)."""
+    ``sys.path`` as it is (None when every file is staged: its virtual files are written
+    then, to be linked)."""
     beside = [] if shipped.automatic_layer else shipped.app  # what shares libraries' directory
-    vendor = _apart_from_tree(shipped.libraries, shipped.site_packages, beside)
+    vendor = _apart_from_tree(shipped.libraries, shipped.site_packages, beside, shipped.virtual)
+    if vendor is None and shipped.virtual:
+        materialize(shipped.site_packages, shipped.virtual)
     if vendor is None:  # stage every file, as Lambda unzips them
         dependencies = None
         function_entries = shipped.function
@@ -118,7 +194,10 @@ def _staged(shipped: Shipped, staging: Path) -> tuple[Path, Path | None, Path | 
 
 
 def _apart_from_tree(
-    library: Sequence[ZipEntry], site_packages: Path, beside: Sequence[ZipEntry]
+    library: Sequence[ZipEntry],
+    site_packages: Path,
+    beside: Sequence[ZipEntry],
+    virtual: Mapping[str, object],
 ) -> list[ZipEntry] | None:
     """The library entries that are not the installed tree's files, when the others are all
     of that tree's files and the tree can go on ``sys.path`` as it is, after a directory of
@@ -140,7 +219,7 @@ def _apart_from_tree(
             shipped.add(entry.arcname)
         else:
             apart.append(entry)
-    if not shipped or shipped != _files_below(site_packages):
+    if not shipped or shipped != _files_below(site_packages, virtual):
         return None
     names = {_top_level_name(arcname) for arcname in shipped}
     if any(_top_level_name(entry.arcname) in names for entry in [*apart, *beside]):
@@ -148,14 +227,16 @@ def _apart_from_tree(
     return apart
 
 
-def _files_below(root: Path) -> set[str] | None:
-    """The paths of the files below ``root``, relative to it; None if a directory is empty."""
-    found: set[str] = set()
+def _files_below(root: Path, virtual: Iterable[str]) -> set[str] | None:
+    """The paths of the files below ``root``, relative to it, with its ``virtual`` ones (not
+    on disk, or written since); None if a directory is empty (no file, virtual or not)."""
+    found = set(virtual)
+    holding = {path.rpartition("/")[0] for path in found}  # the folders of virtual files
     top = str(root)
     for directory, subdirectories, files in os.walk(top):
-        if not files and not subdirectories:
-            return None
         below = directory[len(top) + 1 :].replace(os.sep, "/")  # os.walk joins onto ``top``
+        if not files and not subdirectories and below not in holding:
+            return None
         found.update(f"{below}/{name}" if below else name for name in files)
     return found
 

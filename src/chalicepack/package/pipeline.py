@@ -33,7 +33,7 @@ from chalicepack.deps.resolver import (
     resolution_deadline,
     resolve_requirements,
 )
-from chalicepack.errors import MissingDependencies, ProjectError
+from chalicepack.errors import BuildFailure, MissingDependencies, ProjectError
 from chalicepack.inputs.locks import hold_to_lock
 from chalicepack.inputs.project import Project
 from chalicepack.inputs.requirements import RequirementLine, lines_by_name
@@ -293,9 +293,7 @@ def _shipped(
     app += [ZipEntry(arcname, path) for arcname, path in installed.runtime.items()]
     vendor = [entry_for(f.arcname, f.path) for f in project.vendor_files]
     wheels = installed.wheels
-    dependencies = _dependency_entries(
-        tree.site_packages, [wheels[d.name] for d in installed.shipped]
-    )
+    dependencies = _dependency_entries(tree, [wheels[d.name] for d in installed.shipped])
     libraries, overridden = _vendor_over_dependencies(vendor, dependencies)
     trimmed = exclude(libraries, inputs.options.exclude)
     for pattern in trimmed.unmatched:
@@ -317,7 +315,14 @@ def _shipped(
         vendor_overrides=tuple(overridden),
     )
     missing = tuple(f"{m.name}=={m.version}" for m in report.missing_dependencies)
-    shipped = Shipped(app, trimmed.kept, inputs.automatic_layer, tree.site_packages, missing)
+    shipped = Shipped(
+        app,
+        trimmed.kept,
+        inputs.automatic_layer,
+        tree.site_packages,
+        not_installed=missing,
+        virtual=tree.virtual,
+    )
     return shipped, report
 
 
@@ -464,19 +469,23 @@ def _under(prefix: str, entry: ZipEntry) -> ZipEntry:
     return replace(entry, arcname=f"{prefix}/{entry.arcname}")
 
 
-def _dependency_entries(site_packages: Path, wheels: Iterable[Path]) -> list[ZipEntry]:
+def _dependency_entries(tree: InstalledTree, wheels: Iterable[Path]) -> list[ZipEntry]:
     """The installed tree's files; those a wheel holds unchanged are copied from the wheel
-    in compressed form (see ``archive``), the rest (RECORD) are deflated from the tree."""
+    in compressed form (see ``archive``), the rest (RECORD) are deflated from the tree. Its
+    virtual files (not written: see ``install``) are such members by construction."""
     from chalicepack.deps.install import installed_files, shipped_members
 
     members: dict[str, RawMember] = {}
     for wheel in wheels:
         for arcname, info in shipped_members(wheel).items():
             members[arcname] = RawMember(wheel, info)
+    site_packages = tree.site_packages
     entries = []
-    for arcname, size, executable in installed_files(site_packages):
+    for arcname, size, executable in installed_files(site_packages, tree.virtual):
         member = members.get(arcname)
         raw = member if member is not None and member.info.file_size == size else None
+        if raw is None and arcname in tree.virtual:  # cannot be: the tree's key is its wheels
+            raise BuildFailure(f"{arcname} of {site_packages} is in none of its wheels")
         entries.append(ZipEntry(arcname, site_packages / arcname, executable, raw))
     return entries
 

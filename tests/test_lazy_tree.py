@@ -245,3 +245,18 @@ def test_an_error_in_a_served_module_names_its_file_line_and_code(tmp_path: Path
     )
     assert expected in message
     assert not (tree.site_packages / "boomdep" / "core.py").exists()  # served, not written
+
+
+def test_an_import_past_the_timeout_is_not_run_again(
+    tmp_path: Path, index: PackageIndex, chalicepack
+) -> None:
+    # Run again with the files written, it would only wait as long again.
+    index.add_wheel("lazydep", "1.0", files=LAZYDEP)
+    app = "import lazydep, time\ntime.sleep(30)\n" + USES_LAZYDEP
+    project = make_project(tmp_path / "app", {"requirements.txt": "lazydep==1.0\n", "app.py": app})
+
+    run = chalicepack("build", project, "-v", "--import-timeout", "1")
+
+    assert run.returncode == 2, run.stderr
+    assert "did not finish within 1 s" in run.stderr
+    assert "importing it again" not in run.stderr

@@ -70,6 +70,8 @@ class AppImportError(BadInput):
         file: Path | None = None,
         line: int | None = None,
         output: str = "",
+        timed_out: bool = False,
     ):
         super().__init__(message, file=file, line=line)
         self.output = output
+        self.timed_out = timed_out  # past --import-timeout (no exception to read)

@@ -962,7 +962,7 @@ def _timeout_error(
             f"`{GUARD}`; or raise the limit with --import-timeout, or pass --no-import.",
         ]
     )
-    return AppImportError(message, file=file, line=line, output=output)
+    return AppImportError(message, file=file, line=line, output=output, timed_out=True)
 
 
 def _crash_error(returncode: int, setting: _Setting, output: str) -> AppImportError:

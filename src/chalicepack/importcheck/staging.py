@@ -108,7 +108,8 @@ def _checked_import(
     try:
         return _check(inputs, shipped, (task, layer, dependencies), served, waiting)
     except AppImportError as error:
-        if not served:
+        # A timeout is not for want of a file: importing again would only wait as long again.
+        if not served or error.timed_out:
             _refuse(error, shipped, inputs.cache_dir)
         log.debug("importing app.py with the dependencies' .py files served from their wheels"
                   " failed (%s): writing them and importing it again", error)  # fmt: skip

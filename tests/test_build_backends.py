@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import platform
 import re
 import zipfile
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from arm64root import Arm64Root
-from chalicepack.deps.crossbuild import rust_missing
+from chalicepack.deps.crossbuild import rust_missing, toolchain
 from chalicepack.deps.policy import glibc_versions, module_problem
 from chalicepack.inputs.target import Target
 from conftest import make_project, require_pypi
@@ -246,3 +247,17 @@ def test_the_cmake_and_meson_modules_built_for_arm64_import_on_arm64_from_the_zi
     )
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.split() == ["aarch64", "aarch64"]
+
+
+def test_only_a_build_for_another_machine_is_a_cmake_cross_build(tmp_path: Path) -> None:
+    # A CMake cross build cannot run what it compiles (try_run, check_c_source_runs): a zig
+    # build for this machine's architecture (another glibc only) must stay a native one.
+    here = "arm64" if platform.machine() == "aarch64" else "x86_64"
+    other = "x86_64" if here == "arm64" else "arm64"
+
+    native = toolchain(Target.parse("python3.11", here), tmp_path)
+    cross = toolchain(Target.parse("python3.11", other), tmp_path)
+
+    assert native.compiler.startswith("zig cc")
+    assert "CMAKE_TOOLCHAIN_FILE" not in native.env
+    assert "CMAKE_SYSTEM_PROCESSOR" in Path(cross.env["CMAKE_TOOLCHAIN_FILE"]).read_text()

@@ -728,6 +728,24 @@ def test_clients_made_at_import_need_no_region_from_the_build_machine(
     assert check(tree, project_root, layer=layer).warnings == ()
 
 
+@pytest.mark.parametrize("given", ["AWS_REGION", "AWS_DEFAULT_REGION"])
+def test_one_region_variable_set_on_the_build_machine_stands_for_both(
+    tmp_path: Path, project_root: Path, monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    # boto3 reads AWS_DEFAULT_REGION, apps often AWS_REGION: Lambda sets both.
+    layer = _boto3_layer_without_aws_setup(tmp_path, monkeypatch)
+    monkeypatch.setenv(given, "eu-west-1")
+    body = (
+        "import os, boto3\n\n"
+        "TABLE = boto3.resource('dynamodb')\n"
+        "assert TABLE.meta.client.meta.region_name == 'eu-west-1'\n"
+        "assert os.environ['AWS_REGION'] == os.environ['AWS_DEFAULT_REGION'] == 'eu-west-1'\n"
+    )
+    tree = function_tree(tmp_path, {"app.py": app_source(body)})
+
+    assert check(tree, project_root, layer=layer).warnings == ()
+
+
 def test_a_boto3_credentials_error_at_import_shows_the_guard(
     tmp_path: Path, project_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

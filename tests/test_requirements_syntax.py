@@ -179,3 +179,19 @@ def test_a_requirements_file_is_decoded_as_pip_decodes_it(
     (project / "constraints.txt").write_bytes("beta==1.0\n".encode(encoding))
 
     assert installed(build(chalicepack, project)) == {"alpha": "1.0", "beta": "1.0"}
+
+
+def test_a_coding_comment_naming_an_unknown_encoding_is_bad_input_on_a_rebuild_too(
+    tmp_path: Path, index: PackageIndex, chalicepack
+) -> None:
+    # The rebuild asks first whether anything changed, which reads requirements.txt too.
+    index.add_wheel("alpha", "1.0")
+    project = make_project(tmp_path / "app", {"requirements.txt": "alpha==1.0\n"})
+    assert build(chalicepack, project).returncode == 0
+    (project / "requirements.txt").write_text("# -*- coding: no-such-codec -*-\nalpha==1.0\n")
+
+    run = build(chalicepack, project)
+
+    assert run.returncode == 2, run.stderr
+    assert "cannot read requirements" in run.stderr
+    assert "Traceback" not in run.stderr

@@ -14,9 +14,11 @@ It runs in its own process because importing the app changes ``sys.modules``, ``
 ``os.environ`` and the working directory. Two sets of modules share it (see
 ``apps_own_modules``): the packager's (chalice and its dependencies, from this installation)
 and the app's, which resolve as on Lambda: the function tree, then the layer's site-packages,
-ahead of everything else, even where the packager has already imported a module of the same
-name (urllib3, six, botocore, a vendor/ override). Modules this interpreter cannot load (built
-for another target) get the stand-ins the build's import check gave them.
+ahead of everything but the project's folder (chalice puts it first to load app.py, so app.py
+and chalicelib/ are the project's own files, the same as those packaged), even where the
+packager has already imported a module of the same name (urllib3, six, a vendor/ override).
+Modules this interpreter cannot load (built for another target) get the stand-ins the
+build's import check gave them.
 
 The result (the template's file name, or what went wrong) is written as JSON to the path the
 spec names, never to stdout, which belongs to the app's own output.

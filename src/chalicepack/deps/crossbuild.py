@@ -104,7 +104,6 @@ def toolchain(target: Target, cache_dir: Path) -> Toolchain:
         # (or CI) already gives zig wins.
         "ZIG_GLOBAL_CACHE_DIR": os.environ.get("ZIG_GLOBAL_CACHE_DIR") or str(cache_dir / "zig"),
         "ZIG_LOCAL_CACHE_DIR": os.environ.get("ZIG_LOCAL_CACHE_DIR") or str(cache_dir / "zig"),
-        "CMAKE_TOOLCHAIN_FILE": str(files.cmake),
         # maturin links with zig itself (cargo-zigbuild, built in) for the target's triple
         # and glibc, given the same zig; its own arguments, when the user gives some, win.
         "MATURIN_PEP517_ARGS": os.environ.get("MATURIN_PEP517_ARGS")
@@ -113,6 +112,10 @@ def toolchain(target: Target, cache_dir: Path) -> Toolchain:
         ),
         "CARGO_ZIGBUILD_ZIG_PATH": str(zig),
     }
+    if platform.machine() != target.machine:
+        # Only for another machine: the toolchain file makes any CMake build a cross build,
+        # where try_run() and check_c_source_runs() cannot run what they compile.
+        env["CMAKE_TOOLCHAIN_FILE"] = str(files.cmake)
     return Toolchain(f"zig cc {flags}", env, meson_cross_file=files.meson)
 
 

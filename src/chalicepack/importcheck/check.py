@@ -530,10 +530,12 @@ def dismiss_waiting_child(child: WaitingChild | None) -> None:
 
 def _child_env(environment: Mapping[str, str]) -> dict[str, str]:
     env = {**os.environ, "AWS_CHALICE_CLI_MODE": "true", **environment}
-    if not (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")):
-        # Lambda always sets both (the function's region): an app that makes its boto3 clients
-        # at import (`boto3.resource("dynamodb")`) works there, and must here.
-        env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = _STAND_IN_REGION
+    # Lambda always sets both (the function's region): an app that makes its boto3 clients at
+    # import (`boto3.resource("dynamodb")`, which reads AWS_DEFAULT_REGION) or reads
+    # AWS_REGION works there, and must here. One set stands for both; neither, a stand-in.
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or _STAND_IN_REGION
+    env["AWS_REGION"] = env.get("AWS_REGION") or region
+    env["AWS_DEFAULT_REGION"] = env.get("AWS_DEFAULT_REGION") or region
     return env
 
 

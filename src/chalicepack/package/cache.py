@@ -157,9 +157,12 @@ def _find_links_folders(requirements: Path) -> list[Path]:
 # a local project in place (setuptools writes build/ and *.egg-info there).
 _NOT_SOURCE = frozenset(
     {".git", ".hg", ".svn", "__pycache__", ".tox", ".nox", ".venv", ".mypy_cache",
-     ".pytest_cache", ".ruff_cache"}
+     ".pytest_cache", ".ruff_cache", "node_modules"}
 )  # fmt: skip
-_NOT_SOURCE_AT_TOP = frozenset({"build", "dist"})
+# build/ and dist/ (setuptools' output, chalicepack's default --out), .chalice/ (a Chalice
+# project's deployed state, when the project is its own local requirement: `-e .`), target/
+# (cargo's output).
+_NOT_SOURCE_AT_TOP = frozenset({"build", "dist", ".chalice", "target"})
 
 
 def _source_files(source: Path) -> list[tuple[str, Path]]:

@@ -125,7 +125,9 @@ def _build_in(workdir: Path, inputs: BuildInputs, requirements: Requirements) ->
     try:
         return _build_with(workdir, inputs, requirements, waiting)
     finally:
-        waiting.add_done_callback(_dismiss)  # (unless the check took it)
+        # Waited for (imports: a fraction of a second at most), so that nothing is created
+        # in ``workdir`` while it is removed; then ended, unless the check took it.
+        _dismiss(waiting)
 
 
 def _build_with(
@@ -190,7 +192,8 @@ def _preload(inputs: BuildInputs, workdir: Path) -> WaitingChild | None:
 
 
 def _dismiss(waiting: Future[WaitingChild | None]) -> None:
-    """End the child started ahead when no check used it (a failure before the check)."""
+    """End the child started ahead when no check used it (a failure before the check), once
+    the thread starting it is done."""
     from chalicepack.importcheck.check import dismiss_waiting_child
 
     if waiting.exception() is None:

@@ -127,7 +127,7 @@ def unchanged_build(inputs: BuildInputs) -> BuildResult | None:
             key = resolution_key(
                 inputs.project.requirements, inputs.target, inputs.options.resolver
             )
-        except (OSError, ValueError):
+        except (OSError, ValueError, LookupError):  # LookupError: an unknown coding named
             return None  # the build reads requirements.txt again, and says what is wrong
         # --refresh: resolve again, however pinned the requirements are.
         refresh = inputs.options.refresh

@@ -66,6 +66,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+from packaging.utils import canonicalize_name
+
 from chalicepack.errors import AppImportError
 from chalicepack.lambda_env import RUNTIME_SDK
 
@@ -932,8 +934,8 @@ def _missing_hint(missing: str, setting: _Setting) -> str:
 
 def _not_installed_hint(top: str, setting: _Setting) -> str:
     """The hint for a module missing because the build could not install a distribution."""
-    wanted = _normalized(top)
-    pins = [pin for pin in setting.not_installed if _normalized(pin.split("==")[0]) == wanted]
+    wanted = canonicalize_name(top)
+    pins = [p for p in setting.not_installed if canonicalize_name(p.split("==")[0]) == wanted]
     if pins:
         return (
             f"{pins[0]} was not installed: it has no build for Lambda's {setting.target_text} "
@@ -945,10 +947,6 @@ def _not_installed_hint(top: str, setting: _Setting) -> str:
         f"one of them provides {top}, that is why; else add the distribution that provides it "
         "to requirements.txt, or put it in vendor/."
     )
-
-
-def _normalized(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _timeout_error(

@@ -29,13 +29,14 @@ have seen) is grafted when the policy allows it, refused when it does not, as fo
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -148,33 +149,18 @@ def build_for_target(
     The same build asked again in ``workdir`` (pip resolving after uv's answer was not kept:
     psycopg2 refused by the policy) is answered from the first: every build of it (this
     machine's compiler, zig, without a compiler) takes tens of seconds, and gives the same."""
-    hashes = tuple(sorted(hashes))
-    key = (
-        requirement,
-        target,
-        workdir,
-        tuple(pip_options),
-        cache_dir,
-        name,
-        version,
-        sdist,
-        hashes,
-    )
-    if key not in _OUTCOMES:
-        _OUTCOMES[key] = _built_for_target(
-            requirement, target, workdir, pip_options, cache_dir, name, version, sdist, hashes
-        )
-    return _OUTCOMES[key]
+    return _built_for_target(
+        requirement, target, workdir, tuple(pip_options), cache_dir, name, version, sdist,
+        tuple(sorted(hashes)),
+    )  # fmt: skip
 
 
-_OUTCOMES: dict[tuple[object, ...], BuiltWheel | Unusable] = {}
-
-
+@functools.cache
 def _built_for_target(
     requirement: str,
     target: Target,
     workdir: Path,
-    pip_options: list[str],
+    pip_options: tuple[str, ...],
     cache_dir: Path,
     name: str,
     version: str,
@@ -191,7 +177,7 @@ def _built_for_target(
     source = _uv_source(sdist, pip_options, cache_dir, f"{name} {version}")
     backend = None if source is None else build_backend(source)
     build = _Build(
-        requirement, name, version, target, tuple(pip_options), cache_dir, interpreter, source,
+        requirement, name, version, target, pip_options, cache_dir, interpreter, source,
         hashes, backend,
     )  # fmt: skip
     if backend == "maturin":
@@ -243,7 +229,7 @@ def _compiled(build: _Build, tools: Toolchain, workdir: Path) -> BuiltWheel | Un
 
 
 def _uv_source(
-    sdist: SdistFile | None, pip_options: list[str], cache_dir: Path, release: str
+    sdist: SdistFile | None, pip_options: Sequence[str], cache_dir: Path, release: str
 ) -> Path | None:
     """The sdist file of ``release`` for uv to build (fetched into ``cache_dir``), or None:
     pip builds."""

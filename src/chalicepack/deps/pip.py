@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import os
@@ -18,6 +17,7 @@ from chalicepack.deps import children
 from chalicepack.deps._child import ENVIRONMENT_VARIABLE
 from chalicepack.deps.deadline import Deadline
 from chalicepack.errors import BuildFailure
+from chalicepack.inputs.requirements import option_values
 
 log = logging.getLogger(__name__)
 
@@ -257,9 +257,7 @@ def network_limits(env: Mapping[str, str]) -> tuple[str, str]:
 def index_urls(environ: Mapping[str, str], index_options: Sequence[str]) -> list[str]:
     """The index URLs pip reads: the environment's, then requirements.txt's options."""
     urls = [environ.get("PIP_INDEX_URL", ""), *environ.get("PIP_EXTRA_INDEX_URL", "").split()]
-    for option, value in itertools.pairwise(index_options):
-        if option in ("-i", "--index-url", "--extra-index-url"):
-            urls.append(value)
+    urls += option_values(index_options, "-i", "--index-url", "--extra-index-url")
     return [url for url in urls if url]
 
 

@@ -43,6 +43,7 @@ else:
 
 from chalicepack.deps import children
 from chalicepack.deps.pip import redact
+from chalicepack.inputs.requirements import option_values
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +91,8 @@ def build_environment(index_options: Sequence[str], env: dict[str, str]) -> dict
     an index (pip then ignores ``PIP_INDEX_URL`` and ``PIP_EXTRA_INDEX_URL``)."""
     from chalicepack.deps.uv_resolver import uv_environment
 
-    pairs = list(zip(index_options, [*index_options[1:], ""], strict=False))
-    named = [value for option, value in pairs if option == "--index-url"]
-    extra = [value for option, value in pairs if option == "--extra-index-url"]
+    named = option_values(index_options, "--index-url")
+    extra = option_values(index_options, "--extra-index-url")
     uv_env = uv_environment(os.environ, indexes_from_environment=not named)
     if named:
         uv_env["UV_DEFAULT_INDEX"] = named[-1]

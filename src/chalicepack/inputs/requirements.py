@@ -7,10 +7,11 @@ project names back to ``file:line`` so warnings and annotations point at the rig
 from __future__ import annotations
 
 import codecs
+import itertools
 import os
 import re
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -323,6 +324,11 @@ _INDEX_OPTIONS = {
 def index_options(path: Path) -> list[str]:
     """pip options equal to the index options written in ``path`` (and its -r files)."""
     return list(_index_options(path.resolve(), stack=()))
+
+
+def option_values(options: Sequence[str], *names: str) -> list[str]:
+    """The values ``options`` (``index_options``' list) gives the options ``names``, in order."""
+    return [value for option, value in itertools.pairwise(options) if option in names]
 
 
 def _index_options(path: Path, stack: tuple[Path, ...]) -> Iterator[str]:

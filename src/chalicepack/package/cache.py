@@ -31,7 +31,6 @@ import json
 import os
 import time
 from dataclasses import asdict
-from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -44,6 +43,7 @@ from chalicepack.inputs.requirements import (
     index_options,
     is_exact_pin,
     local_sources,
+    option_values,
     referenced_files,
 )
 from chalicepack.package.digest import add_file_fingerprint
@@ -141,7 +141,7 @@ def _find_links_folders(requirements: Path) -> list[Path]:
     """The local folders pip reads distributions from with ``--find-links``: those named in
     ``requirements`` (made absolute by ``index_options``) and in ``PIP_FIND_LINKS``."""
     options = index_options(requirements)
-    named = [value for option, value in pairwise(options) if option == "--find-links"]
+    named = option_values(options, "--find-links")
     named += os.environ.get("PIP_FIND_LINKS", "").split()
     folders = []
     for value in named:
